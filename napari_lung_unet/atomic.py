@@ -1,0 +1,65 @@
+"""Atomic file writes: a crash never leaves a half-written mask, record or model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it over ``target`` on success.
+
+    The temp file lives in the same folder so that ``os.replace`` is a same-filesystem
+    rename, which POSIX and Windows both guarantee to be atomic.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(target: str | os.PathLike[str], writer: Callable[[Path], Any]) -> Path:
+    """Call ``writer(tmp_path)`` and atomically move the result to ``target``."""
+    with atomic_path(target) as tmp:
+        writer(tmp)
+    return Path(target)
+
+
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
+    return atomic_write(target, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_json(target: str | os.PathLike[str], obj: Any) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+    return atomic_write_bytes(target, (text + "\n").encode("utf-8"))
+
+
+def atomic_write_png(target: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """Write a 2-D uint8/uint16 array (or H×W×3 uint8) as PNG, atomically."""
+    import imageio.v3 as iio
+
+    return atomic_write(target, lambda tmp: iio.imwrite(tmp, array, extension=".png"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,59 @@
+"""The ``lung-unet`` command line: predict, models, train, finetune, evaluate, export.
+
+Each subcommand lives in its own module and registers itself through ``add_parser``; this
+file only dispatches and turns expected errors into one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``
+SUBCOMMANDS = {
+    "predict": "napari_lung_unet.cli_predict",
+    "models": "napari_lung_unet.cli_models",
+    "train": "training.cli_train",
+    "finetune": "training.cli_finetune",
+    "evaluate": "training.cli_evaluate",
+    "export": "napari_lung_unet.cli_export",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lung-unet", description="Lung segmentation of chest X-rays with a U-Net.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in SUBCOMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:  # not written yet: keep the others usable
+                continue
+            raise
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Read chest X-rays (PNG/TIFF/JPEG/DICOM) into one validated 2-D grey float image.
+
+One function, :func:`read_xray`, serves the napari reader, the widget and the CLI, so every
+entry point accepts and rejects exactly the same files with the same messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MIN_SIDE = 32
+RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+IMAGE_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES
+
+
+class ImageError(ValueError):
+    """The file or array is not a usable 2-D chest X-ray; the message says why."""
+
+
+@dataclass
+class XRay:
+    pixels: np.ndarray  # 2-D float32, original intensities (after DICOM LUTs)
+    spacing: tuple[float, float] | None = None  # (row, col) in mm, when the file says so
+    path: Path | None = None
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """napari layer scale: mm per pixel when known, else 1 pixel per unit."""
+        return self.spacing or (1.0, 1.0)
+
+
+def is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    if path.suffix:  # only sniff extension-less files; cheap and avoids misreading PNGs
+        return False
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def read_xray(path: str | Path) -> XRay:
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: file not found")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: file is empty (0 bytes)")
+    if is_dicom(path):
+        pixels, spacing = _read_dicom(path)
+    else:
+        pixels, spacing = _read_raster(path), None
+    try:
+        grey = to_grey(pixels)
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
+    return XRay(pixels=grey, spacing=spacing, path=path)
+
+
+def _read_raster(path: Path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        return np.asarray(iio.imread(path))
+    except Exception as exc:  # decoders raise many unrelated types for a corrupt file
+        raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {_short(exc)})") from None
+
+
+def _read_dicom(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    try:
+        import pydicom
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError as exc:  # pragma: no cover - pydicom is a base dependency
+        raise ImageError(f"{path}: reading DICOM needs pydicom ({exc})") from None
+    try:
+        ds = pydicom.dcmread(path)
+        if "PixelData" not in ds:
+            raise ImageError(f"{path}: DICOM file has no pixel data")
+        raw = ds.pixel_array
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {_short(exc)})") from None
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        raise ImageError(f"{path}: DICOM has {ds.NumberOfFrames} frames (axis 0); a single 2-D radiograph is needed")
+    pixels = apply_modality_lut(raw, ds)
+    if "WindowCenter" in ds or "VOILUTSequence" in ds:
+        pixels = apply_voi_lut(pixels, ds, prefer_lut=True)
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        # MONOCHROME1 stores air as bright; flip so lungs are dark as in every other input
+        pixels = pixels.max() + pixels.min() - pixels
+    spacing = None
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = getattr(ds, tag, None)
+        if value is not None and len(value) == 2 and all(float(v) > 0 for v in value):
+            spacing = (float(value[0]), float(value[1]))
+            break
+    return pixels, spacing
+
+
+def to_grey(array: np.ndarray) -> np.ndarray:
+    """Validate and convert an array to a 2-D float32 grey image; raise :class:`ImageError` if unusable."""
+    arr = np.asarray(array)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise ImageError(f"pixel type {arr.dtype} is not an image")
+    if arr.size == 0:
+        raise ImageError(f"image is empty (shape {arr.shape})")
+    arr = np.squeeze(arr) if arr.ndim > 2 and 1 in arr.shape[:-1] else arr
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        # RGB(A) -> luminance; alpha is ignored because radiographs carry no transparency
+        rgb = arr[..., :3].astype(np.float32)
+        arr = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    elif arr.ndim == 3:
+        raise ImageError(
+            f"got a 3-D stack of shape {arr.shape}: axis 0 has {arr.shape[0]} slices; "
+            "a single 2-D radiograph is needed (pick one slice)"
+        )
+    elif arr.ndim != 2:
+        raise ImageError(f"expected a 2-D image, got {arr.ndim}-D with shape {arr.shape}")
+    if min(arr.shape) < MIN_SIDE:
+        raise ImageError(f"image is too small ({arr.shape[0]}×{arr.shape[1]}); need at least {MIN_SIDE} px per side")
+    out = arr.astype(np.float32, copy=False)
+    finite = np.isfinite(out)
+    if not finite.any():
+        raise ImageError("image is all NaN/inf")
+    if not finite.all():
+        raise ImageError(f"image contains {int((~finite).sum())} NaN/inf pixels")
+    if float(out.max()) == float(out.min()):
+        raise ImageError(f"image is constant (every pixel = {out.flat[0]:g}); nothing to segment")
+    return out
+
+
+def list_images(paths: list[str | Path]) -> list[Path]:
+    """Expand files and folders into a sorted list of candidate image files."""
+    found: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            found.extend(
+                p for p in sorted(item.iterdir()) if p.is_file() and not p.name.startswith(".")
+                and (p.suffix.lower() in IMAGE_SUFFIXES or is_dicom(p))
+            )
+        else:
+            found.append(item)
+    return found
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text[:160]

@@ -1,0 +1,74 @@
+"""Save and load a model folder (``weights.safetensors`` + ``card.json``) without pickle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .atomic import atomic_path, atomic_write_json
+from .card import CARD_NAME, WEIGHTS_NAME, ModelCard
+from .model import UNet
+
+
+class ModelLoadError(ValueError):
+    """A model folder or weights file is missing, truncated, malicious or mismatched."""
+
+
+@dataclass
+class LoadedModel:
+    model: UNet
+    card: ModelCard
+    path: Path
+
+
+def save_model(folder: str | Path, model: UNet, card: ModelCard) -> Path:
+    """Write weights then card, each atomically; the card last, so a folder with a card is complete."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"version": card.version})
+    atomic_write_json(folder / CARD_NAME, card.to_dict())
+    return folder
+
+
+def resolve_model_folder(path: str | Path) -> Path:
+    """Accept a model folder, its card or its weights file."""
+    path = Path(path)
+    if path.is_file() and path.name in (CARD_NAME, WEIGHTS_NAME):
+        path = path.parent
+    if not path.is_dir():
+        raise ModelLoadError(f"model not found: {path}")
+    for name in (CARD_NAME, WEIGHTS_NAME):
+        if not (path / name).is_file():
+            raise ModelLoadError(f"model folder {path} has no {name}")
+    return path
+
+
+def load_state_dict(weights: str | Path) -> dict[str, torch.Tensor]:
+    """Read safetensors weights; never unpickles, so a malicious file cannot run code."""
+    try:
+        return load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot read weights {weights}: {exc} (truncated or not a safetensors file?)") from exc
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    folder = resolve_model_folder(path)
+    try:
+        card = ModelCard.read(folder / CARD_NAME)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    model = UNet(card.architecture)
+    state = load_state_dict(folder / WEIGHTS_NAME)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise ModelLoadError(f"weights in {folder} do not match the card's architecture: {' '.join(first)}") from exc
+    model.eval()
+    return LoadedModel(model=model, card=card, path=folder)

@@ -1,0 +1,115 @@
+"""The inference engine: image in, lung labels and probability out, on CPU, CUDA or MPS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .card import ModelCard
+from .device import autocast_dtype, resolve_device
+from .io import XRay, to_grey
+from .model import UNet
+from .model_io import LoadedModel
+from .postprocess import labels_from_probability
+from .preprocess import prepare_input, resize
+from .registry import Registry
+
+
+@dataclass
+class Prediction:
+    labels: np.ndarray  # uint8, original size: 0 background, 1 right lung, 2 left lung
+    small_probability: np.ndarray  # float32 at the network's input size
+    model_version: str
+
+    @property
+    def probability(self) -> np.ndarray:
+        """Lung probability at the original size (computed on demand: 80 MB for a 20-Mpx image)."""
+        return resize(self.small_probability, self.labels.shape).numpy()
+
+    @property
+    def confidence(self) -> float:
+        """Mean certainty (|2p − 1|) over pixels near the lung boundary; low values flag a case for review."""
+        p = self.small_probability
+        band = (p > 0.05) & (p < 0.95) | (p > 0.5)
+        if not band.any():
+            return 0.0
+        return float(np.abs(2.0 * p[band] - 1.0).mean())
+
+
+class Predictor:
+    """Holds one loaded model on one device; reuse it across images."""
+
+    def __init__(self, loaded: LoadedModel, device: str | torch.device = "auto", flip_tta: bool = False) -> None:
+        self.card: ModelCard = loaded.card
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        model: UNet = loaded.model.eval()
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.to(self.device)
+        self.flip_tta = flip_tta
+        self._amp = autocast_dtype(self.device)
+
+    @classmethod
+    def from_registry(
+        cls, name_or_path: str | Path | None = None, device: str = "auto", home: str | Path | None = None
+    ) -> Predictor:
+        return cls(Registry(home).load(name_or_path), device=device)
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    def prepare(self, image: np.ndarray | XRay) -> tuple[torch.Tensor, tuple[int, int]]:
+        pixels = image.pixels if isinstance(image, XRay) else to_grey(image)
+        return prepare_input(pixels, self.card.input_size, self.card.normalisation), pixels.shape
+
+    @torch.inference_mode()
+    def network(self, batch: torch.Tensor) -> np.ndarray:
+        """N×S×S normalised inputs -> N×S×S probabilities."""
+        x = batch[:, None].to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        ctx = torch.autocast(self.device.type, dtype=self._amp) if self._amp else nullcontext()
+        with ctx:
+            logits = self.model(x).float()
+            if self.flip_tta:
+                logits = 0.5 * (logits + self.model(x.flip(-1)).float().flip(-1))
+        return torch.sigmoid(logits)[:, 0].cpu().numpy()
+
+    def finish(self, prob: np.ndarray, shape: tuple[int, int]) -> Prediction:
+        labels = labels_from_probability(prob, shape, self.card.threshold)
+        return Prediction(labels=labels, small_probability=prob, model_version=self.version)
+
+    def predict(self, image: np.ndarray | XRay) -> Prediction:
+        x, shape = self.prepare(image)
+        return self.finish(self.network(x[None])[0], shape)
+
+    def predict_batch(
+        self,
+        images: Iterable[np.ndarray | XRay],
+        batch_size: int = 8,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[Prediction]:
+        """Yield one prediction per image, running the network on batches."""
+        pending: list[tuple[torch.Tensor, tuple[int, int]]] = []
+
+        def flush() -> Iterator[Prediction]:
+            probs = self.network(torch.stack([x for x, _ in pending]))
+            for prob, (_, shape) in zip(probs, pending):
+                yield self.finish(prob, shape)
+                if progress:
+                    progress(1)
+            pending.clear()
+
+        for image in images:
+            pending.append(self.prepare(image))
+            if len(pending) >= batch_size:
+                yield from flush()
+        if pending:
+            yield from flush()

@@ -1,0 +1,59 @@
+"""``lung-unet train``: train a U-Net from scratch on one or more datasets."""
+
+from __future__ import annotations
+
+import argparse
+
+from .trainer import TrainConfig, train
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    d = TrainConfig(data=[], output="")
+    p = sub.add_parser("train", help="train a model from scratch", description=__doc__)
+    p.add_argument("--data", action="append", required=True, metavar="DIR", help="dataset folder (repeatable)")
+    p.add_argument("--output", required=True, metavar="DIR", help="run folder: best/, last.ckpt, log.csv, curves.png")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--input-size", type=int, default=d.input_size)
+    p.add_argument("--base-channels", type=int, default=d.base_channels)
+    p.add_argument("--depth", type=int, default=d.depth)
+    p.add_argument("--norm", choices=["batch", "instance", "group", "none"], default=d.norm)
+    p.add_argument("--upsample", choices=["transpose", "bilinear"], default=d.upsample)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--early-stopping", type=int, default=d.early_stopping, help="epochs without val Dice gain")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--workers", type=int, default=d.workers, help="DataLoader workers (-1: auto)")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--max-steps-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--version", default=d.version, help="version name written into the model card")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUTPUT has a checkpoint")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(
+        data=args.data, output=args.output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        input_size=args.input_size, base_channels=args.base_channels, depth=args.depth, norm=args.norm,
+        upsample=args.upsample, val_fraction=args.val_fraction, early_stopping=args.early_stopping,
+        seed=args.seed, workers=args.workers, device=args.device, augment=not args.no_augment,
+        max_steps_per_epoch=args.max_steps_per_epoch, version=args.version, resume=not args.no_resume,
+    )
+    best = train(cfg)
+    print(f"best model: {best}")
+    return 0
+
+
+def main() -> None:  # ``torchrun -m training.cli_train ...``
+    import sys
+
+    parser = argparse.ArgumentParser(prog="training.cli_train")
+    sub = parser.add_subparsers()
+    add_parser(sub)
+    args = parser.parse_args(["train", *sys.argv[1:]])
+    sys.exit(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Find image/mask pairs in the supported layouts and load them as in-memory tensors.
+
+Layouts:
+- the seed tutorial's Montgomery layout: ``CXR_png/*.png`` + ``ManualMask/{leftMask,rightMask}/*.png``;
+- a flat ``images/`` + ``masks/`` folder (``../shared/data/*``);
+- the corrections store written by the napari widget (flat layout plus ``records/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from napari_lung_unet.card import Normalisation
+from napari_lung_unet.corrections import RECORDS, CorrectionsStore
+from napari_lung_unet.io import IMAGE_SUFFIXES, ImageError, read_xray
+from napari_lung_unet.preprocess import prepare_input, resize
+
+
+class DatasetError(ValueError):
+    """A dataset folder is missing, empty or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    case_id: str
+    image: Path
+    masks: tuple[Path, ...]  # one mask, or the seed's left+right masks that are summed
+    dataset: str = ""
+
+
+def _stems(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def discover_pairs(root: str | Path) -> list[Pair]:
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found: {root}")
+    name = root.name
+    if (root / RECORDS).is_dir():
+        store = CorrectionsStore(root)
+        ids = store.case_ids()
+        pairs = [Pair(i, store.image_path(i), (store.mask_path(i),), name) for i in ids]
+    elif (root / "CXR_png").is_dir():
+        images = _stems(root / "CXR_png")
+        left, right = root / "ManualMask" / "leftMask", root / "ManualMask" / "rightMask"
+        pairs = []
+        for stem, img in images.items():
+            masks = (left / f"{stem}.png", right / f"{stem}.png")
+            for m in masks:
+                if not m.is_file():
+                    raise DatasetError(f"{img}: no mask {m}")
+            pairs.append(Pair(stem, img, masks, name))
+    elif (root / "images").is_dir() and (root / "masks").is_dir():
+        images, masks = _stems(root / "images"), _stems(root / "masks")
+        pairs = []
+        for stem, img in images.items():
+            if stem not in masks:
+                raise DatasetError(f"{img}: no matching mask named {stem}.* in {root / 'masks'}")
+            pairs.append(Pair(stem, img, (masks[stem],), name))
+    else:
+        raise DatasetError(
+            f"{root}: not a dataset; expected images/ + masks/, a corrections store, or CXR_png/ + ManualMask/"
+        )
+    if not pairs:
+        raise DatasetError(f"{root}: dataset is empty (no image/mask pairs found)")
+    return pairs
+
+
+def read_mask(pair: Pair, shape: tuple[int, int]) -> np.ndarray:
+    """Binary lung mask (any label > 0), summed over the seed's left/right files."""
+    total = np.zeros(shape, dtype=bool)
+    for path in pair.masks:
+        try:
+            import imageio.v3 as iio
+
+            m = np.asarray(iio.imread(path))
+        except Exception as exc:
+            raise DatasetError(f"{path}: unreadable mask ({type(exc).__name__}: {exc})") from None
+        if m.ndim == 3:
+            m = m[..., 0]
+        if m.shape != shape:
+            raise DatasetError(f"{path}: mask is {m.shape[0]}×{m.shape[1]} but image {pair.image.name} is {shape[0]}×{shape[1]}")
+        total |= m > 0
+    return total
+
+
+def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        image = read_xray(pair.image).pixels
+    except ImageError as exc:
+        raise DatasetError(str(exc)) from None
+    return image, read_mask(pair, image.shape)
+
+
+def stable_split(pairs: list[Pair], val_fraction: float, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+    """Deterministic train/val split by hashing case ids: independent of file order and machine."""
+    train, val = [], []
+    for p in pairs:
+        h = int(hashlib.sha1(f"{seed}:{p.dataset}:{p.case_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (val if h < val_fraction else train).append(p)
+    return train, val
+
+
+@dataclass
+class ArrayData:
+    images: torch.Tensor  # N×S×S float32 in [0, 1]
+    masks: torch.Tensor  # N×S×S float32 in {0, 1}
+    case_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+
+def load_arrays(pairs: list[Pair], size: int, norm: Normalisation, show_progress: bool = True) -> ArrayData:
+    """Preload every pair at the training size: 529 images at 256² is 140 MB, and epochs stay compute-bound."""
+    images, masks = [], []
+    for pair in tqdm(pairs, desc="loading", unit="img", disable=not show_progress, leave=False):
+        image, mask = read_pair(pair)
+        images.append(prepare_input(image, size, norm))
+        masks.append((resize(mask.astype(np.float32), (size, size)) > 0.5).float())
+    if not images:
+        raise DatasetError("no training pairs")
+    return ArrayData(torch.stack(images), torch.stack(masks), [p.case_id for p in pairs])

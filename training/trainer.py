@@ -1,0 +1,329 @@
+"""Train a U-Net from scratch: Adam, ReduceLROnPlateau, early stopping, best checkpoint, CSV log, resume, DDP.
+
+Run on one device with ``lung-unet train``, or on several with
+``torchrun --nproc_per_node=N -m training.trainer ...`` (same arguments): each rank trains on
+its own shard and DDP averages the gradients, so all ranks hold identical weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from napari_lung_unet.atomic import atomic_path, atomic_write
+from napari_lung_unet.card import ModelCard, Normalisation
+from napari_lung_unet.device import autocast_dtype, resolve_device
+from napari_lung_unet.model import UNet, UNetConfig
+from napari_lung_unet.model_io import save_model
+
+from .augment import AugmentConfig, augment
+from .data import ArrayData, discover_pairs, load_arrays, stable_split
+from .metrics import METRIC_NAMES, binary_metrics, dice_bce_loss
+
+CSV_FIELDS = ["epoch", "loss", *METRIC_NAMES, "val_loss", *(f"val_{m}" for m in METRIC_NAMES), "lr", "seconds"]
+LAST_CHECKPOINT = "last.ckpt"
+BEST_DIR = "best"
+LOG_NAME = "log.csv"
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    output: str
+    base_channels: int = 16
+    depth: int = 4
+    norm: str = "batch"
+    upsample: str = "transpose"
+    input_size: int = 256
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3
+    val_fraction: float = 0.15
+    seed: int = 0
+    early_stopping: int = 10
+    lr_patience: int = 5
+    lr_factor: float = 0.1
+    min_lr: float = 1e-7
+    workers: int = -1  # -1: pick by device
+    device: str = "auto"
+    augment: bool = True
+    max_steps_per_epoch: int = 0  # 0 = whole epoch; small values keep tests fast
+    version: str = "default"
+    resume: bool = True
+    show_progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def arch(self) -> UNetConfig:
+        return UNetConfig(base_channels=self.base_channels, depth=self.depth, norm=self.norm, upsample=self.upsample)  # type: ignore[arg-type]
+
+
+class AugmentedDataset(Dataset):
+    """Preloaded tensors, augmented per sample so DataLoader workers can share the work."""
+
+    def __init__(self, data: ArrayData, cfg: AugmentConfig | None, seed: int) -> None:
+        self.data, self.cfg, self.seed, self.epoch = data, cfg, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img, msk = self.data.images[i], self.data.masks[i]
+        if self.cfg is not None:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
+            img, msk = augment(img, msk, self.cfg, gen)
+        return img[None], msk[None]
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    row: dict
+    improved: bool
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _maybe_init_distributed(device: torch.device) -> bool:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        return True
+    return False
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    def writer(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(path, writer)
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@torch.no_grad()
+def evaluate_arrays(model: torch.nn.Module, data: ArrayData, device: torch.device, batch_size: int = 16) -> dict[str, float]:
+    """Validation loss and mean metrics at the training resolution."""
+    model.eval()
+    losses, scores = [], {m: [] for m in METRIC_NAMES}
+    for start in range(0, len(data), batch_size):
+        x = data.images[start : start + batch_size, None].to(device)
+        y = data.masks[start : start + batch_size, None].to(device)
+        logits = model(x).float()
+        losses.append(float(dice_bce_loss(logits, y)) * len(x))
+        for k, v in binary_metrics(logits > 0, y > 0.5).items():
+            scores[k].extend(v.tolist())
+    out = {"val_loss": sum(losses) / len(data)}
+    out.update({f"val_{k}": float(np.mean(v)) for k, v in scores.items()})
+    return out
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> None:
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(cfg.output)
+        self.device = resolve_device(cfg.device)
+        self.distributed = _maybe_init_distributed(self.device)
+        self.rank, self.world = _dist_info()
+        if self.device.type == "cuda" and self.distributed:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.norm = Normalisation()
+        self.stop_requested = False
+
+    # -- setup -----------------------------------------------------------------
+    def _load_data(self) -> tuple[ArrayData, ArrayData, dict]:
+        train_pairs, val_pairs = [], []
+        for root in self.cfg.data:
+            tr, va = stable_split(discover_pairs(root), self.cfg.val_fraction, self.cfg.seed)
+            train_pairs += tr
+            val_pairs += va or tr[:1]
+        split = {"train": [f"{p.dataset}/{p.case_id}" for p in train_pairs], "val": [f"{p.dataset}/{p.case_id}" for p in val_pairs]}
+        show = self.cfg.show_progress and self.rank == 0
+        return load_arrays(train_pairs, self.cfg.input_size, self.norm, show), load_arrays(val_pairs, self.cfg.input_size, self.norm, show), split
+
+    def _save_last(self, model: UNet, opt: torch.optim.Optimizer, sched, epoch: int, best: float, stale: int) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "best_dice": best,
+            "stale_epochs": stale,
+            "torch_rng": torch.get_rng_state(),
+        }
+        with atomic_path(self.out / LAST_CHECKPOINT) as tmp:
+            torch.save(state, tmp)
+
+    def _card(self, split: dict, metrics: dict, epoch: int) -> ModelCard:
+        return ModelCard(
+            version=self.cfg.version,
+            architecture=self.cfg.arch(),
+            input_size=self.cfg.input_size,
+            normalisation=self.norm,
+            training_data=[str(Path(d).name) for d in self.cfg.data],
+            metrics={"validation_at_input_size": metrics, "epoch": epoch},
+            status="trained",
+            extra={
+                "train_config": {k: v for k, v in asdict(self.cfg).items() if k not in ("extra",)},
+                "hardware": f"{self.device.type} ({torch.cuda.get_device_name() if self.device.type == 'cuda' else platform.processor() or platform.machine()}), world size {self.world}",
+                "n_train": len(split["train"]),
+                "n_val": len(split["val"]),
+                **self.cfg.extra,
+            },
+        )
+
+    # -- loop --------------------------------------------------------------------
+    def run(self) -> Path:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        train_data, val_data, split = self._load_data()
+        if self.rank == 0:
+            from napari_lung_unet.atomic import atomic_write_json
+
+            atomic_write_json(self.out / "split.json", split)
+
+        model = UNet(cfg.arch())
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr)
+        start_epoch, best, stale = 0, -1.0, 0
+        rows = read_log(self.out / LOG_NAME)
+        last = self.out / LAST_CHECKPOINT
+        if cfg.resume and last.is_file():
+            state = torch.load(last, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start_epoch, best, stale = state["epoch"], state["best_dice"], state["stale_epochs"]
+            torch.set_rng_state(state["torch_rng"])
+            rows = rows[:start_epoch]
+            if self.rank == 0:
+                print(f"resuming from {last} after epoch {start_epoch} (best val Dice {best:.4f})")
+
+        model.to(self.device)
+        amp = autocast_dtype(self.device)
+        if self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        net: torch.nn.Module = model
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+        dataset = AugmentedDataset(train_data, AugmentConfig() if cfg.augment else None, cfg.seed)
+        workers = cfg.workers if cfg.workers >= 0 else (4 if self.device.type == "cuda" else 0)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+
+        previous = signal.getsignal(signal.SIGTERM)
+        if self.rank == 0 and previous in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop_requested", True))
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                dataset.epoch = epoch
+                gen = torch.Generator().manual_seed(cfg.seed + epoch)
+                order = torch.randperm(len(dataset), generator=gen)[self.rank :: self.world].tolist()
+                loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size, shuffle=False,
+                                    num_workers=workers, pin_memory=self.device.type == "cuda", drop_last=len(order) > cfg.batch_size)
+                t0 = time.perf_counter()
+                net.train()
+                sums = {k: 0.0 for k in ("loss", *METRIC_NAMES)}
+                seen = 0
+                steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+                bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not (cfg.show_progress and self.rank == 0), leave=False)
+                for step, (x, y) in enumerate(loader):
+                    if step >= steps or self.stop_requested:
+                        break
+                    x = x.to(self.device, non_blocking=True)
+                    y = y.to(self.device, non_blocking=True)
+                    if self.device.type == "cuda":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+                        logits = net(x)
+                    loss = dice_bce_loss(logits.float(), y)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                    with torch.no_grad():
+                        m = binary_metrics(logits > 0, y > 0.5)
+                    sums["loss"] += float(loss.detach()) * len(x)
+                    for k in METRIC_NAMES:
+                        sums[k] += float(m[k].sum())
+                    seen += len(x)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss):.4f}")
+                    if self.progress:
+                        self.progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps, "loss": float(loss)})
+                bar.close()
+                if self.stop_requested:
+                    raise KeyboardInterrupt
+                val = evaluate_arrays(model, val_data, self.device)
+                sched.step(val["val_loss"])
+                row = {"epoch": epoch + 1, **{k: v / max(seen, 1) for k, v in sums.items()}, **val,
+                       "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
+                rows.append(row)
+                improved = val["val_dice"] > best
+                if improved:
+                    best, stale = val["val_dice"], 0
+                else:
+                    stale += 1
+                if self.rank == 0:
+                    if improved:
+                        save_model(self.out / BEST_DIR, model, self._card(split, val, epoch + 1))
+                    write_log(self.out / LOG_NAME, rows)
+                    self._save_last(model, opt, sched, epoch + 1, best, stale)
+                    print(f"epoch {epoch + 1}: loss {row['loss']:.4f} val_loss {val['val_loss']:.4f} "
+                          f"val_dice {val['val_dice']:.4f} lr {row['lr']:.1e} ({row['seconds']:.0f}s){' *' if improved else ''}", flush=True)
+                if stale >= cfg.early_stopping:
+                    if self.rank == 0:
+                        print(f"early stopping: no val Dice gain for {stale} epochs")
+                    break
+        finally:
+            if self.rank == 0 and previous in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self.rank == 0:
+            try:
+                from .curves import plot_curves
+
+                plot_curves(self.out / LOG_NAME, self.out / "curves.png")
+            except Exception as exc:  # a missing plot must not fail a finished training
+                print(f"could not draw training curves: {exc}")
+        if self.distributed:
+            dist.barrier()
+        return self.out / BEST_DIR
+
+
+def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> Path:
+    return Trainer(cfg, progress).run()
