@@ -1,0 +1,74 @@
+"""Shared fixtures: phantoms on disk, an isolated model home, tiny real models, the real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from napari_lung_unet.card import ModelCard
+from napari_lung_unet.model import UNet, UNetConfig
+from napari_lung_unet.model_io import save_model
+from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.settings import DATA_ENV, HOME_ENV, data_dir
+
+TINY = UNetConfig(base_channels=4, depth=2)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own empty LUNG_UNET_HOME, so no test touches the user's registry."""
+    home = tmp_path_factory.mktemp("lung_unet_home")
+    monkeypatch.setenv(HOME_ENV, str(home))
+    return home
+
+
+@pytest.fixture
+def phantom() -> tuple[np.ndarray, np.ndarray]:
+    return make_phantom((256, 224), seed=3)
+
+
+@pytest.fixture
+def phantom_png(tmp_path: Path) -> Path:
+    image, _ = make_phantom((300, 260), seed=4)
+    path = tmp_path / "phantom.png"
+    iio.imwrite(path, image)
+    return path
+
+
+@pytest.fixture
+def phantom_dataset(tmp_path: Path) -> Path:
+    """A flat images/ + masks/ dataset of 6 phantoms."""
+    root = tmp_path / "phantoms"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(6):
+        image, labels = make_phantom((128, 128), seed=10 + i)
+        iio.imwrite(root / "images" / f"case{i}.png", image)
+        iio.imwrite(root / "masks" / f"case{i}.png", ((labels > 0) * 255).astype(np.uint8))
+    return root
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path: Path) -> Path:
+    """A real (untrained) tiny U-Net saved as a model folder."""
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny_model"
+    save_model(folder, UNet(TINY), ModelCard(version="tiny", architecture=TINY, input_size=64))
+    return folder
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """The shared chest X-ray data. Under CI a missing data folder is a failure, not a skip."""
+    root = data_dir()
+    if not (root / "montgomery" / "images").is_dir():
+        message = f"real data not found at {root} (set {DATA_ENV})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
