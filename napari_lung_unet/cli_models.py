@@ -1,0 +1,68 @@
+"""lung-unet models: list the registered model versions; * marks the one predict uses.
+
+With --rollback VERSION, make VERSION current again (for example after a fine-tune that
+turned out worse); the weights stay on disk, so any version can be made current later.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from typing import Any
+
+from .card import ModelCard
+from .registry import Registry
+
+KEY_METRICS = ("dice", "iou")  # the headline numbers; the card keeps the rest
+MAX_METRICS = 3
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list model versions, or roll back to one",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--rollback", metavar="VERSION", help="make VERSION the current model")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = Registry()
+    if args.rollback:
+        before = registry.current_version()
+        if args.rollback == before:
+            print(f"{before} is already the current model")
+            return 0
+        registry.set_current(args.rollback)
+        print(f"current model: {before} -> {registry.current_version()}")
+        return 0
+    print(format_table(registry.cards(), registry.current_version()))
+    return 0
+
+
+def format_table(cards: list[ModelCard], current: str) -> str:
+    header = ("", "VERSION", "STATUS", "CREATED", "PARENT", "METRICS")
+    rows = [header] + [
+        ("*" if c.version == current else "", c.version, c.status, c.created, c.parent or "-", key_metrics(c.metrics) or "-")
+        for c in cards
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def key_metrics(metrics: dict[str, Any]) -> str:
+    """A few headline numbers (Dice, IoU) from a card's possibly nested metrics, e.g. ``val_dice=0.962``."""
+    picked = [(key, value) for key, value in _flatten(metrics) if any(m in key.rsplit(".", 1)[-1] for m in KEY_METRICS)]
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={value:.3f}" for key, value in picked[:MAX_METRICS])
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, name + ".")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield name, float(value)
