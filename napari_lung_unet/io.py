@@ -123,9 +123,12 @@ def to_grey(array: np.ndarray) -> np.ndarray:
         # RGB(A) -> luminance; alpha is ignored because radiographs carry no transparency
         rgb = arr[..., :3].astype(np.float32)
         arr = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    elif arr.ndim == 3 and arr.shape[-1] == 2:
+        arr = arr[..., 0]  # grey + alpha (an "LA" PNG); the alpha carries nothing
     elif arr.ndim == 3:
+        axis = int(np.argmin(arr.shape))  # the short axis is the stack; TIFF stacks put it first, channels last
         raise ImageError(
-            f"got a 3-D stack of shape {arr.shape}: axis 0 has {arr.shape[0]} slices; "
+            f"got a 3-D stack of shape {arr.shape}: axis {axis} has {arr.shape[axis]} slices; "
             "a single 2-D radiograph is needed (pick one slice)"
         )
     elif arr.ndim != 2:
