@@ -1,0 +1,299 @@
+"""The "Lung U-Net" dock widget: pick an image, a model and a device, and propose lung labels.
+
+Threading rule: everything that touches Qt or napari layers happens here, on the GUI thread;
+:func:`.engine.run_proposal` does the slow part (model loading, inference) in a napari
+``thread_worker`` and only sees plain data (:class:`.state.ProposalRequest`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..device import DEVICE_CHOICES, resolve_device
+from ..registry import Registry
+from . import strings
+from .engine import run_proposal
+from .state import ProposalRequest, ProposalResult, WidgetState
+
+if TYPE_CHECKING:
+    import napari
+
+# right lung (image left) blue, left lung orange: distinct for the common colour-vision deficiencies
+LUNG_COLORS = {None: "transparent", 0: "transparent", 1: "deepskyblue", 2: "orange"}
+
+
+class _RefreshingComboBox(QComboBox):
+    """A combo box that re-reads its choices just before it opens (models appear while napari runs)."""
+
+    def __init__(self, refresh: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._refresh = refresh
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt override
+        self._refresh()
+        super().showPopup()
+
+
+class LungUNetWidget(QWidget):
+    """Dock widget that proposes a ``lungs`` Labels layer for the chosen Image layer."""
+
+    #: emitted on the GUI thread after each run: the :class:`ProposalResult`, or None if it failed
+    proposal_finished = Signal(object)
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.state = WidgetState()
+        self.worker: GeneratorWorker | None = None  # the latest proposal's worker (tests wait on it)
+        self._run_result: ProposalResult | None = None  # this run's result, for proposal_finished
+        self._build_ui()
+        self.refresh_image_layers()
+        self.refresh_models()
+        events = self.viewer.layers.events
+        for emitter in (events.inserted, events.removed, events.reordered, events.renamed):
+            emitter.connect(self._on_layers_changed)
+
+    # -- construction ----------------------------------------------------------
+    def _build_ui(self) -> None:
+        self.image_combo = QComboBox()
+        self.image_combo.setToolTip(strings.IMAGE_TIP)
+
+        self.model_combo = _RefreshingComboBox(self.refresh_models)
+        self.model_combo.setEditable(True)  # so a model folder path can be typed or pasted
+        self.model_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.model_combo.setToolTip(strings.MODEL_TIP)
+        browse = QToolButton()
+        browse.setText(strings.BROWSE)
+        browse.setToolTip(strings.BROWSE_TIP)
+        browse.clicked.connect(self._browse_model)
+        model_row = QHBoxLayout()
+        model_row.setContentsMargins(0, 0, 0, 0)
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(browse)
+
+        self.device_combo = QComboBox()
+        self.device_combo.setToolTip(strings.DEVICE_TIP)
+        self._fill_devices()
+
+        self.propose_button = QPushButton(strings.PROPOSE)
+        self.propose_button.setToolTip(strings.PROPOSE_TIP)
+        self.propose_button.clicked.connect(self.propose)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)  # indeterminate: one inference has no meaningful percentage
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        self.progress.setVisible(False)
+
+        self.status_label = QLabel(strings.STATUS_IDLE)
+        self.status_label.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow(strings.IMAGE_LABEL, self.image_combo)
+        form.addRow(strings.MODEL_LABEL, model_row)
+        form.addRow(strings.DEVICE_LABEL, self.device_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.propose_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status_label)
+        layout.addStretch(1)
+
+    def _fill_devices(self) -> None:
+        for name in DEVICE_CHOICES:
+            self.device_combo.addItem(name)
+            if name != "auto" and not _device_available(name):
+                item = self.device_combo.model().item(self.device_combo.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(strings.DEVICE_UNAVAILABLE_TIP)
+
+    # -- choices ---------------------------------------------------------------
+    def image_layers(self) -> list[Image]:
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def refresh_image_layers(self, select: Image | None = None) -> None:
+        """Re-list Image layers, keeping the current choice (even if renamed) unless ``select`` is given.
+
+        Items carry the layer's ``unique_id`` because names change and the viewer napari gives a
+        plugin is a proxy, so layer objects cannot be compared with ``is``.
+        """
+        keep = select.unique_id if select is not None else self.image_combo.currentData()
+        self.image_combo.clear()
+        for layer in self.image_layers():
+            self.image_combo.addItem(layer.name, layer.unique_id)
+        index = self.image_combo.findData(keep)
+        if index >= 0:
+            self.image_combo.setCurrentIndex(index)
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        inserted = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        # a newly added image is almost always the one the user wants to segment next
+        self.refresh_image_layers(select=inserted if isinstance(inserted, Image) else None)
+
+    def selected_image_layer(self) -> Image | None:
+        wanted = self.image_combo.currentData()
+        for layer in self.image_layers():
+            if layer.unique_id == wanted:
+                return layer
+        return None
+
+    def refresh_models(self) -> None:
+        """Re-list registry versions, marking the current one; keeps the user's pick or typed path."""
+        keep = self.selected_model() if self.model_combo.count() else None
+        registry = Registry()
+        current = registry.current_version()
+        self.model_combo.clear()
+        for card in registry.cards():
+            label = card.version + (strings.CURRENT_SUFFIX if card.version == current else "")
+            self.model_combo.addItem(label, card.version)
+            self.model_combo.setItemData(self.model_combo.count() - 1, card.status, Qt.ItemDataRole.ToolTipRole)
+        index = self.model_combo.findData(keep or current)
+        if index >= 0:
+            self.model_combo.setCurrentIndex(index)
+        elif keep:
+            self.model_combo.setEditText(keep)
+
+    def selected_model(self) -> str | None:
+        """A registry version, a typed path, or None (= the registry's current version)."""
+        text = self.model_combo.currentText().strip()
+        index = self.model_combo.findText(text)
+        if index >= 0:
+            return self.model_combo.itemData(index)
+        return text or None
+
+    def selected_device(self) -> str:
+        return self.device_combo.currentText()
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, strings.BROWSE_TIP)
+        if folder:
+            self.model_combo.setEditText(folder)
+
+    # -- running ---------------------------------------------------------------
+    def build_request(self) -> ProposalRequest | None:
+        """Capture the chosen layer and settings; None (with a message) when there is no image."""
+        layer = self.selected_image_layer()
+        if layer is None:
+            self.set_status(strings.STATUS_NO_IMAGE)
+            show_error(strings.ERROR_PREFIX + strings.STATUS_NO_IMAGE)
+            return None
+        data = layer.data[0] if layer.multiscale else layer.data  # full resolution
+        return ProposalRequest(
+            image=data,
+            rgb=bool(layer.rgb),
+            layer_name=layer.name,
+            scale=tuple(float(s) for s in layer.scale),
+            translate=tuple(float(t) for t in layer.translate),
+            model=self.selected_model(),
+            device=self.selected_device(),
+        )
+
+    def propose(self) -> GeneratorWorker | None:
+        """Start a proposal in a background worker; returns it (also kept as ``self.worker``)."""
+        if self.state.running:
+            return None
+        request = self.build_request()
+        if request is None:
+            return None
+        self._set_running(True)
+        self.state.last_error = None
+        self._run_result = None
+        worker = create_worker(
+            run_proposal,
+            request,
+            _start_thread=False,
+            # connecting "errored" also stops napari re-raising worker errors as tracebacks
+            _connect={
+                "yielded": self.set_status,
+                "returned": self.on_proposal,
+                "errored": self.on_error,
+                "finished": self._on_finished,
+            },
+        )
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def on_proposal(self, result: ProposalResult) -> None:
+        """Put the proposal into the ``lungs`` layer (GUI thread)."""
+        layer = self.write_lungs_layer(result)
+        layer.metadata.update(
+            model_version=result.model_version,
+            source_layer=result.layer_name,
+            confidence=result.prediction.confidence,
+        )
+        self.state.last_result = self._run_result = result
+        self.state.history.append(result.model_version)
+        self.set_status(
+            strings.STATUS_DONE.format(version=result.model_version, device=result.device, seconds=result.seconds)
+        )
+
+    def write_lungs_layer(self, result: ProposalResult) -> Labels:
+        """Update ``lungs`` in place when shapes match (as an undoable edit), else replace its data."""
+        labels = result.labels
+        layer = self.lungs_layer()
+        if layer is not None and isinstance(layer.data, np.ndarray) and layer.data.shape == labels.shape:
+            changed = np.nonzero(layer.data != labels)
+            layer.data_setitem(changed, labels[changed])  # recorded in undo history, unlike .data = ...
+        elif layer is not None and layer.ndim == labels.ndim:
+            layer.data = labels
+        else:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            layer = self.viewer.add_labels(labels, name=strings.LUNGS_LAYER, opacity=0.5, colormap=LUNG_COLORS)
+        layer.scale = result.scale
+        layer.translate = result.translate
+        return layer
+
+    def on_error(self, exc: BaseException) -> None:
+        # expected problems (bad image, unknown model, missing GPU) are ValueErrors with clear text
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        self.state.last_error = message
+        self.set_status(strings.STATUS_FAILED.format(message=message))
+        show_error(strings.ERROR_PREFIX + message)
+
+    def _on_finished(self) -> None:
+        self._set_running(False)
+        self.proposal_finished.emit(self._run_result)
+
+    def _set_running(self, running: bool) -> None:
+        self.state.running = running
+        self.propose_button.setEnabled(not running)
+        self.progress.setVisible(running)
+
+    # -- helpers ---------------------------------------------------------------
+    def lungs_layer(self) -> Labels | None:
+        if strings.LUNGS_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[strings.LUNGS_LAYER]
+            if isinstance(layer, Labels):
+                return layer
+        return None
+
+    def set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+
+def _device_available(name: str) -> bool:
+    try:
+        resolve_device(name)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,83 @@
+"""The proposal work that runs in a napari ``thread_worker``: no Qt, no layers.
+
+Predictors are cached per (model folder, weights mtime, device) because loading and moving a
+model to a GPU costs far more than one inference; a replaced weights file gets a fresh entry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Generator
+from pathlib import Path
+
+import numpy as np
+
+from ..card import WEIGHTS_NAME
+from ..device import resolve_device
+from ..io import ImageError, to_grey
+from ..model_io import load_model
+from ..predict import Predictor
+from ..registry import Registry
+from . import strings
+from .state import ProposalRequest, ProposalResult
+
+_CACHE_SIZE = 2  # the current model and one alternative; each can be hundreds of MB on a GPU
+_cache: OrderedDict[tuple[str, int, str], Predictor] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def get_predictor(model: str | None, device: str) -> Predictor:
+    """A cached :class:`Predictor` for a registry version or path (None = current version)."""
+    folder = Registry().resolve(model or None)
+    resolved = str(resolve_device(device))
+    key = (str(folder.resolve()), (folder / WEIGHTS_NAME).stat().st_mtime_ns, resolved)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    predictor = Predictor(load_model(folder), device=resolved)  # outside the lock: slow
+    with _cache_lock:
+        _cache[key] = predictor
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return predictor
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def grey_image(request: ProposalRequest) -> np.ndarray:
+    """The layer data as a validated 2-D grey image (raises :class:`ImageError` with the reason)."""
+    data = np.asarray(request.image)
+    if not request.rgb and data.ndim == 3 and data.shape[-1] in (3, 4):
+        # to_grey would read a 3- or 4-slice stack as colour; napari knows it is not
+        raise ImageError(
+            f"layer '{request.layer_name}' is a 3-D stack of shape {data.shape} (axis 0 has "
+            f"{data.shape[0]} slices); a single 2-D radiograph is needed"
+        )
+    try:
+        return to_grey(data)
+    except ImageError as exc:
+        raise ImageError(f"layer '{request.layer_name}': {exc}") from None
+
+
+def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResult]:
+    """Worker body: yields status lines for the GUI, returns the result (or raises)."""
+    start = time.perf_counter()
+    image = grey_image(request)  # fail fast on a bad layer before paying for the model
+    yield strings.STATUS_LOADING.format(model=request.model or "current", device=request.device)
+    predictor = get_predictor(request.model, request.device)
+    yield strings.STATUS_PREDICTING.format(version=predictor.version, device=predictor.device)
+    prediction = predictor.predict(image)
+    return ProposalResult(
+        prediction=prediction,
+        layer_name=request.layer_name,
+        scale=request.scale,
+        translate=request.translate,
+        device=str(predictor.device),
+        seconds=time.perf_counter() - start,
+    )

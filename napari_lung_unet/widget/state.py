@@ -1,0 +1,52 @@
+"""Plain data passed between the widget (GUI thread) and the proposal worker (background thread).
+
+Nothing here imports Qt or napari, so the worker side can be tested and reused without a viewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..predict import Prediction
+
+
+@dataclass(frozen=True)
+class ProposalRequest:
+    """Everything the worker needs, captured on the GUI thread so the worker never reads a layer."""
+
+    image: Any  # the layer's array-like data (numpy, dask, ...); materialised in the worker
+    rgb: bool
+    layer_name: str
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    model: str | None  # registry version, path, or None for the current version
+    device: str
+
+
+@dataclass(frozen=True)
+class ProposalResult:
+    prediction: Prediction
+    layer_name: str
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    device: str  # the resolved device, e.g. "cpu" when "auto" was asked for
+    seconds: float  # model loading (if not cached) + inference
+
+    @property
+    def labels(self) -> Any:
+        return self.prediction.labels
+
+    @property
+    def model_version(self) -> str:
+        return self.prediction.model_version
+
+
+@dataclass
+class WidgetState:
+    """What the widget is doing; the review loop extends this rather than adding widget attributes."""
+
+    running: bool = False
+    last_result: ProposalResult | None = None
+    last_error: str | None = None
+    history: list[str] = field(default_factory=list)  # model versions used, oldest first

@@ -1,0 +1,216 @@
+"""The Lung U-Net dock widget in a real napari viewer, with real (tiny or bundled) U-Nets.
+
+Run under a display: ``xvfb-run -a pytest tests/test_widget.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+from napari.utils.notifications import NotificationSeverity, notification_manager
+
+from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.registry import Registry
+from napari_lung_unet.widget import LungUNetWidget
+from napari_lung_unet.widget.engine import clear_cache
+
+pytestmark = pytest.mark.gui
+
+PLUGIN = "napari-lung-unet"
+WIDGET = "Lung U-Net"
+WAIT_MS = 120_000  # a slow CI machine sharing its cores with training
+
+
+@pytest.fixture(autouse=True)
+def _fresh_predictor_cache():
+    # each test gets its own LUNG_UNET_HOME and model folders; never reuse another test's model
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def widget(viewer) -> LungUNetWidget:
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    assert isinstance(widget, LungUNetWidget)
+    return widget
+
+
+@pytest.fixture
+def errors():
+    """Error notifications shown during the test (napari's notification manager is global)."""
+    seen: list[str] = []
+
+    def collect(notification) -> None:
+        if notification.severity == NotificationSeverity.ERROR:
+            seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(collect)
+    yield seen
+    notification_manager.notification_ready.disconnect(collect)
+
+
+def click_and_wait(qtbot, widget: LungUNetWidget):
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as blocker:
+        widget.propose_button.click()
+        # the button is released only when the worker's finished signal reaches the GUI thread
+        assert not widget.propose_button.isEnabled()
+        assert widget.worker is not None
+    assert widget.propose_button.isEnabled()
+    assert not widget.state.running
+    return blocker.args[0]
+
+
+def add_phantom(viewer, shape=(256, 224), **kwargs) -> Image:
+    image, _ = make_phantom(shape, seed=1)
+    return viewer.add_image(image, name="phantom", **kwargs)
+
+
+def test_propose_with_bundled_default_model(viewer, widget, qtbot, errors):
+    layer = add_phantom(viewer, scale=(0.5, 0.7), translate=(3.0, 4.0))
+    assert widget.image_combo.currentText() == "phantom"
+    current = Registry().current_version()
+    assert widget.selected_model() == current  # the registry's current version is preselected
+    widget.device_combo.setCurrentText("cpu")
+
+    result = click_and_wait(qtbot, widget)
+
+    assert errors == []
+    assert result is not None and result.model_version == current
+    lungs = viewer.layers["lungs"]
+    assert isinstance(lungs, Labels)
+    assert lungs.data.shape == layer.data.shape
+    assert set(np.unique(lungs.data)) <= {0, 1, 2}
+    assert tuple(lungs.scale) == (0.5, 0.7)
+    assert tuple(lungs.translate) == (3.0, 4.0)
+    assert lungs.metadata["model_version"] == current
+    assert current in widget.status_label.text()
+
+
+def test_second_proposal_updates_the_same_layer(viewer, widget, qtbot, tiny_model_dir: Path):
+    add_phantom(viewer)
+    widget.model_combo.setEditText(str(tiny_model_dir))  # a model folder path instead of a version
+    assert widget.selected_model() == str(tiny_model_dir)
+
+    first = click_and_wait(qtbot, widget)
+    lungs = viewer.layers["lungs"]
+    assert first.model_version == "tiny"
+    lungs.data[:] = 0  # as if the user wiped it by hand; the next proposal must restore it
+
+    second = click_and_wait(qtbot, widget)
+
+    assert viewer.layers["lungs"] is lungs
+    assert [layer.name for layer in viewer.layers].count("lungs") == 1
+    np.testing.assert_array_equal(lungs.data, second.labels)
+    lungs.undo()  # the re-proposal is one undoable edit
+    assert not lungs.data.any()
+    assert widget.state.history == ["tiny", "tiny"]
+
+
+def test_new_image_of_another_shape_replaces_lungs_data(viewer, widget, qtbot, tiny_model_dir: Path):
+    widget.model_combo.setEditText(str(tiny_model_dir))
+    add_phantom(viewer, shape=(128, 160))
+    click_and_wait(qtbot, widget)
+    lungs = viewer.layers["lungs"]
+    viewer.add_image(make_phantom((96, 80), seed=2)[0], name="smaller")
+    assert widget.image_combo.currentText() == "smaller"  # a newly added image is selected
+
+    click_and_wait(qtbot, widget)
+
+    assert viewer.layers["lungs"].data.shape == (96, 80)
+
+
+def test_rgb_layer_is_converted_to_grey(viewer, widget, qtbot, tiny_model_dir: Path):
+    grey, _ = make_phantom((128, 128), seed=5, dtype=np.uint8)
+    viewer.add_image(np.stack([grey] * 3, axis=-1), name="rgb", rgb=True)
+    widget.model_combo.setEditText(str(tiny_model_dir))
+
+    result = click_and_wait(qtbot, widget)
+
+    assert result is not None
+    assert viewer.layers["lungs"].data.shape == (128, 128)
+
+
+def test_3d_layer_gives_a_notification_and_no_layer(viewer, widget, qtbot, errors, tiny_model_dir: Path):
+    viewer.add_image(np.random.default_rng(0).random((5, 64, 64), dtype=np.float32), name="stack")
+    widget.model_combo.setEditText(str(tiny_model_dir))
+
+    result = click_and_wait(qtbot, widget)
+
+    assert result is None
+    assert "lungs" not in viewer.layers
+    assert len(errors) == 1
+    assert "stack" in errors[0] and "3-D" in errors[0]
+    assert "3-D" in widget.state.last_error
+    assert "3-D" in widget.status_label.text()
+
+
+def test_unknown_model_gives_a_notification(viewer, widget, qtbot, errors, tmp_path: Path):
+    add_phantom(viewer)
+    widget.model_combo.setEditText(str(tmp_path / "no-such-model"))
+
+    assert click_and_wait(qtbot, widget) is None
+
+    assert "lungs" not in viewer.layers
+    assert len(errors) == 1 and "no-such-model" in errors[0]
+
+
+def test_no_image_layer_explains_instead_of_running(viewer, widget, errors):
+    assert widget.propose() is None
+    assert widget.worker is None
+    assert len(errors) == 1 and "image" in errors[0].lower()
+
+
+def test_image_picker_follows_the_layer_list(viewer, widget):
+    def choices() -> list[str]:
+        return [widget.image_combo.itemText(i) for i in range(widget.image_combo.count())]
+
+    first = add_phantom(viewer)
+    viewer.add_labels(np.zeros((8, 8), np.uint8), name="not an image")
+    viewer.add_image(np.zeros((40, 40), np.float32), name="second")
+    assert choices() == ["phantom", "second"]
+    widget.image_combo.setCurrentText("phantom")
+
+    first.name = "renamed"
+    assert choices() == ["renamed", "second"]
+    assert widget.selected_image_layer().unique_id == first.unique_id  # the choice survives a rename
+    widget.image_combo.setCurrentText("second")
+    first.name = "renamed again"
+    assert widget.selected_image_layer().name == "second"
+    viewer.layers.remove("second")
+    assert choices() == ["renamed again"]
+
+
+def test_model_picker_lists_registry_versions(widget, tiny_model_dir: Path):
+    registry = Registry()
+    versions = [widget.model_combo.itemData(i) for i in range(widget.model_combo.count())]
+    assert versions == [card.version for card in registry.cards()]
+    assert "(current)" in widget.model_combo.currentText()
+    assert [widget.device_combo.itemText(i) for i in range(widget.device_combo.count())] == [
+        "auto",
+        "cpu",
+        "cuda",
+        "mps",
+    ]
+
+
+def test_sample_data_opens_phantom_with_known_mask(viewer):
+    viewer.open_sample(PLUGIN, "chest_phantom")
+
+    image = viewer.layers["chest phantom"]
+    truth = viewer.layers["phantom truth"]
+    assert isinstance(image, Image) and isinstance(truth, Labels)
+    assert image.data.shape == truth.data.shape == (512, 512)
+    np.testing.assert_array_equal(truth.data, make_phantom((512, 512), seed=0)[1])
+    assert set(np.unique(truth.data)) == {0, 1, 2}
+    # right lung (label 1) on the image's left, as in a PA view
+    cols = np.nonzero(truth.data == 1)[1].mean(), np.nonzero(truth.data == 2)[1].mean()
+    assert cols[0] < cols[1]
