@@ -139,8 +139,10 @@ def test_rgb_layer_is_converted_to_grey(viewer, widget, qtbot, tiny_model_dir: P
     assert viewer.layers["lungs"].data.shape == (128, 128)
 
 
-def test_3d_layer_gives_a_notification_and_no_layer(viewer, widget, qtbot, errors, tiny_model_dir: Path):
-    viewer.add_image(np.random.default_rng(0).random((5, 64, 64), dtype=np.float32), name="stack")
+@pytest.mark.parametrize("shape", [(5, 64, 64), (64, 64, 3)], ids=["slices-first", "3-slices-last"])
+def test_3d_layer_gives_a_notification_and_no_layer(viewer, widget, qtbot, errors, tiny_model_dir: Path, shape):
+    # (64, 64, 3) added without rgb=True is a 3-slice stack to napari, not a colour image
+    viewer.add_image(np.random.default_rng(0).random(shape, dtype=np.float32), name="stack", rgb=False)
     widget.model_combo.setEditText(str(tiny_model_dir))
 
     result = click_and_wait(qtbot, widget)

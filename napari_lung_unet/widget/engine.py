@@ -53,11 +53,11 @@ def clear_cache() -> None:
 def grey_image(request: ProposalRequest) -> np.ndarray:
     """The layer data as a validated 2-D grey image (raises :class:`ImageError` with the reason)."""
     data = np.asarray(request.image)
-    if not request.rgb and data.ndim == 3 and data.shape[-1] in (3, 4):
-        # to_grey would read a 3- or 4-slice stack as colour; napari knows it is not
+    if not request.rgb and data.ndim == 3 and data.shape[-1] in (2, 3, 4):
+        # to_grey would read a trailing axis of 2-4 as alpha/colour; napari knows this layer is not
         raise ImageError(
-            f"layer '{request.layer_name}' is a 3-D stack of shape {data.shape} (axis 0 has "
-            f"{data.shape[0]} slices); a single 2-D radiograph is needed"
+            f"layer '{request.layer_name}' is a 3-D stack of shape {data.shape}; "
+            "a single 2-D radiograph is needed (pick one slice)"
         )
     try:
         return to_grey(data)
