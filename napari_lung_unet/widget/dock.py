@@ -111,6 +111,7 @@ class LungUNetWidget(QWidget):
         form.addRow(strings.MODEL_LABEL, model_row)
         form.addRow(strings.DEVICE_LABEL, self.device_combo)
         layout = QVBoxLayout(self)
+        self.setMinimumWidth(320)  # room for the dock title "Lung U-Net (napari-lung-unet)"
         layout.addLayout(form)
         layout.addWidget(self.propose_button)
         layout.addWidget(self.progress)
