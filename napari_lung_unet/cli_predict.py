@@ -140,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
                 fed.append((job, xray.pixels if args.overlay else None))
                 yield xray
 
-        def harvest(block: bool) -> None:
-            while writes and (block or writes[0][1].done()):
+        def harvest(keep: int) -> None:
+            """Collect finished writes; wait for the oldest while more than ``keep`` are queued (bounds memory)."""
+            while writes and (len(writes) > keep or writes[0][1].done()):
                 job, future = writes.popleft()
                 try:
                     future.result()
@@ -152,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
         for prediction in predictor.predict_batch(good_images(), batch_size=args.batch_size):
             job, image = fed.popleft()
             writes.append((job, writer.submit(_write, output, job.stem, prediction, image)))
-            harvest(block=False)
-        harvest(block=True)
+            harvest(keep=2 * args.batch_size)
+        harvest(keep=0)
     bar.close()
 
     done = len(jobs) - failed
