@@ -29,3 +29,8 @@ def data_dir() -> Path:
 
 def bundled_model_dir() -> Path:
     return Path(__file__).resolve().parent / "models" / "default"
+
+
+def corrections_dir() -> Path:
+    """The widget's corrections store, which ``lung-unet finetune`` reads by default."""
+    return home_dir() / "corrections"

@@ -32,6 +32,7 @@ from napari_lung_unet.model_io import save_model
 from .augment import AugmentConfig, augment
 from .data import ArrayData, discover_pairs, load_arrays, stable_split
 from .metrics import METRIC_NAMES, binary_metrics, dice_bce_loss
+from .steps import train_step
 
 CSV_FIELDS = ["epoch", "loss", *METRIC_NAMES, "val_loss", *(f"val_{m}" for m in METRIC_NAMES), "lr", "seconds"]
 LAST_CHECKPOINT = "last.ckpt"
@@ -265,20 +266,10 @@ class Trainer:
                 for step, (x, y) in enumerate(loader):
                     if step >= steps or self.stop_requested:
                         break
-                    x = x.to(self.device, non_blocking=True)
-                    y = y.to(self.device, non_blocking=True)
-                    if self.device.type == "cuda":
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-                        logits = net(x)
-                    loss = dice_bce_loss(logits.float(), y)
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                    with torch.no_grad():
-                        m = binary_metrics(logits > 0, y > 0.5)
-                    sums["loss"] += float(loss.detach()) * len(x)
+                    loss, logits = train_step(net, x, y, opt, scaler, amp, self.device)
+                    y = y.to(self.device)
+                    m = binary_metrics(logits > 0, y > 0.5)
+                    sums["loss"] += float(loss) * len(x)
                     for k in METRIC_NAMES:
                         sums[k] += float(m[k].sum())
                     seen += len(x)
@@ -320,6 +311,7 @@ class Trainer:
                 plot_curves(self.out / LOG_NAME, self.out / "curves.png")
             except Exception as exc:  # a missing plot must not fail a finished training
                 print(f"could not draw training curves: {exc}")
+        self.final_state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         if self.distributed:
             dist.barrier()
         return self.out / BEST_DIR

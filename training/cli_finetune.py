@@ -1,0 +1,57 @@
+"""``lung-unet finetune``: fine-tune on accepted corrections and promote only if no worse."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from tqdm import tqdm
+
+from .finetune import FinetuneConfig, finetune
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    d = FinetuneConfig()
+    p = sub.add_parser("finetune", help="fine-tune the current model on corrected masks", description=__doc__)
+    p.add_argument("--corrections", metavar="DIR", help="corrections store or images/+masks/ folder (default: the widget's store)")
+    p.add_argument("--from", dest="base_version", metavar="VERSION", help="registry version to start from (default: current)")
+    p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--replay", action="append", metavar="DIR", help="base data to replay (default: the model's training data)")
+    p.add_argument("--no-replay", action="store_true", help="train on the corrections only")
+    p.add_argument("--replay-ratio", type=float, default=d.replay_ratio)
+    p.add_argument("--train-layers", choices=["all", "decoder"], default=d.train_layers)
+    p.add_argument("--tolerance", type=float, default=d.tolerance, help="allowed base-validation Dice loss")
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = FinetuneConfig(
+        corrections=args.corrections, base_version=args.base_version, steps=args.steps, lr=args.lr,
+        replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio,
+        train_layers=args.train_layers, tolerance=args.tolerance, device=args.device,
+    )
+    bar = tqdm(total=cfg.steps, desc="fine-tuning", unit="step", disable=args.json_progress, file=sys.stderr)
+
+    def progress(event: dict) -> None:
+        if args.json_progress:
+            payload = {k: (asdict(v) if k == "result" else v) for k, v in event.items()}
+            print(json.dumps(payload), flush=True)
+        elif event["stage"] == "train":
+            bar.update(1)
+            bar.set_postfix(loss=f"{event['loss']:.4f}")
+        elif event.get("message"):
+            tqdm.write(event["message"], file=sys.stderr)
+
+    result = finetune(cfg, progress)
+    bar.close()
+    if not args.json_progress:
+        print(f"parent {result.parent} -> candidate {result.version} ({result.n_train} train, {result.n_holdout} held-out corrections, {result.seconds:.0f} s)")
+        for key in sorted(result.after):
+            print(f"  {key:<24} before {result.before.get(key, float('nan')):.4f}  after {result.after[key]:.4f}")
+        print(("PROMOTED: " if result.promoted else "REJECTED: ") + result.reason)
+    return 0

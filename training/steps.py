@@ -1,0 +1,31 @@
+"""One optimisation step, shared by from-scratch training and fine-tuning."""
+
+from __future__ import annotations
+
+import torch
+
+from .metrics import dice_bce_loss
+
+
+def train_step(
+    net: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp: torch.dtype | None,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward (autocast on CUDA), Dice+BCE, backward, step. Returns the detached loss and logits."""
+    x = x.to(device, non_blocking=True)
+    y = y.to(device, non_blocking=True)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        logits = net(x)
+    loss = dice_bce_loss(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach(), logits.detach()
