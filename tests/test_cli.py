@@ -36,7 +36,9 @@ def good_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def mixed_folder(good_folder: Path) -> Path:
     (good_folder / "corrupt.png").write_bytes(np.random.default_rng(0).bytes(3000))
-    tifffile.imwrite(good_folder / "stack.tif", np.random.default_rng(1).random((3, 64, 64)).astype(np.float32))
+    tifffile.imwrite(
+        good_folder / "stack.tif", np.random.default_rng(1).random((3, 64, 64)).astype(np.float32), photometric="minisblack"
+    )
     (good_folder / "README.txt").write_text("not an image, and not picked up from a folder")
     return good_folder
 

@@ -94,7 +94,7 @@ def _reject(path: Path, *fragments: str) -> str:
 
 def test_3d_tiff_stack_names_the_axis(tmp_path: Path) -> None:
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, np.random.default_rng(0).random((3, 64, 64)).astype(np.float32))
+    tifffile.imwrite(path, np.random.default_rng(0).random((3, 64, 64)).astype(np.float32), photometric="minisblack")
     _reject(path, "3-D stack", "axis 0 has 3 slices", "pick one slice")
 
 
