@@ -8,6 +8,7 @@ its own shard and DDP averages the gradients, so all ranks hold identical weight
 from __future__ import annotations
 
 import csv
+import math
 import os
 import platform
 import random
@@ -254,9 +255,12 @@ class Trainer:
             for epoch in range(start_epoch, cfg.epochs):
                 dataset.epoch = epoch
                 gen = torch.Generator().manual_seed(cfg.seed + epoch)
-                order = torch.randperm(len(dataset), generator=gen)[self.rank :: self.world].tolist()
+                order = torch.randperm(len(dataset), generator=gen).tolist()
+                # pad to a multiple of the world size, as DistributedSampler does: every rank must
+                # run the same number of steps or the gradient all-reduce deadlocks
+                order = (order * self.world)[: math.ceil(len(order) / self.world) * self.world][self.rank :: self.world]
                 loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size, shuffle=False,
-                                    num_workers=workers, pin_memory=self.device.type == "cuda", drop_last=len(order) > cfg.batch_size)
+                                    num_workers=workers, pin_memory=self.device.type == "cuda", drop_last=len(order) > cfg.batch_size and len(order) % cfg.batch_size == 1)
                 t0 = time.perf_counter()
                 net.train()
                 sums = {k: 0.0 for k in ("loss", *METRIC_NAMES)}
