@@ -117,6 +117,16 @@ def _maybe_init_distributed(device: torch.device) -> bool:
     return False
 
 
+def average_buffers(model: torch.nn.Module) -> None:
+    """Average BatchNorm running stats over ranks: DDP syncs gradients, not buffers, and each rank
+    saw different images, so without this the ranks would end the epoch with different models."""
+    world = dist.get_world_size()
+    for buf in model.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            buf.div_(world)
+
+
 def write_log(path: Path, rows: list[dict]) -> None:
     def writer(tmp: Path) -> None:
         with open(tmp, "w", newline="") as fh:
@@ -284,6 +294,8 @@ class Trainer:
                 bar.close()
                 if self.stop_requested:
                     raise KeyboardInterrupt
+                if self.distributed:
+                    average_buffers(model)
                 val = evaluate_arrays(model, val_data, self.device)
                 sched.step(val["val_loss"])
                 row = {"epoch": epoch + 1, **{k: v / max(seen, 1) for k, v in sums.items()}, **val,
