@@ -1,0 +1,49 @@
+"""Shared helpers for benchmarks: machine description, medians, and appending to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads{gpu}"
+
+
+def median_time(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def append_markdown(title: str, command: str, lines: list[str]) -> None:
+    """Append one dated section: the numbers, the machine and the exact command."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = [f"\n### {title} — {stamp}", "", f"Machine: {machine()}  ", f"Command: `{command}`", "", *lines, ""]
+    BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
+    if not BENCHMARKS_MD.exists():
+        BENCHMARKS_MD.write_text("# Benchmarks\n\nEvery section is appended by a script under `bench/`; newest last.\n")
+    with open(BENCHMARKS_MD, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(block))
+    print(f"recorded in {BENCHMARKS_MD}")
