@@ -1,0 +1,226 @@
+"""A review worklist: a folder of X-rays, each case's status, its cached proposal and its draft.
+
+No Qt here, so the bookkeeping is unit-testable and the GUI only decides *when* to call it.
+
+State lives in ``<folder>/.lung_unet/`` (or, when the folder is read-only, under
+``$LUNG_UNET_HOME/worklists/<hash of the folder path>/``)::
+
+    worklist.json          status per case, the case last open, proposal model/confidence
+    proposals/<id>.png     the model's proposal (so "reset to proposal" and "fraction changed"
+                           survive a restart without re-running the model)
+    drafts/<id>.png        the clinician's latest labels for the case (autosaved after edits)
+
+Every file is written atomically, so a crash never leaves a half-written status or draft.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_json, atomic_write_png
+from .corrections import safe_case_id
+from .io import list_images
+from .settings import home_dir
+
+NEW, PROPOSED, EDITED, ACCEPTED, SKIPPED = "new", "proposed", "edited", "accepted", "skipped"
+STATUSES = (NEW, PROPOSED, EDITED, ACCEPTED, SKIPPED)
+UNREVIEWED = frozenset({NEW, PROPOSED, EDITED})
+STATE_DIR_NAME = ".lung_unet"
+STATE_FILE = "worklist.json"
+STATE_FORMAT = 1
+#: proposals whose confidence (Prediction.confidence, 0..1) is below this are flagged for review first
+UNCERTAIN_BELOW = 0.8
+
+
+class WorklistError(ValueError):
+    """The folder cannot be used as a worklist; the message says why."""
+
+
+@dataclass
+class Case:
+    case_id: str
+    path: Path
+    status: str = NEW
+    model_version: str | None = None
+    confidence: float | None = None
+    error: str | None = None  # set when the file could not be read
+
+    @property
+    def uncertain(self) -> bool:
+        return self.confidence is not None and self.confidence < UNCERTAIN_BELOW
+
+    @property
+    def unreviewed(self) -> bool:
+        return self.status in UNREVIEWED
+
+
+@dataclass
+class _Saved:
+    """The JSON shape of one case in worklist.json (paths are stored relative to the folder)."""
+
+    file: str
+    status: str = NEW
+    model_version: str | None = None
+    confidence: float | None = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def state_dir_for(folder: Path) -> Path:
+    """``<folder>/.lung_unet`` when writable, else a per-folder directory under the home folder."""
+    local = folder / STATE_DIR_NAME
+    try:
+        local.mkdir(exist_ok=True)
+        if os.access(local, os.W_OK):
+            return local
+    except OSError:
+        pass
+    key = hashlib.sha256(str(folder.resolve()).encode("utf-8")).hexdigest()[:16]
+    fallback = home_dir() / "worklists" / key
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+class Worklist:
+    """The cases of one folder, in file-name order, with persistent status and drafts."""
+
+    def __init__(self, folder: str | Path, state_dir: str | Path | None = None) -> None:
+        self.folder = Path(folder).expanduser()
+        if not self.folder.is_dir():
+            raise WorklistError(f"{self.folder}: not a folder")
+        self.state_dir = Path(state_dir) if state_dir is not None else state_dir_for(self.folder)
+        self.cases: list[Case] = _discover(self.folder)
+        if not self.cases:
+            raise WorklistError(f"{self.folder}: no X-ray images (PNG/TIFF/JPEG/DICOM) found")
+        self.current = 0
+        self.load_error: str | None = None
+        self._load()
+
+    # -- persistence -----------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def _load(self) -> None:
+        if not self.state_file.is_file():
+            return
+        try:
+            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+            saved = {k: _Saved(**v) for k, v in data.get("cases", {}).items()}
+        except (OSError, ValueError, TypeError) as exc:
+            # a damaged state file must not block review; keep it aside for inspection, start fresh
+            self.load_error = f"{self.state_file}: unreadable ({exc}); statuses start fresh"
+            self.state_file.replace(self.state_file.with_suffix(".json.damaged"))
+            return
+        for case in self.cases:
+            entry = saved.get(case.case_id)
+            if entry is None or entry.file != case.path.name:
+                continue
+            case.status = entry.status if entry.status in STATUSES else NEW
+            case.model_version, case.confidence, case.error = entry.model_version, entry.confidence, entry.error
+        self.current = max(0, self.index_of(data.get("current")) if data.get("current") else 0)
+
+    def save(self) -> None:
+        cases = {
+            c.case_id: asdict(_Saved(c.path.name, c.status, c.model_version, c.confidence, c.error))
+            for c in self.cases
+        }
+        current = self.cases[self.current].case_id
+        payload = {"format": STATE_FORMAT, "folder": str(self.folder), "current": current, "cases": cases}
+        atomic_write_json(self.state_file, payload)
+
+    # -- navigation ------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def index_of(self, case_id: str | None) -> int:
+        for i, case in enumerate(self.cases):
+            if case.case_id == case_id:
+                return i
+        return -1
+
+    def step(self, start: int, direction: int, unreviewed_only: bool = False) -> int | None:
+        """The next index from ``start`` in ``direction`` (+1/-1), or None at the end of the list."""
+        i = start + direction
+        while 0 <= i < len(self.cases):
+            if not unreviewed_only or self.cases[i].unreviewed:
+                return i
+            i += direction
+        return None
+
+    def first_unreviewed(self, uncertain_first: bool = False) -> int | None:
+        todo = [i for i, c in enumerate(self.cases) if c.unreviewed]
+        if uncertain_first:
+            todo.sort(key=lambda i: not self.cases[i].uncertain)
+        return todo[0] if todo else None
+
+    def set_current(self, index: int) -> Case:
+        self.current = index
+        self.save()
+        return self.cases[index]
+
+    def set_status(self, case: Case, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        case.status = status
+        self.save()
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(c.status == s for c in self.cases) for s in STATUSES}
+
+    # -- proposals and drafts ----------------------------------------------------
+    def proposal_path(self, case_id: str) -> Path:
+        return self.state_dir / "proposals" / f"{case_id}.png"
+
+    def draft_path(self, case_id: str) -> Path:
+        return self.state_dir / "drafts" / f"{case_id}.png"
+
+    def save_proposal(self, case: Case, labels: np.ndarray, model_version: str, confidence: float) -> None:
+        atomic_write_png(self.proposal_path(case.case_id), np.asarray(labels, dtype=np.uint8))
+        case.model_version, case.confidence = model_version, float(confidence)
+        if case.status == NEW:
+            case.status = PROPOSED
+        self.save()
+
+    def save_draft(self, case_id: str, labels: np.ndarray) -> Path:
+        """Atomic, so a crash mid-write keeps the previous draft; safe to call from a plain thread."""
+        return atomic_write_png(self.draft_path(case_id), np.asarray(labels, dtype=np.uint8))
+
+    def load_proposal(self, case_id: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        return _read_labels(self.proposal_path(case_id), shape)
+
+    def load_draft(self, case_id: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        return _read_labels(self.draft_path(case_id), shape)
+
+
+def _discover(folder: Path) -> list[Case]:
+    cases: list[Case] = []
+    seen: set[str] = set()
+    for path in list_images([folder]):
+        base = safe_case_id(path.stem)
+        case_id, n = base, 1
+        while case_id in seen:  # a.png and a.tif in one folder are two cases
+            n += 1
+            case_id = f"{base}-{n}"
+        seen.add(case_id)
+        cases.append(Case(case_id, path))
+    return cases
+
+
+def _read_labels(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Labels saved for this case, or None if absent, unreadable or of another shape (image replaced)."""
+    if not path.is_file():
+        return None
+    import imageio.v3 as iio
+
+    try:
+        labels = np.asarray(iio.imread(path))
+    except Exception:  # a damaged draft is ignored rather than blocking the case
+        return None
+    return labels.astype(np.uint8, copy=False) if labels.shape == tuple(shape) else None
