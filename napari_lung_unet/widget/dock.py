@@ -1,4 +1,6 @@
-"""The "Lung U-Net" dock widget: pick an image, a model and a device, and propose lung labels.
+"""The "Lung U-Net" dock widget: a review worklist, lung proposals, quick correction, accept,
+fine-tune and model history. Each section lives in its own module; this one lays them out and
+owns the proposal worker.
 
 Threading rule: everything that touches Qt or napari layers happens here, on the GUI thread;
 :func:`.engine.run_proposal` does the slow part (model loading, inference) in a napari
@@ -15,9 +17,11 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -29,15 +33,24 @@ from qtpy.QtWidgets import (
 
 from ..device import DEVICE_CHOICES, resolve_device
 from ..registry import Registry
+from ..settings import corrections_dir
 from . import strings
+from .controls import QuickControls
 from .engine import run_proposal
+from .finetune_panel import FinetunePanel
+from .history import HistoryPanel
+from .readouts import ReadoutsLabel
+from .review import ReviewController
 from .state import ProposalRequest, ProposalResult, WidgetState
+from .worklist_panel import WorklistPanel
 
 if TYPE_CHECKING:
     import napari
 
 # right lung (image left) blue, left lung orange: distinct for the common colour-vision deficiencies
 LUNG_COLORS = {None: "transparent", 0: "transparent", 1: "deepskyblue", 2: "orange"}
+# viewer-level shortcuts; overwrite=True because napari may already bind some of these keys
+SHORTCUTS = {"Shift-N": "next", "Shift-P": "previous", "Shift-A": "accept"}
 
 
 class _RefreshingComboBox(QComboBox):
@@ -65,11 +78,15 @@ class LungUNetWidget(QWidget):
         self.worker: GeneratorWorker | None = None  # the latest proposal's worker (tests wait on it)
         self._run_result: ProposalResult | None = None  # this run's result, for proposal_finished
         self._build_ui()
+        self.review = ReviewController(self)
+        self._build_review_ui()
         self.refresh_image_layers()
         self.refresh_models()
         events = self.viewer.layers.events
         for emitter in (events.inserted, events.removed, events.reordered, events.renamed):
             emitter.connect(self._on_layers_changed)
+        self.proposal_finished.connect(self._propose_pending_case)
+        self._bind_keys()
 
     # -- construction ----------------------------------------------------------
     def _build_ui(self) -> None:
@@ -117,6 +134,87 @@ class LungUNetWidget(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status_label)
         layout.addStretch(1)
+
+    def _build_review_ui(self) -> None:
+        """Worklist on top, correction controls under the proposal, model management at the bottom."""
+        layout: QVBoxLayout = self.layout()
+        self.worklist_panel = WorklistPanel()
+        self.worklist_panel.open_folder_clicked.connect(self._browse_folder)
+        self.worklist_panel.case_clicked.connect(self.review.open_case)
+        self.worklist_panel.step_clicked.connect(self.review.step)
+        self.auto_propose = QCheckBox(strings.AUTO_PROPOSE)
+        self.auto_propose.setChecked(True)
+        self.auto_propose.toggled.connect(lambda on: setattr(self.review, "auto_propose", on))
+        worklist_box = _group(strings.WIDGET_TITLE + " worklist", self.worklist_panel, self.auto_propose)
+        layout.insertWidget(0, worklist_box)
+
+        self.model_info = QLabel(strings.MODEL_INFO_NONE)
+        self.model_info.setWordWrap(True)
+        self.controls = QuickControls(self.lungs_layer, self.review.reset_to_proposal)
+        self.readouts = ReadoutsLabel()
+        self.accept_button = QPushButton(strings.ACCEPT)
+        self.accept_button.setToolTip(strings.ACCEPT_TIP)
+        self.accept_button.clicked.connect(self.review.accept)
+        self.skip_button = QPushButton(strings.SKIP)
+        self.skip_button.setToolTip(strings.SKIP_TIP)
+        self.skip_button.clicked.connect(self.review.skip)
+        decide = QWidget()
+        row = QHBoxLayout(decide)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.accept_button, 2)
+        row.addWidget(self.skip_button, 1)
+        index = layout.indexOf(self.status_label) + 1
+        layout.insertWidget(index, _group("Correct", self.model_info, self.controls, self.readouts, decide))
+
+        self.finetune = FinetunePanel(corrections_dir(), device=self.selected_device)
+        self.history = HistoryPanel()
+        self.finetune.finished.connect(self._on_finetune_finished)
+        self.finetune.repropose_requested.connect(self.review.propose_again)
+        self.history.current_changed.connect(lambda _version: self.refresh_models())
+        layout.insertWidget(index + 1, _group(strings.FINETUNE, self.finetune))
+        layout.insertWidget(index + 2, _group(strings.HISTORY_TITLE, self.history))
+
+    def _bind_keys(self) -> None:
+        actions = {"next": lambda: self.review.step(1), "previous": lambda: self.review.step(-1), "accept": self.review.accept}
+        for key, name in SHORTCUTS.items():
+            action = actions[name]
+            self.viewer.bind_key(key, lambda _viewer, action=action: action(), overwrite=True)
+
+    def _browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, strings.OPEN_FOLDER_TIP)
+        if folder:
+            self.review.open_folder(folder)
+
+    def _on_finetune_finished(self, result: dict | None) -> None:
+        self.history.refresh()
+        self.refresh_models()
+        if result is not None:
+            self.history.select(result["version"])
+
+    def _propose_pending_case(self, result: ProposalResult | None) -> None:
+        """A case opened while another proposal ran gets its own proposal now."""
+        review = self.review
+        case = review.case
+        if (
+            review.auto_propose and case is not None and review.proposal is None and case.status == "new"
+            and (result is None or result.case_id != case.case_id) and review.worklist is not None
+            and not review.worklist.proposal_path(case.case_id).is_file() and self.lungs_layer() is not None
+            and not self.lungs_layer().data.any()
+        ):
+            self.propose()
+
+    def hideEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        # closing napari (or the dock) hides this widget first: write any unsaved edits as a draft
+        self.review.save_draft_now()
+        super().hideEvent(event)
+
+    def select_model(self, version: str) -> None:
+        self.refresh_models()
+        index = self.model_combo.findData(version)
+        if index >= 0:
+            self.model_combo.setCurrentIndex(index)
+        else:
+            self.model_combo.setEditText(version)
 
     def _fill_devices(self) -> None:
         for name in DEVICE_CHOICES:
@@ -205,6 +303,7 @@ class LungUNetWidget(QWidget):
             translate=tuple(float(t) for t in layer.translate),
             model=self.selected_model(),
             device=self.selected_device(),
+            case_id=self.review.case_id_for(layer),
         )
 
     def propose(self) -> GeneratorWorker | None:
@@ -234,13 +333,17 @@ class LungUNetWidget(QWidget):
         return worker
 
     def on_proposal(self, result: ProposalResult) -> None:
-        """Put the proposal into the ``lungs`` layer (GUI thread)."""
-        layer = self.write_lungs_layer(result)
-        layer.metadata.update(
-            model_version=result.model_version,
-            source_layer=result.layer_name,
-            confidence=result.prediction.confidence,
-        )
+        """Put the proposal into the ``lungs`` layer (GUI thread); a worklist case's goes via the review."""
+        if not self.review.on_proposal(result):
+            layer = self.write_lungs_layer(result)
+            layer.metadata.update(
+                model_version=result.model_version,
+                source_layer=result.layer_name,
+                confidence=result.prediction.confidence,
+            )
+            self.review.watch(layer)
+            self.review.stats.recount(layer.data, result.labels)
+            self.review.show_readouts()
         self.state.last_result = self._run_result = result
         self.state.history.append(result.model_version)
         self.set_status(
@@ -290,6 +393,14 @@ class LungUNetWidget(QWidget):
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
+
+
+def _group(title: str, *widgets: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return box
 
 
 def _device_available(name: str) -> bool:

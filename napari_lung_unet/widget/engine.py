@@ -80,4 +80,5 @@ def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResul
         translate=request.translate,
         device=str(predictor.device),
         seconds=time.perf_counter() - start,
+        case_id=request.case_id,
     )

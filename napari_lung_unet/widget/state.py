@@ -22,6 +22,7 @@ class ProposalRequest:
     translate: tuple[float, ...]
     model: str | None  # registry version, path, or None for the current version
     device: str
+    case_id: str | None = None  # the worklist case this proposal is for (it may be closed by the time it returns)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ProposalResult:
     translate: tuple[float, ...]
     device: str  # the resolved device, e.g. "cpu" when "auto" was asked for
     seconds: float  # model loading (if not cached) + inference
+    case_id: str | None = None  # copied from the request
 
     @property
     def labels(self) -> Any:

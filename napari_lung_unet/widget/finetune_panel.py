@@ -1,0 +1,186 @@
+"""The Fine-tune button: runs ``lung-unet finetune --json-progress`` in a child process.
+
+A subprocess rather than a thread worker: training can run out of memory or crash inside a
+native library, and in a thread that would take down the viewer that holds the clinician's
+unsaved edits. A child process also cannot starve the GUI of the GIL, and Cancel is a plain
+terminate: the registry stages versions and replaces CURRENT atomically, so a killed run leaves
+the current model untouched. The child runs at lower CPU priority (``nice``) so painting stays
+smooth on a laptop. Its JSON lines arrive through QProcess signals on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QProcess, QTimer, Signal
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ..corrections import CorrectionsStore
+from . import strings
+
+KILL_AFTER_MS = 5000  # give the child time to exit cleanly on terminate, then kill it
+STDERR_TAIL = 2000
+
+
+class FinetunePanel(QWidget):
+    #: emitted when a run ends: the result dict (FinetuneResult fields), or None (failed/cancelled)
+    finished = Signal(object)
+    #: the clinician asked to re-propose the open case with this version
+    repropose_requested = Signal(str)
+
+    def __init__(self, store_dir: Path, device: Any = lambda: "auto") -> None:
+        super().__init__()
+        self.store_dir = store_dir
+        self._device = device
+        self.steps: int | None = None  # hidden setting: None = the CLI default; tests use a few steps
+        self.no_replay = False  # hidden setting: train on the corrections only (tests, no base data)
+        self.process: QProcess | None = None
+        self.result: dict | None = None
+        self.pbar: progress | None = None
+        self._buffer = b""
+        self._stderr = b""
+        self._cancelled = False
+
+        self.button = QPushButton(strings.FINETUNE)
+        self.button.setToolTip(strings.FINETUNE_TIP)
+        self.button.clicked.connect(self.start)
+        self.cancel_button = QPushButton(strings.CANCEL)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.repropose = QPushButton("")
+        self.repropose.setVisible(False)
+        self.repropose.clicked.connect(self._on_repropose)
+        row = QHBoxLayout()
+        row.addWidget(self.button)
+        row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        layout.addWidget(self.repropose)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", "napari_lung_unet.cli", "finetune", "--corrections", str(self.store_dir),
+                "--json-progress", "--device", str(self._device())]
+        if self.steps is not None:
+            args += ["--steps", str(self.steps)]
+        if self.no_replay:
+            args.append("--no-replay")
+        nice = shutil.which("nice")
+        return [nice, "-n", "10", *args] if nice else args
+
+    def start(self) -> bool:
+        if self.running:
+            show_warning(strings.ERROR_PREFIX + strings.FINETUNE_RUNNING)
+            return False
+        if len(CorrectionsStore(self.store_dir)) == 0:
+            show_error(strings.ERROR_PREFIX + strings.FINETUNE_EMPTY.format(store=self.store_dir))
+            return False
+        self.result, self._buffer, self._stderr, self._cancelled = None, b"", b"", False
+        self.repropose.setVisible(False)
+        process = QProcess(self)
+        process.readyReadStandardOutput.connect(self._read_stdout)
+        process.readyReadStandardError.connect(self._read_stderr)
+        process.finished.connect(self._on_finished)
+        program, *args = self.command()
+        self.process = process
+        self.pbar = progress(total=self.steps or 0, desc=strings.FINETUNE)
+        self.button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(strings.FINETUNE_STAGE.format(message="starting"))
+        process.start(program, args)
+        return True
+
+    def cancel(self) -> None:
+        if self.process is None:
+            return
+        self._cancelled = True
+        self.process.terminate()
+        process = self.process
+        QTimer.singleShot(KILL_AFTER_MS, lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning else None)
+
+    # -- the child's output (GUI thread, via QProcess signals) -----------------------
+    def _read_stdout(self) -> None:
+        assert self.process is not None
+        self._buffer += bytes(self.process.readAllStandardOutput())
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a library printed something; only our JSON lines matter
+            if isinstance(event, dict):
+                self._on_event(event)
+
+    def _read_stderr(self) -> None:
+        assert self.process is not None
+        self._stderr = (self._stderr + bytes(self.process.readAllStandardError()))[-STDERR_TAIL:]
+
+    def _on_event(self, event: dict) -> None:
+        stage = event.get("stage")
+        if stage == "train" and self.pbar is not None:
+            steps = int(event.get("steps") or 0)
+            if steps and self.pbar.total != steps:
+                self.pbar.total = steps
+            step = int(event.get("step") or 0)
+            if step > self.pbar.n:
+                self.pbar.update(step - self.pbar.n)  # update() is what emits napari's progress events
+            text = strings.FINETUNE_PROGRESS.format(step=event.get("step", 0), steps=steps, loss=event.get("loss", 0.0), eta=event.get("eta_s", 0.0))
+            self.pbar.set_description(text)
+            self.status.setText(text)
+        elif stage == "done":
+            self.result = event.get("result")
+        elif event.get("message"):
+            self.status.setText(strings.FINETUNE_STAGE.format(message=event["message"]))
+            if self.pbar is not None:
+                self.pbar.set_description(strings.FINETUNE_STAGE.format(message=event["message"]))
+
+    def _on_finished(self, code: int, _status: Any = None) -> None:
+        self._read_stdout()
+        if self.pbar is not None:
+            self.pbar.close()
+        self.pbar = None
+        self.process = None
+        self.button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        result = self.result
+        if self._cancelled:
+            self.status.setText(strings.FINETUNE_CANCELLED)
+            show_info(strings.ERROR_PREFIX + strings.FINETUNE_CANCELLED)
+            result = None
+        elif result is None or code != 0:
+            tail = self._stderr.decode("utf-8", "replace").strip().splitlines()
+            message = strings.FINETUNE_FAILED.format(code=code, tail=tail[-1] if tail else "no output")
+            self.status.setText(message)
+            show_error(strings.ERROR_PREFIX + message)
+            result = None
+        else:
+            self.show_result(result)
+        self.finished.emit(result)
+
+    def show_result(self, result: dict) -> None:
+        template = strings.FINETUNE_PROMOTED if result["promoted"] else strings.FINETUNE_REJECTED
+        lines = [template.format(version=result["version"], reason=result["reason"])]
+        for name in sorted(result.get("after", {})):
+            before = result.get("before", {}).get(name, float("nan"))
+            lines.append(strings.METRIC_ROW.format(name=name, before=before, after=result["after"][name]))
+        self.status.setText("\n".join(lines))
+        show_info(strings.ERROR_PREFIX + lines[0])
+        self.repropose.setText(strings.REPROPOSE.format(version=result["version"]))
+        self.repropose.setVisible(True)
+
+    def _on_repropose(self) -> None:
+        if self.result is not None:
+            self.repropose_requested.emit(self.result["version"])

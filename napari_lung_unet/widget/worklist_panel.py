@@ -1,0 +1,110 @@
+"""The worklist list view: cases with their status, Previous/Next, and the unreviewed filter.
+
+It only displays a :class:`~napari_lung_unet.worklist.Worklist` and reports clicks; the review
+controller decides what opening a case means.
+"""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..worklist import Case, Worklist
+from . import strings
+
+
+class WorklistPanel(QWidget):
+    open_folder_clicked = Signal()
+    case_clicked = Signal(int)  # index into the worklist
+    step_clicked = Signal(int)  # -1 previous, +1 next
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open_button = QPushButton(strings.OPEN_FOLDER)
+        self.open_button.setToolTip(strings.OPEN_FOLDER_TIP)
+        self.open_button.clicked.connect(self.open_folder_clicked)
+        self.list = QListWidget()
+        self.list.setMinimumHeight(90)
+        self.list.itemActivated.connect(lambda item: self.case_clicked.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.list.itemClicked.connect(lambda item: self.case_clicked.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.only_unreviewed = QCheckBox(strings.ONLY_UNREVIEWED)
+        self.only_unreviewed.setToolTip(strings.ONLY_UNREVIEWED_TIP)
+        self.only_unreviewed.toggled.connect(self._apply_filter)
+        self.previous = QPushButton(strings.PREVIOUS)
+        self.previous.setToolTip(strings.PREVIOUS_TIP)
+        self.previous.clicked.connect(lambda: self.step_clicked.emit(-1))
+        self.next = QPushButton(strings.NEXT)
+        self.next.setToolTip(strings.NEXT_TIP)
+        self.next.clicked.connect(lambda: self.step_clicked.emit(1))
+        self.summary = QLabel("")
+        self.case_info = QLabel("")
+        self.case_info.setWordWrap(True)
+
+        top = QHBoxLayout()
+        top.addWidget(self.open_button)
+        top.addWidget(self.only_unreviewed)
+        nav = QHBoxLayout()
+        nav.addWidget(self.previous)
+        nav.addWidget(self.next)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.list)
+        layout.addWidget(self.summary)
+        layout.addLayout(nav)
+        layout.addWidget(self.case_info)
+        self._worklist: Worklist | None = None
+
+    def show_worklist(self, worklist: Worklist) -> None:
+        self._worklist = worklist
+        self.list.clear()
+        for index, case in enumerate(worklist.cases):
+            item = QListWidgetItem()
+            item.setData(Qt.ItemDataRole.UserRole, index)
+            self.list.addItem(item)
+            self._style(item, case)
+        self.refresh()
+
+    def refresh(self, case: Case | None = None) -> None:
+        """Re-draw one case (or all) after a status change, and the summary and selection."""
+        wl = self._worklist
+        if wl is None:
+            return
+        for index, c in enumerate(wl.cases):
+            if case is None or c is case:
+                self._style(self.list.item(index), c)
+        counts = wl.counts()
+        todo = sum(c.unreviewed for c in wl.cases)
+        self.summary.setText(strings.WORKLIST_SUMMARY.format(n=len(wl), accepted=counts["accepted"], skipped=counts["skipped"], todo=todo))
+        current = wl.cases[wl.current]
+        self.case_info.setText(strings.CASE_INFO.format(index=wl.current + 1, n=len(wl), case_id=current.case_id, status=current.status))
+        self.list.setCurrentRow(wl.current)
+        self._apply_filter()
+
+    def _style(self, item: QListWidgetItem, case: Case) -> None:
+        flag = f"  {strings.UNCERTAIN_MARK}" if case.uncertain else ""
+        flag += "  ✗" if case.error else ""
+        item.setText(strings.CASE_ITEM.format(symbol=strings.STATUS_SYMBOLS[case.status], case_id=case.case_id, status=case.status, flag=flag))
+        tip = [str(case.path)]
+        if case.uncertain:
+            tip.append(strings.CASE_ITEM_UNCERTAIN_TIP.format(confidence=case.confidence))
+        if case.error:
+            tip.append(case.error)
+        item.setToolTip("\n".join(tip))
+
+    def _apply_filter(self) -> None:
+        if self._worklist is None:
+            return
+        only = self.only_unreviewed.isChecked()
+        for index, case in enumerate(self._worklist.cases):
+            # the open case stays visible so the clinician never loses sight of what they edit
+            self.list.item(index).setHidden(only and not case.unreviewed and index != self._worklist.current)

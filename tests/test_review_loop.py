@@ -1,0 +1,217 @@
+"""The review loop end to end in a real napari viewer, as a clinician would do it.
+
+Run under a display: ``xvfb-run -a pytest tests/test_review_loop.py``. Set
+``LUNG_UNET_SCREENSHOTS=docs/screenshots`` to also save the README screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from napari_lung_unet.corrections import CorrectionsStore
+from napari_lung_unet.model_io import load_model
+from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.registry import Registry
+from napari_lung_unet.settings import corrections_dir
+from napari_lung_unet.widget import LungUNetWidget
+from napari_lung_unet.widget.engine import clear_cache
+from napari_lung_unet.worklist import ACCEPTED, EDITED, PROPOSED, Worklist
+
+pytestmark = pytest.mark.gui
+
+PLUGIN, WIDGET = "napari-lung-unet", "Lung U-Net"
+WAIT_MS = 120_000
+SHOTS = os.environ.get("LUNG_UNET_SCREENSHOTS")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_predictor_cache():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture
+def tiny_current(tiny_model_dir: Path) -> str:
+    """Register the tiny model and make it current, so proposals and fine-tunes take seconds."""
+    loaded = load_model(tiny_model_dir)
+    Registry().add(loaded.model, loaded.card)
+    Registry().set_current("tiny")
+    return "tiny"
+
+
+@pytest.fixture
+def xray_folder(tmp_path: Path) -> Path:
+    root = tmp_path / "worklist"
+    root.mkdir()
+    for i in range(3):
+        iio.imwrite(root / f"case{i}.png", make_phantom((160, 144), seed=20 + i, dtype=np.uint8)[0])
+    return root
+
+
+@pytest.fixture
+def widget(make_napari_viewer, tiny_current) -> LungUNetWidget:
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget.device_combo.setCurrentText("cpu")
+    return widget
+
+
+def open_and_wait(qtbot, widget: LungUNetWidget, folder: Path) -> None:
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+        assert widget.review.open_folder(folder)
+
+
+def paint_stroke(layer, centre: tuple[int, int], label: int, radius: int = 6) -> None:
+    """A brush stroke through napari's own paint API (history + paint event, as with the mouse)."""
+    layer.brush_size = 2 * radius
+    layer.paint(centre, label)
+
+
+def shot(widget: LungUNetWidget, qtbot, name: str) -> None:
+    if not SHOTS:
+        return
+    qtbot.wait(300)
+    widget.viewer.window.screenshot(str(Path(SHOTS) / f"review_{name}.png"), canvas_only=False)
+
+
+def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path):
+    viewer, review = widget.viewer, widget.review
+
+    # 1-2. open a worklist of 3 phantoms: the first case opens and its proposal appears by itself
+    open_and_wait(qtbot, widget, xray_folder)
+    assert widget.worklist_panel.list.count() == 3
+    lungs, xray = viewer.layers["lungs"], viewer.layers["x-ray"]
+    assert lungs.data.shape == xray.data.shape == (160, 144)
+    case0 = review.case
+    assert case0.case_id == "case0" and case0.status == PROPOSED and case0.model_version == "tiny"
+    assert "tiny" in widget.model_info.text()
+    proposal = lungs.data.copy()
+    shot(widget, qtbot, "proposal")
+
+    # 3. paint: history and the paint event fire as for a real brush; readouts and status follow
+    widget.controls.set_label(1)
+    paint_stroke(lungs, (80, 40), 1)
+    assert case0.status == EDITED
+    assert "px" in widget.readouts.text() and "% of the proposal changed" in widget.readouts.text()
+    assert review.stats.areas[1] == np.count_nonzero(lungs.data == 1)
+    changed = np.count_nonzero(lungs.data != proposal)
+    assert changed > 0 and review.stats.changed == changed
+    shot(widget, qtbot, "correction")
+
+    # 4. Accept: image, mask and record in the store; the case is accepted and the next one opens
+    edited = lungs.data.copy()
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+        widget.accept_button.click()
+    store = CorrectionsStore(corrections_dir())
+    (case_id,) = store.case_ids()
+    assert case_id == "worklist-case0"
+    np.testing.assert_array_equal(iio.imread(store.mask_path(case_id)), edited)
+    assert iio.imread(store.image_path(case_id)).shape == (160, 144)
+    record = store.record(case_id)
+    assert record.model_version == "tiny" and record.source_path.endswith("case0.png")
+    assert 0 < record.fraction_changed <= 1 and len(record.image_sha256) == 64 and record.accepted
+    assert case0.status == ACCEPTED
+    assert review.case.case_id == "case1"
+    assert viewer.layers["lungs"].unique_id == lungs.unique_id  # layers are reused, never re-added
+    assert [layer.name for layer in viewer.layers] == ["x-ray", "lungs"]
+
+    # re-accepting the same case replaces its entry
+    review.open_case(0)
+    review.accept()
+    assert store.case_ids() == ["worklist-case0"]
+
+    # 5. edit case 1, go next, come back: status and draft are restored
+    assert review.case.case_id == "case1"
+    paint_stroke(lungs, (40, 100), 2)
+    draft = lungs.data.copy()
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+        widget.worklist_panel.next.click()
+    assert review.case.case_id == "case2"
+    assert not np.array_equal(lungs.data, draft)
+    widget.worklist_panel.previous.click()
+    assert review.case.case_id == "case1" and review.case.status == EDITED
+    np.testing.assert_array_equal(lungs.data, draft)
+    shot(widget, qtbot, "worklist")
+
+    # 6. a tiny fine-tune to completion: the registry gains a version; re-propose with it
+    before = {c.version for c in Registry().cards()}
+    widget.finetune.steps, widget.finetune.no_replay = 3, True
+    with qtbot.waitSignal(widget.finetune.finished, timeout=WAIT_MS) as done:
+        widget.finetune.button.click()
+        assert widget.finetune.running and not widget.finetune.button.isEnabled()
+    result = done.args[0]
+    assert result is not None and result["parent"] == "tiny"
+    assert {c.version for c in Registry().cards()} - before == {result["version"]}
+    assert result["version"] in widget.history.versions()
+    assert "→" in widget.finetune.status.text() and not widget.finetune.repropose.isHidden()
+    shot(widget, qtbot, "finetune")
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as proposed:
+        widget.finetune.repropose.click()
+    assert proposed.args[0].model_version == result["version"]
+
+    # 7. close the viewer with an unsaved edit: the draft is on disk
+    paint_stroke(lungs, (100, 30), 1, radius=4)
+    unsaved = lungs.data.copy()
+    viewer.close()
+    saved = Worklist(xray_folder).load_draft("case1", unsaved.shape)
+    np.testing.assert_array_equal(saved, unsaved)
+    state = json.loads((xray_folder / ".lung_unet" / "worklist.json").read_text())
+    assert state["current"] == "case1"
+    assert state["cases"]["case0"]["status"] == ACCEPTED
+
+
+def test_status_resumes_after_restart(make_napari_viewer, tiny_current, qtbot, xray_folder: Path):
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    open_and_wait(qtbot, widget, xray_folder)
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+        widget.review.accept()
+    viewer.close()
+
+    viewer2 = make_napari_viewer()
+    _dock, widget2 = viewer2.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget2.review.auto_propose = False
+    assert widget2.review.open_folder(xray_folder)
+    assert widget2.review.case.case_id == "case1"  # resumes where the clinician left off
+    assert [c.status for c in widget2.review.worklist.cases][:2] == [ACCEPTED, PROPOSED]
+    # the filter hides reviewed cases, and Previous skips them
+    widget2.worklist_panel.only_unreviewed.setChecked(True)
+    assert widget2.worklist_panel.list.item(0).isHidden()
+    assert not widget2.review.step(-1)
+
+
+def test_quick_controls_shortcuts_and_reset(widget: LungUNetWidget, qtbot, xray_folder: Path):
+    open_and_wait(qtbot, widget, xray_folder)
+    lungs = widget.viewer.layers["lungs"]
+    widget.controls.brush.setValue(17)
+    assert lungs.brush_size == 17
+    widget.controls.left.click()
+    assert lungs.selected_label == 2
+    proposal = lungs.data.copy()
+    paint_stroke(lungs, (50, 50), 2)
+    assert not np.array_equal(lungs.data, proposal)
+    widget.controls.reset.click()
+    np.testing.assert_array_equal(lungs.data, proposal)
+    assert widget.review.stats.changed == 0
+    lungs.undo()  # the reset is one undoable step
+    assert not np.array_equal(lungs.data, proposal)
+    keys = {str(k) for k in widget.viewer.keymap}
+    assert {"Shift+N", "Shift+P", "Shift+A"} <= keys or len(widget.viewer.keymap) >= 3
+
+
+def test_single_image_without_worklist_still_works(widget: LungUNetWidget, qtbot):
+    widget.viewer.add_image(make_phantom((128, 128), seed=2)[0], name="phantom")
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as blocker:
+        widget.propose_button.click()
+    assert blocker.args[0] is not None
+    lungs = widget.viewer.layers["lungs"]
+    paint_stroke(lungs, (64, 64), 1)
+    assert "px" in widget.readouts.text()
+    assert widget.review.case is None
