@@ -1,0 +1,53 @@
+"""``lung-unet export``: copy the corrections store out as a flat ``images/`` + ``masks/`` dataset.
+
+The result is the layout ``lung-unet train`` and most segmentation tools read; records stay
+behind unless ``--records`` is given. Files are copied atomically, so an interrupted export
+never leaves a truncated image, and re-running it overwrites the same names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from .atomic import atomic_write
+from .corrections import IMAGES, MASKS, RECORDS, CorrectionsStore
+from .settings import corrections_dir
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export the corrections store as images/ + masks/", description=__doc__)
+    p.add_argument("--corrections", metavar="DIR", help="corrections store (default: the widget's store)")
+    p.add_argument("--output", "-o", metavar="DIR", required=True, help="folder to write images/ and masks/ into")
+    p.add_argument("--records", action="store_true", help="also copy the JSON provenance records into records/")
+    p.set_defaults(run=run)
+
+
+def export_store(store_dir: str | Path, output: str | Path, records: bool = False) -> list[str]:
+    """Copy every accepted case; returns the case ids written."""
+    store = CorrectionsStore(store_dir)
+    if not store.root.is_dir():
+        raise ValueError(f"corrections store not found: {store.root}")
+    out = Path(output)
+    if out.resolve() == store.root.resolve():
+        raise ValueError("--output must differ from the corrections store")
+    ids = store.case_ids()
+    if not ids:
+        raise ValueError(f"{store.root}: no accepted corrections to export")
+    for case_id in ids:
+        pairs = [(store.image_path(case_id), out / IMAGES), (store.mask_path(case_id), out / MASKS)]
+        if records:
+            pairs.append((store.record_path(case_id), out / RECORDS))
+        for source, folder in pairs:
+            if not source.is_file():
+                raise ValueError(f"{store.root}: case {case_id} is incomplete ({source.name} missing)")
+            atomic_write(folder / source.name, lambda tmp, src=source: shutil.copyfile(src, tmp))
+    return ids
+
+
+def run(args: argparse.Namespace) -> int:
+    store = args.corrections or corrections_dir()
+    ids = export_store(store, args.output, args.records)
+    print(f"exported {len(ids)} cases from {store} to {args.output} (images/, masks/)")
+    return 0
