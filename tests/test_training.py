@@ -91,3 +91,12 @@ def test_seed_montgomery_layout_sums_left_and_right(tmp_path: Path) -> None:
     (pair,) = discover_pairs(root)
     _, mask = read_pair(pair)
     assert np.array_equal(mask, labels > 0)
+
+
+def test_init_from_starts_from_given_weights(phantom_dataset: Path, tmp_path: Path) -> None:
+    first = train(_cfg(phantom_dataset, tmp_path / "stage1", epochs=1))
+    start = load_model(first).model.state_dict()
+    cfg = _cfg(phantom_dataset, tmp_path / "stage2", epochs=1, lr=0.0, init_from=str(first))
+    second = load_model(train(cfg)).model.state_dict()
+    # lr 0: the weights stay those of stage 1 (BatchNorm running stats still update)
+    assert torch.equal(second["head.weight"], start["head.weight"])

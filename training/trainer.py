@@ -65,6 +65,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0 = whole epoch; small values keep tests fast
     version: str = "default"
     resume: bool = True
+    init_from: str = ""  # start from these weights (a model folder) instead of random ones
     show_progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -232,7 +233,15 @@ class Trainer:
         start_epoch, best, stale = 0, -1.0, 0
         rows = read_log(self.out / LOG_NAME)
         last = self.out / LAST_CHECKPOINT
-        if cfg.resume and last.is_file():
+        resuming = cfg.resume and last.is_file()
+        if cfg.init_from and not resuming:
+            from napari_lung_unet.model_io import load_model
+
+            init = load_model(cfg.init_from)
+            if init.card.architecture != cfg.arch() or init.card.input_size != cfg.input_size:
+                raise ValueError(f"--init-from {cfg.init_from}: its architecture/input size differ from this run's")
+            model.load_state_dict(init.model.state_dict())
+        if resuming:
             state = torch.load(last, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
