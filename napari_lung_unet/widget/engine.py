@@ -65,9 +65,19 @@ def grey_image(request: ProposalRequest) -> np.ndarray:
         raise ImageError(f"layer '{request.layer_name}': {exc}") from None
 
 
+def _warm_lazy_imports() -> None:
+    """Import here what napari imports lazily when the first Labels layer is made (pandas, ~0.5 s).
+
+    In this worker thread the import shares the GIL in small slices; on the GUI thread, inside
+    ``add_labels``, it would freeze the viewer for its whole duration.
+    """
+    import pandas  # noqa: F401
+
+
 def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResult]:
     """Worker body: yields status lines for the GUI, returns the result (or raises)."""
     start = time.perf_counter()
+    _warm_lazy_imports()
     image = grey_image(request)  # fail fast on a bad layer before paying for the model
     yield strings.STATUS_LOADING.format(model=request.model or "current", device=request.device)
     predictor = get_predictor(request.model, request.device)
