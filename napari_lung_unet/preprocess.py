@@ -30,8 +30,13 @@ def normalise(image: torch.Tensor, norm: Normalisation) -> torch.Tensor:
     if norm.kind != "percentile":
         raise ValueError(f"unknown normalisation {norm.kind!r}")
     flat = image.reshape(-1)
-    q = torch.quantile(flat, torch.tensor([norm.low / 100.0, norm.high / 100.0], dtype=flat.dtype))
-    lo, hi = float(q[0]), float(q[1])
+    levels = [norm.low / 100.0, norm.high / 100.0]
+    if flat.device.type == "cpu":
+        # numpy selects (partition) where torch.quantile sorts: ~1 ms against 6-80 ms at 256², same 'linear' rule
+        lo, hi = (float(v) for v in np.quantile(flat.detach().numpy(), levels))
+    else:
+        q = torch.quantile(flat, torch.tensor(levels, dtype=flat.dtype, device=flat.device))
+        lo, hi = float(q[0]), float(q[1])
     if hi <= lo:
         lo, hi = float(flat.min()), float(flat.max())
     return ((image - lo) / max(hi - lo, 1e-6)).clamp_(0.0, 1.0)
