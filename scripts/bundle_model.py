@@ -1,0 +1,59 @@
+"""Copy a trained model into the package as the bundled default, with its validation scores in the card.
+
+    python scripts/bundle_model.py runs/default-stage2/best [--version default-1]
+
+The card records mean/median/worst Dice, IoU, precision and recall on each dataset's
+validation split (the same split the training run held out), computed end to end at the
+masks' original size, plus the training hardware and time from the run's CSV logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from napari_lung_unet.card import ModelCard
+from napari_lung_unet.model_io import load_model, save_model
+from napari_lung_unet.predict import Predictor
+from napari_lung_unet.settings import bundled_model_dir, data_dir
+from training.data import discover_pairs, stable_split
+from training.evaluate import load_cases, score_cases, summarise
+
+
+def training_minutes(run_dirs: list[Path]) -> float:
+    total = 0.0
+    for run in run_dirs:
+        log = run / "log.csv"
+        if log.is_file():
+            with open(log, newline="") as fh:
+                total += sum(float(r["seconds"]) for r in csv.DictReader(fh))
+    return total / 60
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--version", default="default-1")
+    ap.add_argument("--runs", type=Path, nargs="*", default=[Path("runs/default"), Path("runs/default-stage2")])
+    args = ap.parse_args()
+    loaded = load_model(args.model)
+    card: ModelCard = loaded.card
+    tc = card.extra.get("train_config", {})
+    predictor = Predictor(loaded, device="cpu")
+    validation = {}
+    for name in card.training_data:
+        _, val = stable_split(discover_pairs(data_dir() / name), float(tc.get("val_fraction", 0.15)), int(tc.get("seed", 0)))
+        validation[name] = summarise(score_cases(predictor, load_cases(val)))
+        print(f"{name}: Dice mean {validation[name]['dice']['mean']:.4f} worst {validation[name]['dice']['worst']:.4f}")
+    card.version = args.version
+    card.status = "bundled"
+    card.metrics = {**card.metrics, "validation": validation}
+    card.extra = {**card.extra, "training_minutes": round(training_minutes(args.runs), 1),
+                  "reproduce": "scripts/train_default.sh"}
+    save_model(bundled_model_dir(), loaded.model, card)
+    print(f"bundled {card.version} into {bundled_model_dir()}")
+
+
+if __name__ == "__main__":
+    main()
