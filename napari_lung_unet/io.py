@@ -73,9 +73,26 @@ def _read_raster(path: Path) -> np.ndarray:
             import tifffile
 
             return np.asarray(tifffile.imread(path))
+        if path.suffix.lower() == ".png" and (grey := _read_grey_png(path)) is not None:
+            return grey
         return np.asarray(iio.imread(path))
     except Exception as exc:  # decoders raise many unrelated types for a corrupt file
         raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {_short(exc)})") from None
+
+
+_PIL_GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I")
+
+
+def _read_grey_png(path: Path) -> np.ndarray | None:
+    """A grey PNG's pixels straight from Pillow, or None for other modes (palette, RGB, LA: left to imageio).
+
+    imageio adds a writeable copy of the decoded pixels (40 MB for a 20-Mpx uint16 file) that
+    :func:`to_grey`'s float conversion makes redundant; decoding itself (zlib) is the same.
+    """
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image) if image.mode in _PIL_GREY_MODES else None
 
 
 def _read_dicom(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
@@ -142,7 +159,7 @@ def to_grey(array: np.ndarray) -> np.ndarray:
             raise ImageError("image is all NaN/inf")
         if not finite.all():
             raise ImageError(f"image contains {int((~finite).sum())} NaN/inf pixels")
-    if float(out.max()) == float(out.min()):
+    if float(arr.max()) == float(arr.min()):  # on the source dtype: half the bytes of float32 for a uint16 PNG
         raise ImageError(f"image is constant (every pixel = {out.flat[0]:g}); nothing to segment")
     return out
 
