@@ -1,7 +1,8 @@
 """The review loop end to end in a real napari viewer, as a clinician would do it.
 
-Run under a display: ``xvfb-run -a pytest tests/test_review_loop.py``. Set
-``LUNG_UNET_SCREENSHOTS=docs/screenshots`` to also save the README screenshots.
+Run under a display: ``xvfb-run -a pytest tests/test_review_loop.py``. With
+``LUNG_UNET_SCREENSHOTS=docs/screenshots`` one more test takes the README screenshots (with the
+bundled default model, so the proposals look like real ones).
 """
 
 from __future__ import annotations
@@ -74,13 +75,6 @@ def paint_stroke(layer, centre: tuple[int, int], label: int, radius: int = 6) ->
     layer.paint(centre, label)
 
 
-def shot(widget: LungUNetWidget, qtbot, name: str) -> None:
-    if not SHOTS:
-        return
-    qtbot.wait(300)
-    widget.viewer.window.screenshot(str(Path(SHOTS) / f"review_{name}.png"), canvas_only=False)
-
-
 def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path):
     viewer, review = widget.viewer, widget.review
 
@@ -93,7 +87,6 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     assert case0.case_id == "case0" and case0.status == PROPOSED and case0.model_version == "tiny"
     assert "tiny" in widget.model_info.text()
     proposal = lungs.data.copy()
-    shot(widget, qtbot, "proposal")
 
     # 3. paint: history and the paint event fire as for a real brush; readouts and status follow
     widget.controls.set_label(1)
@@ -103,7 +96,6 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     assert review.stats.areas[1] == np.count_nonzero(lungs.data == 1)
     changed = np.count_nonzero(lungs.data != proposal)
     assert changed > 0 and review.stats.changed == changed
-    shot(widget, qtbot, "correction")
 
     # 4. Accept: image, mask and record in the store; the case is accepted and the next one opens
     edited = lungs.data.copy()
@@ -138,7 +130,6 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     widget.worklist_panel.previous.click()
     assert review.case.case_id == "case1" and review.case.status == EDITED
     np.testing.assert_array_equal(lungs.data, draft)
-    shot(widget, qtbot, "worklist")
 
     # 6. a tiny fine-tune to completion: the registry gains a version; re-propose with it
     before = {c.version for c in Registry().cards()}
@@ -151,7 +142,6 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     assert {c.version for c in Registry().cards()} - before == {result["version"]}
     assert result["version"] in widget.history.versions()
     assert "→" in widget.finetune.status.text() and not widget.finetune.repropose.isHidden()
-    shot(widget, qtbot, "finetune")
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as proposed:
         widget.finetune.repropose.click()
     assert proposed.args[0].model_version == result["version"]
@@ -215,3 +205,38 @@ def test_single_image_without_worklist_still_works(widget: LungUNetWidget, qtbot
     paint_stroke(lungs, (64, 64), 1)
     assert "px" in widget.readouts.text()
     assert widget.review.case is None
+
+
+@pytest.mark.skipif(not SHOTS, reason="set LUNG_UNET_SCREENSHOTS=DIR to take the README screenshots")
+def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
+    out = Path(SHOTS)
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(3):  # bigger phantoms than the other tests: these are for people to look at
+        iio.imwrite(xray_folder / f"case{i}.png", make_phantom((512, 448), seed=20 + i, dtype=np.uint8)[0])
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1500, 1000)
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget.device_combo.setCurrentText("cpu")
+
+    def shot(name: str) -> None:
+        qtbot.wait(500)
+        viewer.window.screenshot(str(out / f"review_{name}.png"), canvas_only=False)
+
+    open_and_wait(qtbot, widget, xray_folder)
+    shot("proposal")
+    lungs = viewer.layers["lungs"]
+    widget.controls.set_label(2)
+    for r in range(200, 330, 12):  # widen the left lung's outer edge, as a clinician might
+        paint_stroke(lungs, (r, 340), 2, radius=14)
+    shot("correction")
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+        widget.accept_button.click()
+    paint_stroke(lungs, (250, 110), 1, radius=10)
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+        widget.worklist_panel.next.click()
+    shot("worklist")
+    widget.finetune.steps, widget.finetune.no_replay = 5, True
+    with qtbot.waitSignal(widget.finetune.finished, timeout=600_000) as done:
+        widget.finetune.button.click()
+    assert done.args[0] is not None
+    shot("finetune")
