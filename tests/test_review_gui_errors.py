@@ -120,7 +120,7 @@ def test_second_finetune_click_warns_and_cancel_leaves_the_model(widget, qtbot, 
         (bad_folder / name).unlink()
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
         widget.review.open_folder(bad_folder)
-    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+    with qtbot.waitSignals([widget.proposal_finished, widget.review.case_accepted], timeout=WAIT_MS):
         assert widget.review.accept()
     versions = {c.version for c in Registry().cards()}
     widget.finetune.steps = 100_000  # long enough that Cancel certainly interrupts it

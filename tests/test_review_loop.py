@@ -99,8 +99,8 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
 
     # 4. Accept: image, mask and record in the store; the case is accepted and the next one opens
     edited = lungs.data.copy()
-    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
-        widget.accept_button.click()
+    with qtbot.waitSignals([widget.proposal_finished, review.case_accepted], timeout=WAIT_MS):
+        widget.accept_button.click()  # the write runs in a worker; the next case opens at once
     store = CorrectionsStore(corrections_dir())
     (case_id,) = store.case_ids()
     assert case_id == "worklist-case0"
@@ -116,7 +116,8 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
 
     # re-accepting the same case replaces its entry
     review.open_case(0)
-    review.accept()
+    with qtbot.waitSignal(review.case_accepted, timeout=WAIT_MS):
+        review.accept()
     assert store.case_ids() == ["worklist-case0"]
 
     # 5. edit case 1, go next, come back: status and draft are restored
@@ -161,7 +162,7 @@ def test_status_resumes_after_restart(make_napari_viewer, tiny_current, qtbot, x
     viewer = make_napari_viewer()
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     open_and_wait(qtbot, widget, xray_folder)
-    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+    with qtbot.waitSignals([widget.proposal_finished, widget.review.case_accepted], timeout=WAIT_MS):
         widget.review.accept()
     viewer.close()
 
@@ -226,10 +227,12 @@ def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
     shot("proposal")
     lungs = viewer.layers["lungs"]
     widget.controls.set_label(2)
-    for r in range(200, 330, 12):  # widen the left lung's outer edge, as a clinician might
-        paint_stroke(lungs, (r, 340), 2, radius=14)
+    # the clinician fills in what the model missed of the left lung (one undoable edit)
+    truth = make_phantom((512, 448), seed=20)[1]
+    missed = np.nonzero((truth == 2) & (lungs.data == 0))
+    lungs.data_setitem(missed, 2)
     shot("correction")
-    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+    with qtbot.waitSignals([widget.proposal_finished, widget.review.case_accepted], timeout=WAIT_MS):
         widget.accept_button.click()
     paint_stroke(lungs, (250, 110), 1, radius=10)
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):

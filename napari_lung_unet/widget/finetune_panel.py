@@ -108,8 +108,11 @@ class FinetunePanel(QWidget):
             return
         self._cancelled = True
         self.process.terminate()
-        process = self.process
-        QTimer.singleShot(KILL_AFTER_MS, lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning else None)
+        # the timer is the process's child, so it never fires on a process already deleted
+        timer = QTimer(self.process)
+        timer.setSingleShot(True)
+        timer.timeout.connect(self.process.kill)  # a no-op once the process has exited
+        timer.start(KILL_AFTER_MS)
 
     # -- the child's output (GUI thread, via QProcess signals) -----------------------
     def _read_stdout(self) -> None:
@@ -152,6 +155,8 @@ class FinetunePanel(QWidget):
         if self.pbar is not None:
             self.pbar.close()
         self.pbar = None
+        if self.process is not None:
+            self.process.deleteLater()  # one QProcess per run; do not pile them up under the panel
         self.process = None
         self.button.setEnabled(True)
         self.cancel_button.setEnabled(False)

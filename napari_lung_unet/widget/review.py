@@ -8,11 +8,13 @@ labels added; updating data in place avoids tearing down and rebuilding the GL v
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Labels
+from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
@@ -45,6 +47,8 @@ class ReviewController(QObject):
         self.drafts = DraftAutosaver(self._write_draft, self)
         self.auto_propose = True
         self.store_dir: Path = corrections_dir()
+        self._accepting: dict[str, threading.Event] = {}  # case id -> set when its accept is written
+        self.accept_worker: FunctionWorker | None = None
         self._watched: set[str] = set()  # unique ids of Labels layers whose paint events we listen to
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
 
@@ -78,6 +82,9 @@ class ReviewController(QObject):
         """Save the open case's edits, then show case ``index`` (draft > cached proposal > new proposal)."""
         assert self.worklist is not None
         self.save_draft_now()
+        pending = self._accepting.get(self.worklist.cases[index].case_id)
+        if pending is not None:
+            pending.wait(60)  # reopening a case whose accept is still writing: show what was accepted
         case = self.worklist.set_current(index)
         self.dock.worklist_panel.refresh()
         try:
@@ -241,6 +248,11 @@ class ReviewController(QObject):
 
     # -- accept / skip -------------------------------------------------------------
     def accept(self) -> bool:
+        """Validate on the GUI thread, write in a worker, open the next case straight away.
+
+        At full resolution the store's 16-bit image PNG alone takes ~3 s to encode; the clinician
+        should not wait for it. The case is marked accepted only once its record is on disk.
+        """
         case, xray, worklist = self.case, self.xray, self.worklist
         if case is None or xray is None or worklist is None:
             show_error(strings.ERROR_PREFIX + strings.NO_CASE)
@@ -253,31 +265,50 @@ class ReviewController(QObject):
         if labels.shape != xray.pixels.shape:
             show_error(strings.ERROR_PREFIX + strings.WRONG_SHAPE.format(layer=layer.name, labels=labels.shape, image=xray.pixels.shape))
             return False
-        values = np.unique(labels)
-        if values.min() < 0 or values.max() > 2:
+        if int(labels.min()) < 0 or int(labels.max()) > 2:  # min/max, not np.unique: no 20-Mpx sort
+            values = np.unique(labels)
             show_error(strings.ERROR_PREFIX + strings.BAD_LABELS.format(values=values.tolist()))
             return False
         record = CorrectionRecord(
             case_id=safe_case_id(f"{worklist.folder.name}-{case.case_id}"),  # folders may share file names
             source_path=str(case.path.resolve()),
-            image_sha256=sha256_of(xray.pixels),
+            image_sha256="",  # hashed in the worker
             model_version=case.model_version or "none",
             fraction_changed=self.stats.fraction_changed,
         )
-        store = CorrectionsStore(self.store_dir)
-        try:
-            self.drafts.cancel()
-            worklist.save_draft(case.case_id, labels)  # the accepted mask is what reopening shows
-            store.add(xray.pixels, labels.astype(np.uint8), record)
-        except (OSError, ValueError) as exc:
-            show_error(strings.ERROR_PREFIX + f"could not save {case.case_id}: {exc}")
-            return False
-        worklist.set_status(case, ACCEPTED)
-        self.dock.worklist_panel.refresh(case)
-        show_info(strings.ACCEPTED_INFO.format(case_id=case.case_id, n=len(store)))
-        self.case_accepted.emit(case)
-        self._advance()
+        self.drafts.cancel()  # the worker writes the draft itself, in order with the store entry
+        done = threading.Event()
+        self._accepting[case.case_id] = done
+        self.accept_worker = create_worker(
+            _write_accepted,
+            worklist,
+            case.case_id,
+            self.store_dir,
+            xray.pixels,
+            np.array(labels, dtype=np.uint8, copy=True),  # painting goes on while the copy is written
+            record,
+            done,
+            _start_thread=False,
+            _connect={
+                "returned": lambda n, case=case: self._on_accepted(case, n),
+                "errored": lambda exc, case=case: self._on_accept_failed(case, exc),
+            },
+        )
+        self.accept_worker.start()
+        self._advance(leaving=case)
         return True
+
+    def _on_accepted(self, case: Case, n_cases: int) -> None:
+        self._accepting.pop(case.case_id, None)
+        if self.worklist is not None:
+            self.worklist.set_status(case, ACCEPTED)
+            self.dock.worklist_panel.refresh(case)
+        show_info(strings.ACCEPTED_INFO.format(case_id=case.case_id, n=n_cases))
+        self.case_accepted.emit(case)
+
+    def _on_accept_failed(self, case: Case, exc: BaseException) -> None:
+        self._accepting.pop(case.case_id, None)
+        show_error(strings.ERROR_PREFIX + f"could not save {case.case_id}: {exc}")
 
     def skip(self) -> None:
         if self.case is None or self.worklist is None:
@@ -288,12 +319,14 @@ class ReviewController(QObject):
         self.dock.worklist_panel.refresh(self.case)
         self._advance()
 
-    def _advance(self) -> None:
+    def _advance(self, leaving: Case | None = None) -> None:
         assert self.worklist is not None
         only = self.dock.worklist_panel.only_unreviewed.isChecked()
         index = self.worklist.step(self.worklist.current, 1, unreviewed_only=only)
         if index is None:
             index = self.worklist.first_unreviewed(uncertain_first=True)
+        if index is not None and self.worklist.cases[index] is leaving:
+            index = None  # the case being accepted is not "unreviewed", its write is just in flight
         if index is None:
             show_info(strings.ALL_DONE)
             return
@@ -310,6 +343,21 @@ class ReviewController(QObject):
             return
         flag = strings.UNCERTAIN_FLAG if case.uncertain else ""
         self.dock.model_info.setText(strings.MODEL_INFO.format(version=case.model_version, confidence=case.confidence or 0.0, flag=flag))
+
+
+def _write_accepted(
+    worklist: Worklist, case_id: str, store_dir: Path, pixels: np.ndarray, labels: np.ndarray,
+    record: CorrectionRecord, done: threading.Event,
+) -> int:
+    """Accept worker body (no Qt): the case's draft, then the store entry (its record last)."""
+    try:
+        worklist.save_draft(case_id, labels)  # what reopening the case shows
+        record.image_sha256 = sha256_of(pixels)
+        store = CorrectionsStore(store_dir)
+        store.add(pixels, labels, record)
+        return len(store)
+    finally:
+        done.set()
 
 
 def _is_colour(path: Path) -> bool:
