@@ -149,7 +149,7 @@ def read_alternatives(path: Path, runs: int) -> list[tuple[str, float]]:
         pos += 12 + n
     compressed = b"".join(idat)
     return [
-        ("read_xray (imageio + float32 conversion)", median_time(lambda: read_xray(path), runs)),
+        ("read_xray (Pillow for grey PNGs, then float32)", median_time(lambda: read_xray(path), runs)),
         ("imageio.v3.imread", median_time(lambda: iio.imread(path), runs)),
         ("PIL Image.open + np.asarray", median_time(pil, runs)),
         (f"zlib.decompress of the IDAT stream alone (zlib {zlib.ZLIB_RUNTIME_VERSION}): the floor", median_time(lambda: zlib.decompress(compressed), runs)),
@@ -169,6 +169,21 @@ def network_layouts(model: str | None, size: int, thread_counts: list[int], runs
             rows.append((n, median_time(lambda: net(x), runs, warmup=2), median_time(lambda: nhwc(x_nhwc), runs, warmup=2)))
     torch.set_num_threads(default_threads)
     return rows
+
+
+def realistic_postprocess(predictor: Predictor, shapes: list[tuple[int, int]], runs: int) -> list[tuple[tuple[int, int], float, float]]:
+    """Postprocess alone on a lung-shaped probability (smoothed phantom truth), whatever the model outputs.
+
+    An untrained placeholder model proposes the whole image, which leaves few border cells to
+    interpolate; real lungs have long borders, so this is the representative postprocess cost.
+    """
+    from scipy import ndimage
+
+    size = predictor.card.input_size
+    _, truth = make_phantom((size, size), seed=21)
+    prob = ndimage.gaussian_filter((truth > 0).astype(np.float32), size / 128)
+    return [(shape, median_time(lambda: predictor.finish(prob, shape), runs), float((predictor.finish(prob, shape).labels > 0).mean()))
+            for shape in shapes]
 
 
 def run_child(args: argparse.Namespace, configs: list[tuple[str, str]], env: dict[str, str], package: Path | None) -> list[dict]:
@@ -244,6 +259,7 @@ def main() -> None:
     if args.baseline_src:
         builds.append((f"baseline {describe_checkout(args.baseline_src)}", run_child(args, cpu_configs, {}, args.baseline_src)))
     reads = read_alternatives(inputs[BIG], args.runs)
+    post = realistic_postprocess(Predictor(Registry().load(args.model), device="cpu"), [shape for _, shape, _ in INPUTS.values()], args.runs)
     size = Registry().load(args.model).card.input_size
     layouts = network_layouts(args.model, size, sorted({1, default_threads, *(r["n_threads"] for r in rows if r["device"] == "cpu")}), args.runs)
 
@@ -258,7 +274,8 @@ def main() -> None:
                          + f" | **{ms(r['end to end'])}** | {r['proposal']:.2f} |")
     if not torch.cuda.is_available():
         table.append(f"| all three | this | GPU | {NO_GPU} | | | | | |")
-    big = next(r for r in rows if r["input"] == BIG and r["device"] == "cpu" and r["threads"] == "default")
+    big_rows = [r for r in rows if r["input"] == BIG and r["device"] == "cpu"]
+    big = next((r for r in big_rows if r["threads"] == "default"), big_rows[0])
     verdict = "met" if big["end to end"] <= TARGET_S else "missed"
     lines = [
         f"Median of {args.runs} runs after a warm-up; each stage timed on its own, 'end to end' timed as one chain "
@@ -267,8 +284,16 @@ def main() -> None:
         "",
         *table,
         "",
-        f"Target ≤ {TARGET_S} s end to end for the 4020×4892 PNG on the CPU with default threads: **{verdict}** "
+        f"Target ≤ {TARGET_S} s end to end for the 4020×4892 PNG on the CPU ({thread_label(big)}): **{verdict}** "
         f"({big['end to end']:.2f} s; read {big['read']:.2f} s of it).",
+        "",
+        "Postprocess alone on a lung-shaped probability (a smoothed phantom mask), CPU, default threads"
+        + (" — the model above is an untrained placeholder that proposes (almost) the whole image, so this is the representative cost:"
+           if any(not 0.02 < r["proposal"] < 0.9 for r in rows) else ":"),
+        "",
+        "| output size | postprocess (ms) | lung fraction |",
+        "|---|---|---|",
+        *(f"| {h}×{w} | {ms(t)} | {frac:.2f} |" for (h, w), t, frac in post),
         "",
         "PNG decoding of the 4020×4892 uint16 file (the read stage):",
         "",
