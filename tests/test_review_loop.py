@@ -248,3 +248,15 @@ def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
         widget.finetune.button.click()
     assert done.args[0] is not None
     shot("finetune")
+
+
+def test_removing_the_lungs_layer_saves_the_draft(widget: LungUNetWidget, qtbot, xray_folder: Path):
+    open_and_wait(qtbot, widget, xray_folder)
+    lungs = widget.viewer.layers["lungs"]
+    paint_stroke(lungs, (60, 60), 2)
+    edited = lungs.data.copy()
+    widget.viewer.layers.remove("lungs")  # before the autosave timer fires
+    np.testing.assert_array_equal(Worklist(xray_folder).load_draft("case0", edited.shape), edited)
+    # reopening the case brings the layer and the edit back
+    widget.review.open_case(0)
+    np.testing.assert_array_equal(widget.viewer.layers["lungs"].data, edited)
