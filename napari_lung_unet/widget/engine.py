@@ -10,7 +10,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Generator
-from pathlib import Path
 
 import numpy as np
 
