@@ -29,3 +29,19 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def describe_device(device: torch.device) -> str:
+    """Human-readable hardware name for model cards and benchmark records."""
+    import os
+    import platform
+
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{device.type.upper()} {cpu}, {os.cpu_count()} cores"

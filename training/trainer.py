@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import platform
 import random
 import signal
 import time
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from napari_lung_unet.atomic import atomic_path, atomic_write
 from napari_lung_unet.card import ModelCard, Normalisation
-from napari_lung_unet.device import autocast_dtype, resolve_device
+from napari_lung_unet.device import autocast_dtype, describe_device, resolve_device
 from napari_lung_unet.model import UNet, UNetConfig
 from napari_lung_unet.model_io import save_model
 
@@ -209,7 +208,7 @@ class Trainer:
             status="trained",
             extra={
                 "train_config": {k: v for k, v in asdict(self.cfg).items() if k not in ("extra",)},
-                "hardware": f"{self.device.type} ({torch.cuda.get_device_name() if self.device.type == 'cuda' else platform.processor() or platform.machine()}), world size {self.world}",
+                "hardware": f"{describe_device(self.device)}, world size {self.world}",
                 "n_train": len(split["train"]),
                 "n_val": len(split["val"]),
                 **self.cfg.extra,

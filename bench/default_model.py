@@ -1,0 +1,60 @@
+"""Accuracy of a model on its own training run's validation split, per dataset, plus size and latency.
+
+    python bench/default_model.py [MODEL_DIR] [--no-record]
+
+Defaults to the bundled model. Scores are end to end (read, predict, post-process at the
+masks' original size): Dice mean / median / worst, IoU, precision and recall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import append_markdown, median_time  # noqa: E402
+
+from napari_lung_unet.card import WEIGHTS_NAME  # noqa: E402
+from napari_lung_unet.io import read_xray  # noqa: E402
+from napari_lung_unet.model import count_parameters  # noqa: E402
+from napari_lung_unet.model_io import load_model  # noqa: E402
+from napari_lung_unet.predict import Predictor  # noqa: E402
+from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
+from training.data import discover_pairs, stable_split  # noqa: E402
+from training.evaluate import load_cases, score_cases, summarise  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", nargs="?", default=str(bundled_model_dir()))
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    loaded = load_model(args.model)
+    card = loaded.card
+    tc = card.extra.get("train_config", {})
+    predictor = Predictor(loaded, device="cpu")
+    lines = [
+        f"Model `{card.version}`: U-Net base {card.architecture.base_channels}, depth {card.architecture.depth}, "
+        f"{card.architecture.norm} norm, {card.architecture.upsample} up-sampling, input {card.input_size}², "
+        f"{count_parameters(loaded.model) / 1e6:.2f} M parameters, weights {(Path(args.model) / WEIGHTS_NAME).stat().st_size / 1e6:.1f} MB. "
+        f"Trained on {', '.join(card.training_data)} for {card.extra.get('training_minutes', '?')} min on {card.extra.get('hardware', '?')}.",
+        "",
+        "| dataset | val cases | Dice mean | Dice median | Dice worst | IoU | precision | recall |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("montgomery", "shenzhen"):
+        _, val = stable_split(discover_pairs(data_dir() / name), float(tc.get("val_fraction", 0.15)), int(tc.get("seed", 0)))
+        s = summarise(score_cases(predictor, load_cases(val)))
+        lines.append(f"| {name} | {s['n']['cases']} | {s['dice']['mean']:.4f} | {s['dice']['median']:.4f} | {s['dice']['worst']:.4f} "
+                     f"| {s['iou']['mean']:.4f} | {s['precision']['mean']:.4f} | {s['recall']['mean']:.4f} |")
+    sample = sorted((data_dir() / "montgomery" / "images").glob("*.png"))[0]
+    latency = median_time(lambda: predictor.predict(read_xray(sample)), runs=7)
+    lines += ["", f"End-to-end `read_xray` + `predict` of one 512×512 Montgomery PNG on this CPU: median {latency * 1000:.0f} ms (7 runs)."]
+    print("\n".join(lines))
+    if not args.no_record:
+        append_markdown("Default model accuracy (bench/default_model.py)", " ".join(["python", *sys.argv]), lines)
+
+
+if __name__ == "__main__":
+    main()
