@@ -24,6 +24,8 @@ from _report import append_markdown  # noqa: E402
 from cli_batch_throughput import lung_unet_command  # noqa: E402
 from proposal_latency import BIG, bench_inputs  # noqa: E402
 
+from napari_lung_unet.registry import Registry  # noqa: E402
+
 TARGET_GB = 1.5
 
 
@@ -46,11 +48,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--overlay", action="store_true", help="also measure with --overlay (keeps the full-size image for the picture)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default=None, help="model version or folder (default: the current version)")
     ap.add_argument("--baseline-src", type=Path, default=None, help="another checkout to measure the same way")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
 
     inputs = bench_inputs()
+    # a folder path, so a baseline checkout runs the same weights rather than its own bundled default
+    model = str(Registry().resolve(args.model))
     builds: list[tuple[str, dict[str, str]]] = [("this", dict(os.environ))]
     if args.baseline_src:
         pythonpath = os.pathsep.join([str(args.baseline_src), os.environ.get("PYTHONPATH", "")])
@@ -60,7 +65,7 @@ def main() -> None:
         for build, env in builds:
             for label, path in inputs.items():
                 for overlay in [False, True] if args.overlay else [False]:
-                    cmd = lung_unet_command() + ["predict", "--device", args.device, str(path), "-o", str(Path(tmp) / "out")]
+                    cmd = lung_unet_command() + ["predict", "--device", args.device, "--model", model, str(path), "-o", str(Path(tmp) / "out")]
                     cmd += ["--overlay"] if overlay else []
                     gb, wall = peak_rss(cmd, env)
                     rows.append((build, label, overlay, gb, wall))

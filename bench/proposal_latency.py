@@ -191,7 +191,8 @@ def run_child(args: argparse.Namespace, configs: list[tuple[str, str]], env: dic
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
         cmd = [sys.executable, __file__, "--runs", str(args.runs), "--json-out", str(out), "--no-record", "--configs-json", json.dumps(configs)]
-        cmd += ["--model", args.model] if args.model else []
+        # the model folder, not its name: a baseline checkout's bundled default may be different weights
+        cmd += ["--model", str(Registry().resolve(args.model))]
         cmd += ["--expect-package", str(package)] if package else []
         child_env = {**os.environ, **env}
         if package:
