@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where the no-xvfb fallback writes its phantom, mask and overlay (default: lung_unet_demo)")
     p.add_argument("--image", type=Path, default=None, metavar="FILE",
                    help="open this X-ray (PNG, TIFF, JPEG or DICOM) instead of the phantom")
+    p.add_argument("--phantom", action="store_true",
+                   help="open the synthetic phantom even when a real sample X-ray is available")
     p.add_argument("--model", default=None, help="model version or path (default: the registry's current version)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument("--no-propose", action="store_true", help="do not start a proposal on the phantom")
@@ -43,8 +45,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def real_sample() -> Path | None:
+    """A real radiograph from the shared data folder, when this checkout has one beside it.
+
+    The phantom is only a stand-in: a real X-ray shows what the model actually does.
+    """
+    from napari_lung_unet.settings import data_dir
+
+    images = sorted((data_dir() / "montgomery" / "images").glob("*.png"))
+    return images[0] if images else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.image is None and not args.phantom:
+        args.image = real_sample()
     if args.screenshot is not None or os.environ.get(HEADLESS_ENV):
         return run_napari(args, screenshot=args.screenshot or Path("lung_unet_screenshot.png"))
     if display_works():
@@ -95,6 +110,7 @@ def run_napari(args: argparse.Namespace, screenshot: Path | None) -> int:
     widget.device_combo.setCurrentText(args.device)
     if args.model:
         widget.model_combo.setEditText(args.model)
+    viewer.reset_view()  # fit the whole radiograph in the canvas next to the dock
     if not args.no_propose:
         widget.propose()  # runs in a background worker; the window stays responsive
     if screenshot is None:
@@ -105,6 +121,7 @@ def run_napari(args: argparse.Namespace, screenshot: Path | None) -> int:
     while widget.state.running and time.monotonic() < deadline:
         QApplication.processEvents()
         time.sleep(0.02)
+    viewer.reset_view()  # the canvas only has its final size once the dock is laid out
     for _ in range(20):  # let the new layer and status text paint before grabbing the window
         QApplication.processEvents()
         time.sleep(0.02)
