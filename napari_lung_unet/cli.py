@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+# Must be set before torch is imported. OpenMP threads otherwise spin while idle; on a 2-core
+# laptop where anything else holds a core, 2-thread inference then ran 10-30x slower than 1
+# thread (bench/proposal_latency.py --omp-passive). setdefault keeps a user's own choice.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``
 SUBCOMMANDS = {

@@ -43,10 +43,10 @@ class FinetuneCancelled(Exception):
 class FinetuneConfig:
     corrections: str | None = None  # default: the widget's store under LUNG_UNET_HOME
     base_version: str | None = None  # default: the current version
-    steps: int = 60
+    steps: int = 80
     batch_size: int = 8
     lr: float = 1e-4
-    replay_ratio: float = 1.0  # replay images per correction in each batch mix
+    replay_ratio: float = 3.0  # replay images per correction in each batch mix: 3:1 keeps the old site from being forgotten
     replay: list[str] | None = None  # base dataset folders; default: the parent's training data if found
     train_layers: str = "all"  # "all" or "decoder" (freeze the encoder)
     holdout_fraction: float = 0.25
