@@ -43,12 +43,12 @@ class FinetuneCancelled(Exception):
 class FinetuneConfig:
     corrections: str | None = None  # default: the widget's store under LUNG_UNET_HOME
     base_version: str | None = None  # default: the current version
-    steps: int = 80
+    steps: int = 120
     batch_size: int = 8
-    lr: float = 1e-4
+    lr: float = 5e-4
     replay_ratio: float = 3.0  # replay images per correction in each batch mix: 3:1 keeps the old site from being forgotten
     replay: list[str] | None = None  # base dataset folders; default: the parent's training data if found
-    train_layers: str = "all"  # "all" or "decoder" (freeze the encoder)
+    train_layers: str = "decoder"  # "decoder" (frozen encoder: measured to forget far less) or "all"
     holdout_fraction: float = 0.25
     tolerance: float = 0.005  # allowed mean-Dice loss on the base validation set
     max_base_val: int = 48  # cap the gate's base set so a fine-tune stays a few minutes on a laptop
