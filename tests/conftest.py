@@ -72,3 +72,13 @@ def real_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+@pytest.fixture
+def fresh_predictor_cache():
+    """The widget caches loaded models; every GUI test starts and ends without another test's model."""
+    from napari_lung_unet.widget.engine import clear_cache  # imports Qt: only GUI tests ask for this
+
+    clear_cache()
+    yield
+    clear_cache()

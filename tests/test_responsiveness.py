@@ -24,9 +24,8 @@ from napari_lung_unet.model_io import load_model
 from napari_lung_unet.phantom import make_phantom
 from napari_lung_unet.registry import Registry
 from napari_lung_unet.settings import corrections_dir
-from napari_lung_unet.widget.engine import clear_cache
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 BEAT_MS = 20
 MAX_GAP_S = 0.250
@@ -55,11 +54,6 @@ class Heartbeat:
         return float(np.max(np.diff(self.beats)))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_predictor_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture(scope="module", autouse=True)

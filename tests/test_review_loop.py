@@ -21,21 +21,15 @@ from napari_lung_unet.phantom import make_phantom
 from napari_lung_unet.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget import LungUNetWidget
-from napari_lung_unet.widget.engine import clear_cache
 from napari_lung_unet.worklist import ACCEPTED, EDITED, PROPOSED, Worklist
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 PLUGIN, WIDGET = "napari-lung-unet", "Lung U-Net"
 WAIT_MS = 120_000
 SHOTS = os.environ.get("LUNG_UNET_SCREENSHOTS")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_predictor_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture

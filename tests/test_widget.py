@@ -15,21 +15,14 @@ from napari.utils.notifications import NotificationSeverity, notification_manage
 from napari_lung_unet.phantom import make_phantom
 from napari_lung_unet.registry import Registry
 from napari_lung_unet.widget import LungUNetWidget
-from napari_lung_unet.widget.engine import clear_cache
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 PLUGIN = "napari-lung-unet"
 WIDGET = "Lung U-Net"
 WAIT_MS = 120_000  # a slow CI machine sharing its cores with training
 
 
-@pytest.fixture(autouse=True)
-def _fresh_predictor_cache():
-    # each test gets its own LUNG_UNET_HOME and model folders; never reuse another test's model
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture
