@@ -164,7 +164,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     before = _score(Predictor(parent, device=device), holdout, base_val_cases)
 
     torch.manual_seed(cfg.seed)
-    model = copy.deepcopy(parent.model).to(device)
+    model = copy.deepcopy(parent.model).to(device, memory_format=torch.channels_last)
     params = _freeze_encoder(model) if cfg.train_layers == "decoder" else list(model.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
     amp = autocast_dtype(device)

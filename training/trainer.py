@@ -253,8 +253,8 @@ class Trainer:
 
         model.to(self.device)
         amp = autocast_dtype(self.device)
+        model = model.to(memory_format=torch.channels_last)  # faster on CPU as well as GPU (see steps.py)
         if self.device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         net: torch.nn.Module = model
         if self.distributed:
