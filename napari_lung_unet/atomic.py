@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,18 @@ def atomic_write_png(target: str | os.PathLike[str], array: np.ndarray) -> Path:
     import imageio.v3 as iio
 
     return atomic_write(target, lambda tmp: iio.imwrite(tmp, array, extension=".png"))
+
+
+def atomic_write_csv(target: str | os.PathLike[str], fieldnames: list[str], rows: Iterable[dict[str, Any]]) -> Path:
+    import csv
+
+    def writer(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            out = csv.DictWriter(handle, fieldnames=fieldnames)
+            out.writeheader()
+            out.writerows(rows)
+
+    return atomic_write(target, writer)
 
 
 def _json_default(obj: Any) -> Any:

@@ -27,10 +27,10 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     sizes = ndimage.sum_labels(np.ones_like(mask, dtype=np.int32), labelled, index=np.arange(1, n + 1))
     order = np.argsort(sizes)[::-1][:2]
     keep = [int(i) + 1 for i in order if sizes[i] >= MIN_COMPONENT_FRACTION * sizes[order[0]]]
-    out = np.zeros(mask.shape, np.uint8)
     parts = [_fill_holes(labelled == k) for k in keep]
     if len(parts) == 1:
         return _split_single(parts[0])
+    out = np.zeros(mask.shape, np.uint8)
     # the patient's right lung is on the image's left in a standard PA view
     cols = [np.nonzero(p)[1].mean() for p in parts]
     right, left = (parts[0], parts[1]) if cols[0] <= cols[1] else (parts[1], parts[0])
@@ -72,9 +72,9 @@ def _split_single(part: np.ndarray) -> np.ndarray:
 def labels_from_probability(prob: np.ndarray, out_shape: tuple[int, int], threshold: float = 0.5) -> np.ndarray:
     """Low-res probability (h×w) -> cleaned uint8 labels of ``out_shape``."""
     small_labels = clean_mask(prob > threshold)
-    # a cleaned probability: removed specks forced below threshold, filled holes forced above
     if not small_labels.any():
         return np.zeros(out_shape, np.uint8)
+    # a cleaned probability: removed specks forced below threshold, filled holes forced above
     cleaned = prob.astype(np.float32, copy=True)
     above = prob > threshold
     cleaned[(small_labels > 0) & ~above] = 1.0

@@ -11,18 +11,13 @@ import numpy as np
 import torch
 
 from .card import ModelCard
-from .device import autocast_dtype, resolve_device
+from .device import autocast_dtype, resolve_device, uses_channels_last
 from .io import XRay, to_grey
 from .model import UNet
 from .model_io import LoadedModel
 from .postprocess import labels_from_probability
 from .preprocess import prepare_input, resize
 from .registry import Registry
-
-
-# oneDNN (CPU) and cuDNN convolutions run NHWC natively; on CPU the default U-Net is ~1.4x faster
-# that way (bench/proposal_latency.py). MPS is left NCHW.
-_CHANNELS_LAST = ("cpu", "cuda")
 
 
 @dataclass
@@ -55,7 +50,7 @@ class Predictor:
         model: UNet = loaded.model.eval()
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        if self.device.type in _CHANNELS_LAST:
+        if uses_channels_last(self.device):
             model = model.to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
         self.flip_tta = flip_tta
@@ -79,7 +74,7 @@ class Predictor:
     def network(self, batch: torch.Tensor) -> np.ndarray:
         """N×S×S normalised inputs -> N×S×S probabilities."""
         x = batch[:, None].to(self.device, non_blocking=True)
-        if self.device.type in _CHANNELS_LAST:
+        if uses_channels_last(self.device):
             x = x.contiguous(memory_format=torch.channels_last)
         ctx = torch.autocast(self.device.type, dtype=self._amp) if self._amp else nullcontext()
         with ctx:

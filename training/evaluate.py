@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_lung_unet.atomic import atomic_write
+from napari_lung_unet.atomic import atomic_write_csv
 from napari_lung_unet.predict import Predictor
 
 from .data import Pair, read_pair
@@ -68,10 +67,4 @@ def mean_dice(scores: list[CaseScore]) -> float:
 
 
 def write_scores_csv(scores: list[CaseScore], path: str | Path) -> Path:
-    def writer(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(CaseScore.__dataclass_fields__))
-            w.writeheader()
-            w.writerows(asdict(s) for s in scores)
-
-    return atomic_write(path, writer)
+    return atomic_write_csv(path, list(CaseScore.__dataclass_fields__), (asdict(s) for s in scores))

@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 
 from napari_lung_unet.card import ModelCard, utc_now
-from napari_lung_unet.device import autocast_dtype, resolve_device
+from napari_lung_unet.device import autocast_dtype, resolve_device, uses_channels_last
 from napari_lung_unet.predict import Predictor
 from napari_lung_unet.model_io import LoadedModel
 from napari_lung_unet.registry import Registry
 from napari_lung_unet.settings import corrections_dir, data_dir
 
 from .augment import AugmentConfig
-from .data import ArrayData, DatasetError, Pair, discover_pairs, load_arrays, stable_split
+from .data import DatasetError, Pair, discover_pairs, load_arrays, stable_split
 from .evaluate import LoadedCase, load_cases, mean_dice, score_cases
 from .steps import train_step
 from .trainer import AugmentedDataset
@@ -164,7 +164,9 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     before = _score(Predictor(parent, device=device), holdout, base_val_cases)
 
     torch.manual_seed(cfg.seed)
-    model = copy.deepcopy(parent.model).to(device, memory_format=torch.channels_last)
+    model = copy.deepcopy(parent.model).to(device)
+    if uses_channels_last(device):
+        model = model.to(memory_format=torch.channels_last)
     params = _freeze_encoder(model) if cfg.train_layers == "decoder" else list(model.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
     amp = autocast_dtype(device)

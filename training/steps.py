@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from napari_lung_unet.device import uses_channels_last
+
 from .metrics import dice_bce_loss
 
 
@@ -19,8 +21,8 @@ def train_step(
     """Forward (autocast on CUDA), Dice+BCE, backward, step. Returns the detached loss and logits."""
     x = x.to(device, non_blocking=True)
     y = y.to(device, non_blocking=True)
-    # channels_last pays on CPU too: 0.94 vs 1.29 s per batch of 8 at 256² on a 2-core Xeon
-    x = x.contiguous(memory_format=torch.channels_last)
+    if uses_channels_last(device):
+        x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         logits = net(x)
     loss = dice_bce_loss(logits.float(), y)

@@ -23,9 +23,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from napari_lung_unet.atomic import atomic_path, atomic_write
+from napari_lung_unet.atomic import atomic_path, atomic_write_csv, atomic_write_json
 from napari_lung_unet.card import ModelCard, Normalisation
-from napari_lung_unet.device import autocast_dtype, describe_device, resolve_device
+from napari_lung_unet.device import autocast_dtype, describe_device, resolve_device, uses_channels_last
 from napari_lung_unet.model import UNet, UNetConfig
 from napari_lung_unet.model_io import save_model
 
@@ -89,13 +89,6 @@ class AugmentedDataset(Dataset):
         return img[None], msk[None]
 
 
-@dataclass
-class EpochResult:
-    epoch: int
-    row: dict
-    improved: bool
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -128,13 +121,7 @@ def average_buffers(model: torch.nn.Module) -> None:
 
 
 def write_log(path: Path, rows: list[dict]) -> None:
-    def writer(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-
-    atomic_write(path, writer)
+    atomic_write_csv(path, CSV_FIELDS, rows)
 
 
 def read_log(path: Path) -> list[dict]:
@@ -222,8 +209,6 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         train_data, val_data, split = self._load_data()
         if self.rank == 0:
-            from napari_lung_unet.atomic import atomic_write_json
-
             atomic_write_json(self.out / "split.json", split)
 
         model = UNet(cfg.arch())
@@ -253,7 +238,8 @@ class Trainer:
 
         model.to(self.device)
         amp = autocast_dtype(self.device)
-        model = model.to(memory_format=torch.channels_last)  # faster on CPU as well as GPU (see steps.py)
+        if uses_channels_last(self.device):
+            model = model.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         net: torch.nn.Module = model
