@@ -196,6 +196,29 @@ def test_quick_controls_shortcuts_and_reset(widget: LungUNetWidget, qtbot, xray_
     assert widget.review.case.case_id == "case0" and widget.review.case.status == EDITED
 
 
+def test_undo_and_redo_update_readouts_and_draft(widget: LungUNetWidget, qtbot, xray_folder: Path):
+    open_and_wait(qtbot, widget, xray_folder)
+    lungs = widget.viewer.layers["lungs"]
+    proposal = lungs.data.copy()
+    shown_before = widget.readouts.text()
+    paint_stroke(lungs, (50, 50), 2)
+    painted, changed = lungs.data.copy(), widget.review.stats.changed
+    assert changed > 0 and widget.readouts.text() != shown_before
+    lungs.undo()  # napari replays history into the array: no paint event
+    np.testing.assert_array_equal(lungs.data, proposal)
+    assert widget.review.stats.changed == 0
+    assert widget.readouts.text() == shown_before
+    widget.review.save_draft_now()
+    np.testing.assert_array_equal(Worklist(xray_folder).load_draft("case0", proposal.shape), proposal)
+    lungs.redo()
+    assert widget.review.stats.changed == changed
+    widget.review.save_draft_now()
+    np.testing.assert_array_equal(Worklist(xray_folder).load_draft("case0", painted.shape), painted)
+    lungs.visible = False  # a refresh that edits nothing leaves the counts alone
+    lungs.visible = True
+    assert widget.review.stats.changed == changed
+
+
 def test_single_image_without_worklist_still_works(widget: LungUNetWidget, qtbot):
     widget.viewer.add_image(make_phantom((128, 128), seed=2)[0], name="phantom")
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as blocker:

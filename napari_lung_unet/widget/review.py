@@ -50,6 +50,7 @@ class ReviewController(QObject):
         self._accepting: dict[str, threading.Event] = {}  # case id -> set when its accept is written
         self.accept_worker: FunctionWorker | None = None
         self._watched: set[str] = set()  # unique ids of Labels layers whose paint events we listen to
+        self._replacing_labels = False  # True while a case's labels are put in the layer (not an edit)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # -- worklist ----------------------------------------------------------------
@@ -137,9 +138,19 @@ class ReviewController(QObject):
 
     def _show_labels(self, labels: np.ndarray, scale: tuple[float, float]) -> Labels:
         """Put a case's labels in the reused ``lungs`` layer; its undo history starts afresh."""
+        labels = np.array(labels, dtype=np.uint8, copy=True)  # painting must never alter self.proposal
+        self._replacing_labels = True
+        try:
+            layer = self._put_labels(labels, scale)
+        finally:
+            self._replacing_labels = False
+        self.stats.recount(labels, self.proposal)
+        self.show_readouts()
+        return layer
+
+    def _put_labels(self, labels: np.ndarray, scale: tuple[float, float]) -> Labels:
         from .dock import LUNG_COLORS
 
-        labels = np.array(labels, dtype=np.uint8, copy=True)  # painting must never alter self.proposal
         layer = self.dock.lungs_layer()
         if layer is not None and layer.ndim == 2:
             layer.data = labels
@@ -156,14 +167,15 @@ class ReviewController(QObject):
         self.dock.controls.apply_to(layer)
         self.watch(layer)
         self.viewer.layers.selection.active = layer
-        self.stats.recount(labels, self.proposal)
-        self.show_readouts()
         return layer
 
     def watch(self, layer: Labels) -> None:
         # unique_id, not identity: the viewer napari gives a plugin hands out proxies of layers
         if layer.unique_id not in self._watched:
             layer.events.paint.connect(self._on_paint)
+            # undo/redo write the history straight into the array and only refresh the layer:
+            # no paint event, so without this the readouts and the draft would go stale
+            layer.events.set_data.connect(self._on_refresh)
             self._watched.add(layer.unique_id)
 
     # -- proposals ---------------------------------------------------------------
@@ -212,6 +224,20 @@ class ReviewController(QObject):
         layer = event.source
         if not self.stats.apply(event.value, layer.data):
             self.stats.recount(layer.data, self.proposal)
+        self._edited(layer)
+
+    def _on_refresh(self, event: Any) -> None:
+        layer = event.source
+        lungs = self.dock.lungs_layer()
+        if self._replacing_labels or lungs is None or lungs.unique_id != layer.unique_id:
+            return
+        areas, changed = self.stats.areas.copy(), self.stats.changed
+        self.stats.recount(layer.data, self.proposal)  # ~50 ms at 20 Mpx; refreshes are rare
+        if changed != self.stats.changed or not np.array_equal(areas, self.stats.areas):
+            self._edited(layer)  # an undo or redo (a visibility toggle changes nothing)
+
+    def _edited(self, layer: Labels) -> None:
+        """After any edit of the labels: readouts, the case's status, and a debounced draft save."""
         self.show_readouts()
         case = self.case
         lungs = self.dock.lungs_layer()
