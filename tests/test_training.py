@@ -100,3 +100,12 @@ def test_init_from_starts_from_given_weights(phantom_dataset: Path, tmp_path: Pa
     second = load_model(train(cfg)).model.state_dict()
     # lr 0: the weights stay those of stage 1 (BatchNorm running stats still update)
     assert torch.equal(second["head.weight"], start["head.weight"])
+
+
+def test_init_from_a_lower_resolution_run_and_not_from_another_architecture(phantom_dataset: Path, tmp_path: Path) -> None:
+    first = train(_cfg(phantom_dataset, tmp_path / "stage1", epochs=1))
+    # progressive resizing: the fully convolutional U-Net continues at a higher input size
+    bigger = load_model(train(_cfg(phantom_dataset, tmp_path / "stage2", epochs=1, input_size=96, init_from=str(first))))
+    assert bigger.card.input_size == 96
+    with pytest.raises(ValueError, match="architecture differs"):
+        train(_cfg(phantom_dataset, tmp_path / "other", epochs=1, base_channels=8, init_from=str(first)))

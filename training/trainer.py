@@ -222,8 +222,10 @@ class Trainer:
             from napari_lung_unet.model_io import load_model
 
             init = load_model(cfg.init_from)
-            if init.card.architecture != cfg.arch() or init.card.input_size != cfg.input_size:
-                raise ValueError(f"--init-from {cfg.init_from}: its architecture/input size differ from this run's")
+            # the input size may differ: the U-Net is fully convolutional, so a model trained at a
+            # low resolution is a good start for a higher one (progressive resizing)
+            if init.card.architecture != cfg.arch():
+                raise ValueError(f"--init-from {cfg.init_from}: its architecture differs from this run's")
             model.load_state_dict(init.model.state_dict())
         if resuming:
             state = torch.load(last, map_location="cpu", weights_only=True)
