@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps", type=int, default=FinetuneConfig.steps)
     ap.add_argument("--lr", type=float, default=FinetuneConfig.lr)
+    ap.add_argument("--batch-size", type=int, default=FinetuneConfig.batch_size)
     ap.add_argument("--replay-ratio", type=float, default=FinetuneConfig.replay_ratio)
     ap.add_argument("--train-layers", default=FinetuneConfig.train_layers)
     ap.add_argument("--no-record", action="store_true", help="do not append to docs/benchmarks.md")
@@ -68,7 +69,7 @@ def main() -> None:
         corrections = link_subset(pool[:n], work / f"corr{n}")
         t0 = time.perf_counter()
         result = finetune(FinetuneConfig(corrections=str(corrections), base_version=base.card.version, steps=args.steps,
-                                         lr=args.lr, replay_ratio=args.replay_ratio, train_layers=args.train_layers,
+                                         batch_size=args.batch_size, lr=args.lr, replay_ratio=args.replay_ratio, train_layers=args.train_layers,
                                          device=args.device))
         wall = time.perf_counter() - t0
         v7_1, mont_1 = score(Predictor(registry.load(result.version), device=args.device))
@@ -80,7 +81,7 @@ def main() -> None:
     if not args.no_record:
         lines = [
             f"Start: `{base.card.version}`, v7labs test half {len(test_cases)} cases (Dice {v7_0:.4f}), Montgomery val {len(mont_cases)} cases (Dice {mont_0:.4f}).",
-            f"Settings: steps {args.steps}, lr {args.lr}, replay ratio {args.replay_ratio}, train layers {args.train_layers}, device {args.device}.",
+            f"Settings: steps {args.steps}, batch {args.batch_size}, lr {args.lr}, replay ratio {args.replay_ratio}, train layers {args.train_layers}, device {args.device}.",
             "",
             "| corrections | v7labs Dice | gain (pts) | Montgomery Dice | change (pts) | wall time (s) | gate |",
             "|---|---|---|---|---|---|---|",

@@ -1,6 +1,6 @@
 """Copy a trained model into the package as the bundled default, with its validation scores in the card.
 
-    python scripts/bundle_model.py runs/default-stage2/best [--version default-1]
+    python scripts/bundle_model.py runs/default/best [--version NAME] [--runs RUN_DIR ...]
 
 The card records mean/median/worst Dice, IoU, precision and recall on each dataset's
 validation split (the same split the training run held out), computed end to end at the
@@ -34,8 +34,9 @@ def training_minutes(run_dirs: list[Path]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", type=Path)
-    ap.add_argument("--version", default="default-1")
-    ap.add_argument("--runs", type=Path, nargs="*", default=[Path("runs/default"), Path("runs/default-stage2")])
+    ap.add_argument("--version", default="", help="version name (default: the one in the model's card)")
+    ap.add_argument("--runs", type=Path, nargs="*", default=None,
+                    help="run folders whose log.csv epoch times add up to the training time (default: the model's run)")
     args = ap.parse_args()
     loaded = load_model(args.model)
     card: ModelCard = loaded.card
@@ -46,10 +47,10 @@ def main() -> None:
         _, val = stable_split(discover_pairs(data_dir() / name), float(tc.get("val_fraction", 0.15)), int(tc.get("seed", 0)))
         validation[name] = summarise(score_cases(predictor, load_cases(val)))
         print(f"{name}: Dice mean {validation[name]['dice']['mean']:.4f} worst {validation[name]['dice']['worst']:.4f}")
-    card.version = args.version
+    card.version = args.version or card.version
     card.status = "bundled"
     card.metrics = {**card.metrics, "validation": validation}
-    card.extra = {**card.extra, "training_minutes": round(training_minutes(args.runs), 1),
+    card.extra = {**card.extra, "training_minutes": round(training_minutes(args.runs or [args.model.parent]), 1),
                   "reproduce": "scripts/train_default.sh"}
     save_model(bundled_model_dir(), loaded.model, card)
     print(f"bundled {card.version} into {bundled_model_dir()}")
