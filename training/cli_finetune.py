@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corrections", metavar="DIR", help="corrections store or images/+masks/ folder (default: the widget's store)")
     p.add_argument("--from", dest="base_version", metavar="VERSION", help="registry version to start from (default: current)")
     p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--replay", action="append", metavar="DIR", help="base data to replay (default: the model's training data)")
     p.add_argument("--no-replay", action="store_true", help="train on the corrections only")
@@ -31,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = FinetuneConfig(
-        corrections=args.corrections, base_version=args.base_version, steps=args.steps, lr=args.lr,
+        corrections=args.corrections, base_version=args.base_version, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio,
         train_layers=args.train_layers, tolerance=args.tolerance, device=args.device,
     )
