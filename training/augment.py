@@ -1,10 +1,11 @@
 """Chest X-ray augmentation on tensors.
 
 Geometry: small rotation (±10°), scale (±10%) and shift (±5%). Never vertical flips: a
-radiograph is never upside down. No horizontal flips either: the lungs are labelled 1/2 by
-position after segmentation, so a flip would not corrupt labels, but a mirrored chest (heart on
-the patient's right) does not occur in standard PA films, and the left lung's cardiac notch is
-a shape cue that flips would teach the network to ignore.
+radiograph is never upside down. Horizontal flips are off by default (``hflip=0``): the lungs
+are labelled 1/2 by position after segmentation, so a flip would not corrupt labels, but a
+mirrored chest (heart on the patient's right) does not occur in standard PA films, and the left
+lung's cardiac notch is a shape cue that flips would teach the network to ignore. ``--hflip P``
+turns them on with probability P, to measure that choice.
 Intensity: brightness, contrast, gamma, Gaussian noise and blur, for scanner and exposure variation.
 """
 
@@ -27,6 +28,7 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.7, 1.5)
     noise_std: float = 0.03
     blur_prob: float = 0.2
+    hflip: float = 0.0
 
 
 def augment(image: torch.Tensor, mask: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +47,8 @@ def augment(image: torch.Tensor, mask: torch.Tensor, cfg: AugmentConfig, gen: to
     grid = F.affine_grid(theta, list(both.shape), align_corners=False)
     warped = F.grid_sample(both, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
     img, msk = warped[0], (warped[1] > 0.5).float()
+    if cfg.hflip and float(torch.rand((), generator=gen)) < cfg.hflip:
+        img, msk = img.flip(-1), msk.flip(-1)
 
     img = img.clamp(0, 1) ** u(*cfg.gamma)
     mean = img.mean()

@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=d.workers, help="DataLoader workers (-1: auto)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--hflip", type=float, default=0.0, metavar="P", help="horizontal-flip probability (default 0: see training/augment.py)")
     p.add_argument("--max-steps-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--version", default=d.version, help="version name written into the model card")
     p.add_argument("--init-from", default="", metavar="MODEL_DIR", help="start from these weights (e.g. a second, lower-LR stage)")
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, output=args.output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         input_size=args.input_size, base_channels=args.base_channels, depth=args.depth, norm=args.norm,
         upsample=args.upsample, val_fraction=args.val_fraction, early_stopping=args.early_stopping,
-        seed=args.seed, workers=args.workers, device=args.device, augment=not args.no_augment,
+        seed=args.seed, workers=args.workers, device=args.device, augment=not args.no_augment, hflip=args.hflip,
         max_steps_per_epoch=args.max_steps_per_epoch, version=args.version, resume=not args.no_resume, init_from=args.init_from,
     )
     best = train(cfg)

@@ -61,6 +61,7 @@ class TrainConfig:
     workers: int = -1  # -1: pick by device
     device: str = "auto"
     augment: bool = True
+    hflip: float = 0.0  # probability of a horizontal flip in augmentation (see augment.py for why 0)
     max_steps_per_epoch: int = 0  # 0 = whole epoch; small values keep tests fast
     version: str = "default"
     resume: bool = True
@@ -250,7 +251,7 @@ class Trainer:
 
             net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-        dataset = AugmentedDataset(train_data, AugmentConfig() if cfg.augment else None, cfg.seed)
+        dataset = AugmentedDataset(train_data, AugmentConfig(hflip=cfg.hflip) if cfg.augment else None, cfg.seed)
         workers = cfg.workers if cfg.workers >= 0 else (4 if self.device.type == "cuda" else 0)
         scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
 
