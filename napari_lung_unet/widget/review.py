@@ -367,8 +367,11 @@ class ReviewController(QObject):
         if case is None or case.model_version is None:
             self.dock.model_info.setText(strings.MODEL_INFO_NONE)
             return
-        flag = strings.UNCERTAIN_FLAG if case.uncertain else ""
-        self.dock.model_info.setText(strings.MODEL_INFO.format(version=case.model_version, confidence=case.confidence or 0.0, flag=flag))
+        self.show_model_info(case.model_version, case.confidence or 0.0, case.uncertain)
+
+    def show_model_info(self, version: str, confidence: float, uncertain: bool) -> None:
+        flag = strings.UNCERTAIN_FLAG if uncertain else ""
+        self.dock.model_info.setText(strings.MODEL_INFO.format(version=version, confidence=confidence, flag=flag))
 
 
 def _write_accepted(
