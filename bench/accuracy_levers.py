@@ -25,8 +25,8 @@ from napari_lung_unet.postprocess import labels_from_probability  # noqa: E402
 from napari_lung_unet.predict import Predictor  # noqa: E402
 from napari_lung_unet.preprocess import resize  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
-from training.data import discover_pairs, stable_split  # noqa: E402
 from training.evaluate import LoadedCase, load_cases  # noqa: E402
+from training.trainer import split_of_run  # noqa: E402
 
 DATASETS = ("montgomery", "shenzhen")
 
@@ -64,9 +64,7 @@ def main() -> None:
     for model_dir in args.models:
         loaded = load_model(model_dir)
         card = loaded.card
-        tc = card.extra.get("train_config", {})
-        cases = {d: load_cases(stable_split(discover_pairs(data_dir() / d), float(tc.get("val_fraction", 0.15)), int(tc.get("seed", 0)))[1])
-                 for d in DATASETS}
+        cases = {d: load_cases(split_of_run(card, data_dir() / d)[1]) for d in DATASETS}
         name = f"`{card.version}` ({card.input_size}²)"
 
         def row(label: str, values: list[float]) -> None:

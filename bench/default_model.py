@@ -21,8 +21,8 @@ from napari_lung_unet.model import count_parameters  # noqa: E402
 from napari_lung_unet.model_io import load_model  # noqa: E402
 from napari_lung_unet.predict import Predictor  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
-from training.data import discover_pairs, stable_split  # noqa: E402
 from training.evaluate import load_cases, mean_dice, score_cases, summarise  # noqa: E402
+from training.trainer import split_of_run  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +32,6 @@ def main() -> None:
     args = ap.parse_args()
     loaded = load_model(args.model)
     card = loaded.card
-    tc = card.extra.get("train_config", {})
     predictor = Predictor(loaded, device="cpu")
     lines = [
         f"Model `{card.version}`: U-Net base {card.architecture.base_channels}, depth {card.architecture.depth}, "
@@ -47,7 +46,7 @@ def main() -> None:
                  "that include the lung behind the heart, the other convention):", "",
                  "| dataset | such cases | their Dice | Dice of the other cases |", "|---|---|---|---|"]
     for name in ("montgomery", "shenzhen"):
-        _, val = stable_split(discover_pairs(data_dir() / name), float(tc.get("val_fraction", 0.15)), int(tc.get("seed", 0)))
+        _, val = split_of_run(card, data_dir() / name)
         scores = score_cases(predictor, load_cases(val))
         s = summarise(scores)
         lines.append(f"| {name} | {s['n']['cases']} | {s['dice']['mean']:.4f} | {s['dice']['median']:.4f} | {s['dice']['worst']:.4f} "

@@ -25,6 +25,7 @@ from napari_lung_unet.settings import HOME_ENV, data_dir  # noqa: E402
 from training.data import discover_pairs, stable_split  # noqa: E402
 from training.evaluate import load_cases, mean_dice, score_cases  # noqa: E402
 from training.finetune import FinetuneConfig, finetune  # noqa: E402
+from training.trainer import split_of_run  # noqa: E402
 
 
 def link_subset(pairs, root: Path) -> Path:  # type: ignore[no-untyped-def]
@@ -55,8 +56,7 @@ def main() -> None:
     os.environ[HOME_ENV] = str(work / "home")
     registry = Registry()
     base = registry.load()
-    tc = base.card.extra.get("train_config", {})
-    _, mont_val = stable_split(discover_pairs(data / "montgomery"), float(tc.get("val_fraction", 0.15)), int(tc.get("seed", 0)))
+    _, mont_val = split_of_run(base.card, data / "montgomery")
     test_cases, mont_cases = load_cases(test_half), load_cases(mont_val)
 
     def score(predictor: Predictor) -> tuple[float, float]:

@@ -10,25 +10,18 @@ masks' original size, plus the training hardware and time from the run's CSV log
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 from napari_lung_unet.card import ModelCard
 from napari_lung_unet.model_io import load_model, save_model
 from napari_lung_unet.predict import Predictor
 from napari_lung_unet.settings import bundled_model_dir, data_dir
-from training.data import discover_pairs, stable_split
 from training.evaluate import load_cases, score_cases, summarise
+from training.trainer import LOG_NAME, read_log, split_of_run
 
 
 def training_minutes(run_dirs: list[Path]) -> float:
-    total = 0.0
-    for run in run_dirs:
-        log = run / "log.csv"
-        if log.is_file():
-            with open(log, newline="") as fh:
-                total += sum(float(r["seconds"]) for r in csv.DictReader(fh))
-    return total / 60
+    return sum(float(row["seconds"]) for run in run_dirs for row in read_log(run / LOG_NAME)) / 60
 
 
 def main() -> None:
@@ -40,11 +33,10 @@ def main() -> None:
     args = ap.parse_args()
     loaded = load_model(args.model)
     card: ModelCard = loaded.card
-    tc = card.extra.get("train_config", {})
     predictor = Predictor(loaded, device="cpu")
     validation = {}
     for name in card.training_data:
-        _, val = stable_split(discover_pairs(data_dir() / name), float(tc.get("val_fraction", 0.15)), int(tc.get("seed", 0)))
+        _, val = split_of_run(card, data_dir() / name)
         validation[name] = summarise(score_cases(predictor, load_cases(val)))
         print(f"{name}: Dice mean {validation[name]['dice']['mean']:.4f} worst {validation[name]['dice']['worst']:.4f}")
     card.version = args.version or card.version

@@ -30,7 +30,7 @@ from .augment import AugmentConfig
 from .data import DatasetError, Pair, discover_pairs, load_arrays, stable_split
 from .evaluate import LoadedCase, load_cases, mean_dice, score_cases
 from .steps import train_step
-from .trainer import AugmentedDataset
+from .trainer import AugmentedDataset, split_of_run
 
 Progress = Callable[[dict], None]
 
@@ -79,10 +79,9 @@ def _base_roots(cfg: FinetuneConfig, parent: ModelCard) -> list[Path]:
 
 
 def _base_split(roots: list[Path], parent: ModelCard) -> tuple[list[Pair], list[Pair]]:
-    tc = parent.extra.get("train_config", {})
     train, val = [], []
     for root in roots:
-        tr, va = stable_split(discover_pairs(root), float(tc.get("val_fraction", 0.15)), int(tc.get("seed", 0)))
+        tr, va = split_of_run(parent, root)
         train += tr
         val += va
     return train, val

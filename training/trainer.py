@@ -30,7 +30,7 @@ from napari_lung_unet.model import UNet, UNetConfig
 from napari_lung_unet.model_io import save_model
 
 from .augment import AugmentConfig, augment
-from .data import ArrayData, discover_pairs, load_arrays, stable_split
+from .data import ArrayData, Pair, discover_pairs, load_arrays, stable_split
 from .metrics import METRIC_NAMES, binary_metrics, dice_bce_loss
 from .steps import train_step
 
@@ -123,6 +123,12 @@ def average_buffers(model: torch.nn.Module) -> None:
 
 def write_log(path: Path, rows: list[dict]) -> None:
     atomic_write_csv(path, CSV_FIELDS, rows)
+
+
+def split_of_run(card: ModelCard, root: str | Path) -> tuple[list[Pair], list[Pair]]:
+    """The train/validation split that ``card``'s training run made of the dataset at ``root``."""
+    tc = card.extra.get("train_config", {})
+    return stable_split(discover_pairs(root), float(tc.get("val_fraction", TrainConfig.val_fraction)), int(tc.get("seed", TrainConfig.seed)))
 
 
 def read_log(path: Path) -> list[dict]:
