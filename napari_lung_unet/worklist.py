@@ -38,6 +38,11 @@ STATE_FORMAT = 1
 UNCERTAIN_BELOW = 0.8
 
 
+def is_uncertain(confidence: float | None) -> bool:
+    """The one rule for flagging a proposal for careful review (worklist marks, the dock's model line)."""
+    return confidence is not None and confidence < UNCERTAIN_BELOW
+
+
 class WorklistError(ValueError):
     """The folder cannot be used as a worklist; the message says why."""
 
@@ -53,7 +58,7 @@ class Case:
 
     @property
     def uncertain(self) -> bool:
-        return self.confidence is not None and self.confidence < UNCERTAIN_BELOW
+        return is_uncertain(self.confidence)
 
     @property
     def unreviewed(self) -> bool:

@@ -34,7 +34,6 @@ from qtpy.QtWidgets import (
 from ..device import DEVICE_CHOICES, resolve_device
 from ..registry import Registry
 from ..settings import corrections_dir
-from ..worklist import UNCERTAIN_BELOW
 from . import strings
 from .controls import QuickControls
 from .engine import run_proposal
@@ -345,8 +344,7 @@ class LungUNetWidget(QWidget):
             self.review.watch(layer)
             self.review.stats.recount(layer.data, result.labels)
             self.review.show_readouts()
-            confidence = result.prediction.confidence
-            self.review.show_model_info(result.model_version, confidence, confidence < UNCERTAIN_BELOW)
+            self.review.show_model_info(result.model_version, result.prediction.confidence)
         self.state.last_result = self._run_result = result
         self.state.history.append(result.model_version)
         self.set_status(

@@ -21,7 +21,7 @@ from qtpy.QtCore import QObject, Signal
 from ..corrections import CorrectionRecord, CorrectionsStore, safe_case_id, sha256_of
 from ..io import ImageError, XRay, read_xray
 from ..settings import corrections_dir
-from ..worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError
+from ..worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError, is_uncertain
 from . import strings
 from .drafts import DraftAutosaver
 from .readouts import LungStats
@@ -367,11 +367,11 @@ class ReviewController(QObject):
         if case is None or case.model_version is None:
             self.dock.model_info.setText(strings.MODEL_INFO_NONE)
             return
-        self.show_model_info(case.model_version, case.confidence or 0.0, case.uncertain)
+        self.show_model_info(case.model_version, case.confidence)
 
-    def show_model_info(self, version: str, confidence: float, uncertain: bool) -> None:
-        flag = strings.UNCERTAIN_FLAG if uncertain else ""
-        self.dock.model_info.setText(strings.MODEL_INFO.format(version=version, confidence=confidence, flag=flag))
+    def show_model_info(self, version: str, confidence: float | None) -> None:
+        flag = strings.UNCERTAIN_FLAG if is_uncertain(confidence) else ""
+        self.dock.model_info.setText(strings.MODEL_INFO.format(version=version, confidence=confidence or 0.0, flag=flag))
 
 
 def _write_accepted(
