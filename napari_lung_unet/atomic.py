@@ -34,10 +34,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; final files should get the usual permissions
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # again: some writers (safetensors) recreate the file as 0600
+        # mkstemp makes 0600, and some writers (safetensors) recreate the file as 0600: set the usual
+        # permissions once the writer is done, so every final file gets them
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)

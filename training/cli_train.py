@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=d.workers, help="DataLoader workers (-1: auto)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--hflip", type=float, default=0.0, metavar="P", help="horizontal-flip probability (default 0: see training/augment.py)")
+    p.add_argument("--hflip", type=float, default=d.hflip, metavar="P", help="horizontal-flip probability (default 0: see training/augment.py)")
     p.add_argument("--max-steps-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--version", default=d.version, help="version name written into the model card")
     p.add_argument("--init-from", default="", metavar="MODEL_DIR", help="start from these weights (e.g. a second, lower-LR stage)")
