@@ -81,6 +81,14 @@ def test_gate_rules() -> None:
     assert not ok and "base validation" in reason
 
 
+def test_gate_rejects_a_loss_on_one_dataset_that_the_mixed_mean_hides() -> None:
+    before = {"holdout_dice": 0.85, "base_val_dice": 0.960, "montgomery_val_dice": 0.975, "shenzhen_val_dice": 0.957}
+    after = {"holdout_dice": 0.89, "base_val_dice": 0.958, "montgomery_val_dice": 0.962, "shenzhen_val_dice": 0.957}
+    ok, reason = gate(before, after, tolerance=0.005, dataset_tolerance=0.01)
+    assert not ok and reason.startswith("montgomery validation Dice dropped 0.9750 -> 0.9620")
+    assert gate(before, {**after, "montgomery_val_dice": 0.968}, tolerance=0.005, dataset_tolerance=0.01)[0]
+
+
 def test_replay_base_data_is_used_and_scored(base_registry: Registry, store: Path, phantom_dataset: Path) -> None:
     result = finetune(_cfg(store, replay=[str(phantom_dataset)], steps=10))
     assert "base_val_dice" in result.before and "base_val_dice" in result.after

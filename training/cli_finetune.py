@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay-ratio", type=float, default=d.replay_ratio)
     p.add_argument("--train-layers", choices=["all", "decoder"], default=d.train_layers)
     p.add_argument("--tolerance", type=float, default=d.tolerance, help="allowed base-validation Dice loss")
+    p.add_argument("--dataset-tolerance", type=float, default=d.dataset_tolerance,
+                   help="allowed Dice loss on any one base dataset (e.g. Montgomery alone)")
     p.add_argument("--device", default=d.device)
     p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")
     p.set_defaults(run=run)
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = FinetuneConfig(
         corrections=args.corrections, base_version=args.base_version, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio,
-        train_layers=args.train_layers, tolerance=args.tolerance, device=args.device,
+        train_layers=args.train_layers, tolerance=args.tolerance, dataset_tolerance=args.dataset_tolerance, device=args.device,
     )
     bar = tqdm(total=cfg.steps, desc="fine-tuning", unit="step", disable=args.json_progress, file=sys.stderr)
 
