@@ -47,10 +47,14 @@ class FinetuneCancelled(Exception):
 class FinetuneConfig:
     corrections: str | None = None  # default: the widget's store under LUNG_UNET_HOME
     base_version: str | None = None  # default: the current version
-    steps: int = 160
-    batch_size: int = 4  # at 384², 120 steps of 8 took 222 s for 10 corrections; 160 of 4 took 143 s for 20 (docs/benchmarks.md)
-    lr: float = 5e-4
-    replay_ratio: float = 3.0  # replay images per correction in each batch mix: 3:1 keeps the old site from being forgotten
+    # Measured with bench/finetune_adaptation.py on the 2-core CPU (docs/benchmarks.md): 130 steps of
+    # 2 corrections + 3 replay images at a peak lr of 7e-4 gain +3.3 / +4.7 Dice points on a new site
+    # from 10 / 20 corrections, lose 0.7 on Montgomery and take 156 s. One correction per batch (3:1)
+    # gained only +2.2 from 10; 1:1 forgot up to 1.3 points.
+    steps: int = 130
+    batch_size: int = 5
+    lr: float = 7e-4
+    replay_ratio: float = 1.5  # replay images per correction in each batch: what keeps the old sites from being forgotten
     replay: list[str] | None = None  # base dataset folders; default: the parent's training data if found
     train_layers: str = "decoder"  # "decoder" (frozen encoder: measured to forget far less) or "all"
     holdout_fraction: float = 0.25
@@ -178,6 +182,9 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
         model = model.to(memory_format=torch.channels_last)
     params = _freeze_encoder(model) if cfg.train_layers == "decoder" else list(model.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
+    # Cosine decay to zero: at a constant lr the last few steps decide where the weights land, and
+    # repeated runs differed by a point of forgetting; decaying settles them.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
     amp = autocast_dtype(device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     corr_ds = AugmentedDataset(corr, AugmentConfig(), cfg.seed)
@@ -198,6 +205,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
         x = torch.stack([a for a, _ in items])
         y = torch.stack([b for _, b in items])
         loss, _ = train_step(model, x, y, opt, scaler, amp, device)
+        schedule.step()
         elapsed = time.perf_counter() - t_train
         emit({"stage": "train", "step": step + 1, "steps": cfg.steps, "loss": float(loss),
               "eta_s": elapsed / (step + 1) * (cfg.steps - step - 1)})
