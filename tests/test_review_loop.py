@@ -278,3 +278,28 @@ def test_removing_the_lungs_layer_saves_the_draft(widget: LungUNetWidget, qtbot,
     # reopening the case brings the layer and the edit back
     widget.review.open_case(0)
     np.testing.assert_array_equal(widget.viewer.layers["lungs"].data, edited)
+
+
+def test_next_case_is_read_ahead_but_never_shown_stale(widget: LungUNetWidget, qtbot, xray_folder: Path):
+    from napari_lung_unet.io import read_xray
+
+    review, viewer = widget.review, widget.viewer
+    open_and_wait(qtbot, widget, xray_folder)  # the read-ahead starts once the proposal is back
+    second = review.worklist.cases[1].path
+    qtbot.waitUntil(lambda: review.read_ahead.done(second), timeout=WAIT_MS)
+    widget.auto_propose.setChecked(False)
+    assert review.step(1)
+    assert review.read_ahead.hits == 1
+    np.testing.assert_array_equal(viewer.layers["x-ray"].data, read_xray(second).pixels)
+
+    third = review.worklist.cases[2].path  # read ahead at once: no proposal to wait for
+    qtbot.waitUntil(lambda: review.read_ahead.done(third), timeout=WAIT_MS)
+    stale = read_xray(third).pixels
+    replacement = third.with_name("replacement.tmp")
+    iio.imwrite(replacement, make_phantom((160, 144), seed=99, dtype=np.uint8)[0], extension=".png")
+    os.replace(replacement, third)  # another program replaces the file after it was read ahead
+    assert review.step(1)
+    assert review.read_ahead.hits == 1  # the copy read before the change was dropped
+    shown = viewer.layers["x-ray"].data
+    np.testing.assert_array_equal(shown, read_xray(third).pixels)
+    assert not np.array_equal(shown, stale)

@@ -24,6 +24,7 @@ from ..settings import corrections_dir
 from ..worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError, is_uncertain
 from . import strings
 from .drafts import DraftAutosaver
+from .read_ahead import ReadAhead
 from .readouts import LungStats
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class ReviewController(QObject):
         self.proposal: np.ndarray | None = None
         self.stats = LungStats()
         self.drafts = DraftAutosaver(self._write_draft, self)
+        self.read_ahead = ReadAhead()
         self.auto_propose = True
         self.store_dir: Path = corrections_dir()
         self._accepting: dict[str, threading.Event] = {}  # case id -> set when its accept is written
@@ -72,12 +74,27 @@ class ReviewController(QObject):
         if self.worklist is None:
             show_info(strings.NO_CASE)
             return False
-        only = self.dock.worklist_panel.only_unreviewed.isChecked()
-        index = self.worklist.step(self.worklist.current, direction, unreviewed_only=only)
+        index = self._neighbour(direction)
         if index is None:
             show_info(strings.END_OF_LIST)
             return False
         return self.open_case(index)
+
+    def _neighbour(self, direction: int) -> int | None:
+        """The case Next (+1) or Previous (-1) opens, honouring "Only unreviewed"."""
+        assert self.worklist is not None
+        only = self.dock.worklist_panel.only_unreviewed.isChecked()
+        return self.worklist.step(self.worklist.current, direction, unreviewed_only=only)
+
+    def _read_next(self) -> None:
+        """Start reading the case Next opens, while the clinician works on this one.
+
+        Called once the open case is settled (shown, and its proposal back): a read competing
+        with the proposal for the two cores would slow the proposal the clinician waits for.
+        """
+        index = self._neighbour(1) if self.worklist is not None else None
+        if index is not None:
+            self.read_ahead.request(self.worklist.cases[index].path)
 
     def open_case(self, index: int) -> bool:
         """Save the open case's edits, then show case ``index`` (draft > cached proposal > new proposal)."""
@@ -89,7 +106,7 @@ class ReviewController(QObject):
         case = self.worklist.set_current(index)
         self.dock.worklist_panel.refresh()
         try:
-            xray = read_xray(case.path)
+            xray = self.read_ahead.take(case.path) or read_xray(case.path)
         except ImageError as exc:
             case.error = str(exc)
             self.worklist.save()
@@ -117,7 +134,9 @@ class ReviewController(QObject):
         self.dock.worklist_panel.refresh(case)
         self.case_opened.emit(case)
         if labels is None and self.auto_propose:
-            self.dock.propose()
+            self.dock.propose()  # _read_next follows when the proposal is back
+        else:
+            self._read_next()
         return True
 
     def _show_image(self, xray: XRay) -> Image:
@@ -198,6 +217,7 @@ class ReviewController(QObject):
         self.dock.worklist_panel.refresh(case)
         if case is not self.case:
             return True  # the clinician moved on; the proposal waits on disk for their return
+        self._read_next()
         edited = case.status == EDITED or self.proposal is not None
         self.proposal = prediction.labels
         if edited:
@@ -347,8 +367,7 @@ class ReviewController(QObject):
 
     def _advance(self, leaving: Case | None = None) -> None:
         assert self.worklist is not None
-        only = self.dock.worklist_panel.only_unreviewed.isChecked()
-        index = self.worklist.step(self.worklist.current, 1, unreviewed_only=only)
+        index = self._neighbour(1)
         if index is None:
             index = self.worklist.first_unreviewed(uncertain_first=True)
         if index is not None and self.worklist.cases[index] is leaving:
