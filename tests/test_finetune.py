@@ -17,8 +17,8 @@ from napari_lung_unet.corrections import CorrectionRecord, CorrectionsStore
 from napari_lung_unet.model import UNet
 from napari_lung_unet.phantom import make_phantom
 from napari_lung_unet.registry import Registry
-from training.data import DatasetError
-from training.finetune import FinetuneCancelled, FinetuneConfig, finetune, gate
+from training.data import DatasetError, Pair
+from training.finetune import FinetuneCancelled, FinetuneConfig, fair_subset, finetune, gate
 
 from napari_lung_unet.model import UNetConfig
 
@@ -87,6 +87,16 @@ def test_gate_rejects_a_loss_on_one_dataset_that_the_mixed_mean_hides() -> None:
     ok, reason = gate(before, after, tolerance=0.005, dataset_tolerance=0.01)
     assert not ok and reason.startswith("montgomery validation Dice dropped 0.9750 -> 0.9620")
     assert gate(before, {**after, "montgomery_val_dice": 0.968}, tolerance=0.005, dataset_tolerance=0.01)[0]
+
+
+def test_gate_subset_keeps_every_case_of_a_small_dataset() -> None:
+    pairs = [Pair(f"m{i}", Path(f"m{i}.png"), (Path(f"m{i}_mask.png"),), "montgomery") for i in range(12)]
+    pairs += [Pair(f"s{i}", Path(f"s{i}.png"), (Path(f"s{i}_mask.png"),), "shenzhen") for i in range(65)]
+    kept = fair_subset(pairs, 48)
+    assert len(kept) == 48
+    assert [p.case_id for p in kept if p.dataset == "montgomery"] == [f"m{i}" for i in range(12)]
+    assert len({p.case_id for p in kept}) == 48  # the 36 Shenzhen cases are distinct
+    assert fair_subset(pairs[:5], 48) == pairs[:5]
 
 
 def test_replay_base_data_is_used_and_scored(base_registry: Registry, store: Path, phantom_dataset: Path) -> None:

@@ -104,6 +104,23 @@ def _every(pairs: list[Pair], limit: int) -> list[Pair]:
     return [pairs[int(i * step)] for i in range(limit)]
 
 
+def fair_subset(pairs: list[Pair], limit: int) -> list[Pair]:
+    """At most ``limit`` cases, shared between datasets so that a small one keeps all its cases.
+
+    The gate checks each dataset on its own; an even spread over 12 Montgomery + 65 Shenzhen
+    validation cases kept only 8 of Montgomery's, too few for a one-point rule.
+    """
+    groups: dict[str, list[Pair]] = {}
+    for p in pairs:
+        groups.setdefault(p.dataset, []).append(p)
+    kept: dict[str, list[Pair]] = {}
+    left = limit
+    for i, (name, group) in enumerate(sorted(groups.items(), key=lambda item: len(item[1]))):
+        kept[name] = _every(group, left // (len(groups) - i))
+        left -= len(kept[name])
+    return [p for name in groups for p in kept[name]]
+
+
 def gate(before: dict[str, float], after: dict[str, float], tolerance: float, dataset_tolerance: float = 0.01) -> tuple[bool, str]:
     """Promotion rule; returns (promoted, reason)."""
     h0, h1 = before["holdout_dice"], after["holdout_dice"]
@@ -170,7 +187,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     replay_n = min(len(base_train), math.ceil(len(train_pairs) * cfg.replay_ratio * 4))
     replay = load_arrays(_every(base_train, replay_n), size, norm, show_progress=False) if replay_n else None
     holdout = load_cases(holdout_pairs)
-    base_val_cases = load_cases(_every(base_val, cfg.max_base_val))
+    base_val_cases = load_cases(fair_subset(base_val, cfg.max_base_val))
 
     device = resolve_device(cfg.device)
     emit({"stage": "gate", "message": f"scoring {parent_version}"})
