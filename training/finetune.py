@@ -59,7 +59,7 @@ class FinetuneConfig:
     train_layers: str = "decoder"  # "decoder" (frozen encoder: measured to forget far less) or "all"
     holdout_fraction: float = 0.25
     tolerance: float = 0.005  # allowed mean-Dice loss on the base validation set
-    dataset_tolerance: float = 0.01  # allowed loss on any one base dataset: looser, as ~8 cases per dataset are noisy
+    dataset_tolerance: float = 0.01  # allowed loss on any one base dataset: looser, as 12 cases are noisy
     max_base_val: int = 48  # cap the gate's base set so a fine-tune stays a few minutes on a laptop
     device: str = "auto"
     seed: int = 0
