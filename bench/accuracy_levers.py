@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import append_markdown  # noqa: E402
@@ -26,15 +27,15 @@ from napari_lung_unet.predict import Predictor  # noqa: E402
 from napari_lung_unet.preprocess import resize  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
 from training.evaluate import LoadedCase, load_cases  # noqa: E402
+from training.metrics import binary_metrics  # noqa: E402
 from training.trainer import split_of_run  # noqa: E402
 
 DATASETS = ("montgomery", "shenzhen")
 
 
 def dice(pred: np.ndarray, true: np.ndarray) -> float:
-    pred, true = pred > 0, true > 0
-    total = pred.sum() + true.sum()
-    return 1.0 if total == 0 else float(2 * (pred & true).sum() / total)
+    """The project's per-image Dice (training.metrics), on label arrays of any integer or bool type."""
+    return float(binary_metrics(torch.from_numpy(pred > 0)[None], torch.from_numpy(true > 0)[None])["dice"][0])
 
 
 def variant_scores(predictor: Predictor, cases: list[LoadedCase], threshold: float, raw: bool) -> float:
