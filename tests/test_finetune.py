@@ -84,9 +84,10 @@ def test_gate_rules() -> None:
 def test_gate_rejects_a_loss_on_one_dataset_that_the_mixed_mean_hides() -> None:
     before = {"holdout_dice": 0.85, "base_val_dice": 0.960, "montgomery_val_dice": 0.975, "shenzhen_val_dice": 0.957}
     after = {"holdout_dice": 0.89, "base_val_dice": 0.958, "montgomery_val_dice": 0.962, "shenzhen_val_dice": 0.957}
-    ok, reason = gate(before, after, tolerance=0.005, dataset_tolerance=0.01)
+    both = ("montgomery", "shenzhen")
+    ok, reason = gate(before, after, tolerance=0.005, dataset_tolerance=0.01, datasets=both)
     assert not ok and reason.startswith("montgomery validation Dice dropped 0.9750 -> 0.9620")
-    assert gate(before, {**after, "montgomery_val_dice": 0.968}, tolerance=0.005, dataset_tolerance=0.01)[0]
+    assert gate(before, {**after, "montgomery_val_dice": 0.968}, tolerance=0.005, dataset_tolerance=0.01, datasets=both)[0]
 
 
 def test_gate_subset_keeps_every_case_of_a_small_dataset() -> None:

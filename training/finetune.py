@@ -36,7 +36,11 @@ from .steps import train_step
 from .trainer import AugmentedDataset, split_of_run
 
 Progress = Callable[[dict], None]
-DATASET_SUFFIX = "_val_dice"  # score keys of one base dataset, e.g. "montgomery_val_dice"
+
+
+def dataset_key(name: str) -> str:
+    """The score key of one base dataset, e.g. "montgomery_val_dice" (cards keep these names)."""
+    return f"{name}_val_dice"
 
 
 class FinetuneCancelled(Exception):
@@ -121,8 +125,11 @@ def fair_subset(pairs: list[Pair], limit: int) -> list[Pair]:
     return [p for name in groups for p in kept[name]]
 
 
-def gate(before: dict[str, float], after: dict[str, float], tolerance: float, dataset_tolerance: float = 0.01) -> tuple[bool, str]:
-    """Promotion rule; returns (promoted, reason)."""
+def gate(
+    before: dict[str, float], after: dict[str, float], tolerance: float,
+    dataset_tolerance: float = 0.01, datasets: tuple[str, ...] = (),
+) -> tuple[bool, str]:
+    """Promotion rule; returns (promoted, reason). ``datasets``: the base datasets scored one by one."""
     h0, h1 = before["holdout_dice"], after["holdout_dice"]
     if not h1 > h0:
         return False, f"no gain on held-out corrections (Dice {h0:.4f} -> {h1:.4f})"
@@ -131,10 +138,9 @@ def gate(before: dict[str, float], after: dict[str, float], tolerance: float, da
     b0, b1 = before["base_val_dice"], after["base_val_dice"]
     if b1 < b0 - tolerance:
         return False, f"base validation Dice dropped {b0:.4f} -> {b1:.4f} (tolerance {tolerance:.4f})"
-    for key in sorted(k for k in before if k.endswith(DATASET_SUFFIX) and k != "base_val_dice"):
-        d0, d1 = before[key], after[key]
+    for name in sorted(datasets):
+        d0, d1 = before[dataset_key(name)], after[dataset_key(name)]
         if d1 < d0 - dataset_tolerance:
-            name = key.removesuffix(DATASET_SUFFIX)
             return False, f"{name} validation Dice dropped {d0:.4f} -> {d1:.4f} (tolerance per dataset {dataset_tolerance:.4f})"
     return True, f"held-out corrections Dice {h0:.4f} -> {h1:.4f}; base validation {b0:.4f} -> {b1:.4f}"
 
@@ -145,7 +151,7 @@ def _score(predictor: Predictor, holdout: list[LoadedCase], base_val: list[Loade
         scores = score_cases(predictor, base_val)
         out["base_val_dice"] = mean_dice(scores)
         for name in sorted({s.dataset for s in scores}):
-            out[f"{name}{DATASET_SUFFIX}"] = mean_dice([s for s in scores if s.dataset == name])
+            out[dataset_key(name)] = mean_dice([s for s in scores if s.dataset == name])
     return out
 
 
@@ -240,7 +246,8 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     )
     emit({"stage": "gate", "message": f"scoring candidate {version}"})
     after = _score(Predictor(LoadedModel(model, cand_card, Path()), device=device), holdout, base_val_cases)
-    promoted, reason = gate(before, after, cfg.tolerance, cfg.dataset_tolerance)
+    datasets = tuple(sorted({c.pair.dataset for c in base_val_cases}))
+    promoted, reason = gate(before, after, cfg.tolerance, cfg.dataset_tolerance, datasets)
     cand_card.status = "promoted" if promoted else "rejected"
     cand_card.notes = reason
     cand_card.metrics = {"before": before, "after": after}
