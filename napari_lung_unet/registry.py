@@ -30,6 +30,10 @@ class RegistryError(ValueError):
     pass
 
 
+class PromotionConflict(RegistryError):
+    """The current model changed while a candidate was being made (e.g. a rollback during a fine-tune)."""
+
+
 class Registry:
     def __init__(self, home: str | Path | None = None) -> None:
         self.home = Path(home) if home is not None else home_dir()
@@ -130,3 +134,21 @@ class Registry:
             raise RegistryError(f"cannot make {version!r} current: {exc}") from exc
         self.models_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.models_dir / "CURRENT", (version + "\n").encode("utf-8"))
+
+    def promote(self, version: str, expected_current: str) -> None:
+        """Make a fine-tuned ``version`` current, only if the current model is still ``expected_current``.
+
+        A rollback made while the candidate trained must win: the candidate was gated against
+        its parent only, so promoting it over another current model would undo the user's choice.
+        The card says "promoted" only after the pointer has switched.
+        """
+        now = self.current_version()
+        if now != expected_current:
+            raise PromotionConflict(
+                f"not promoted: the current model changed from {expected_current} to {now} while {version} was trained; "
+                f"{version} stays in the registry (lung-unet models --rollback {version} makes it current)"
+            )
+        self.set_current(version)
+        card = self.card(version)
+        card.status = "promoted"
+        self.update_card(card)
