@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .postprocess import LEFT_LUNG, RIGHT_LUNG
+from .labels import LUNG_COLOURS
 
-# right lung teal, left lung orange: distinguishable for the common colour-vision deficiencies
-LUNG_COLOURS: dict[int, tuple[int, int, int]] = {RIGHT_LUNG: (0, 190, 200), LEFT_LUNG: (255, 140, 0)}
 _DISPLAY_SAMPLES = 1_000_000  # percentiles on a subsample: as good for display, and cheap on 20-Mpx images
 
 
