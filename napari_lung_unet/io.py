@@ -6,6 +6,7 @@ entry point accepts and rejects exactly the same files with the same messages.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +73,18 @@ def _read_raster(path: Path) -> np.ndarray:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            return np.asarray(tifffile.imread(path))
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                samples = max(1, int(series.keyframe.samplesperpixel))
+                # the header's count, before a byte is decoded: a 1 MB tiled-deflate file can hold 30000²
+                check_pixel_budget(path, series.shape, int(np.prod(series.shape)) // samples)
+                return np.asarray(series.asarray())
         if path.suffix.lower() == ".png" and (grey := _read_grey_png(path)) is not None:
             return grey
+        _check_pillow_budget(path)
         return np.asarray(iio.imread(path))
+    except ImageError:
+        raise
     except Exception as exc:  # decoders raise many unrelated types for a corrupt file
         raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {_short(exc)})") from None
 
@@ -89,43 +98,78 @@ def _read_grey_png(path: Path) -> np.ndarray | None:
     imageio adds a writeable copy of the decoded pixels (40 MB for a 20-Mpx uint16 file) that
     :func:`to_grey`'s float conversion makes redundant; decoding itself (zlib) is the same.
     """
-    from PIL import Image
-
-    with Image.open(path) as image:
+    with _open_pillow(path) as image:
         return np.asarray(image) if image.mode in _PIL_GREY_MODES else None
 
 
-def _read_dicom(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+def _check_pillow_budget(path: Path) -> None:
+    """Refuse a PNG/JPEG (or anything Pillow reads) whose header gives more pixels than the budget."""
+    with _open_pillow(path):
+        pass
+
+
+def _open_pillow(path: Path):  # noqa: ANN202 - a PIL.Image.Image, imported lazily
+    """Open with Pillow (header only: Pillow decodes on first pixel access) and check the pixel budget."""
+    from PIL import Image
+
     try:
-        import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
-    except ImportError as exc:  # pragma: no cover - pydicom is a base dependency
-        raise ImageError(f"{path}: reading DICOM needs pydicom ({exc})") from None
+        image = Image.open(path)
+    except Image.DecompressionBombError:
+        # Pillow's own refusal (over 2 × Image.MAX_IMAGE_PIXELS) came first: say it in our terms
+        limit = max_pixels()
+        raise ImageError(
+            f"{path}: image has more than {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} Mpx, "
+            f"over the {limit / 1e6:.1f} Mpx limit; set {MAX_PIXELS_ENV} to change it"
+        ) from None
     try:
-        ds = pydicom.dcmread(path)
-        if "PixelData" not in ds:
-            raise ImageError(f"{path}: DICOM file has no pixel data")
-        raw = ds.pixel_array
-    except ImageError:
+        width, height = image.size
+        check_pixel_budget(path, (height, width), height * width * max(1, getattr(image, "n_frames", 1)))
+    except BaseException:
+        image.close()
         raise
-    except Exception as exc:
-        raise ImageError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {_short(exc)})") from None
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-        raise ImageError(f"{path}: DICOM has {ds.NumberOfFrames} frames (axis 0); a single 2-D radiograph is needed")
-    pixels = apply_modality_lut(raw, ds)
-    if "WindowCenter" in ds or "VOILUTSequence" in ds:
-        pixels = apply_voi_lut(pixels, ds, prefer_lut=True)
-    pixels = np.asarray(pixels, dtype=np.float32)
-    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        # MONOCHROME1 stores air as bright; flip so lungs are dark as in every other input
-        pixels = pixels.max() + pixels.min() - pixels
-    spacing = None
-    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = getattr(ds, tag, None)
-        if value is not None and len(value) == 2 and all(float(v) > 0 for v in value):
-            spacing = (float(value[0]), float(value[1]))
-            break
-    return pixels, spacing
+    return image
+
+
+def _read_dicom(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    from .dicom_read import read_dicom_pixels  # lazy: pydicom and its plugins load only for DICOM
+
+    return read_dicom_pixels(path)
+
+
+# -- pixel budget ---------------------------------------------------------------------------
+
+MAX_PIXELS_ENV = "LUNG_UNET_MAX_PIXELS"
+# the largest flat-panel detectors are about 4300 × 4300 (18.5 Mpx); 25 Mpx keeps a margin while
+# a 30000² decompression bomb (900 Mpx, 1.8 GB at 16 bit before float conversion) is refused
+DEFAULT_MAX_PIXELS = 25_000_000
+
+
+def max_pixels() -> int:
+    """The most pixels any reader decodes: ``$LUNG_UNET_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(text))  # accepts 25e6 as well as 25000000
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImageError(f"{MAX_PIXELS_ENV}={text!r} is not a positive pixel count")
+    return value
+
+
+def check_pixel_budget(path: Path, shape: tuple[int, ...], count: int) -> None:
+    """Raise :class:`ImageError` naming ``path`` when a header's ``count`` pixels exceed :func:`max_pixels`.
+
+    Called with the header's numbers before anything is decoded, so the refusal costs no memory.
+    """
+    limit = max_pixels()
+    if count > limit:
+        size = "×".join(str(int(n)) for n in shape)
+        raise ImageError(
+            f"{path}: image is {size} ({count / 1e6:.1f} Mpx), over the {limit / 1e6:.1f} Mpx limit; "
+            f"set {MAX_PIXELS_ENV} to change it"
+        )
 
 
 def to_grey(array: np.ndarray) -> np.ndarray:
