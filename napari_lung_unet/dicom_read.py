@@ -41,7 +41,6 @@ _NO_DECODER = "no Python decoder handles it; convert it to Explicit VR Little En
 DEFLATED = "1.2.840.10008.1.2.1.99"
 _HEADER_CAP = 16 * 1024 * 1024  # inflated bytes a Deflated file's header (all but pixels) may take
 _AFTER_IMAGE_PIXEL_GROUP = 0x00290000  # every Image Pixel attribute (group 0028) precedes this tag
-SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 def read_dicom_pixels(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
@@ -92,7 +91,9 @@ def read_header(path: Path):  # noqa: ANN201 - a pydicom FileDataset without pix
 
 
 def _check_header(path: Path, ds) -> None:  # noqa: ANN001
-    if str(getattr(ds, "SOPClassUID", "")) == SEGMENTATION_STORAGE:
+    from pydicom.uid import SegmentationStorage
+
+    if str(getattr(ds, "SOPClassUID", "")) == SegmentationStorage:
         raise ImageError(f"{path}: is a DICOM Segmentation (a mask), not an X-ray; open it as labels")
     if "Rows" not in ds or "Columns" not in ds:
         raise ImageError(f"{path}: DICOM file has no pixel data (no Rows/Columns: not an image)")

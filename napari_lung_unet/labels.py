@@ -40,3 +40,10 @@ LUNGS: tuple[LungLabel, ...] = (
 
 LUNG_COLOURS: dict[int, tuple[int, int, int]] = {lung.value: lung.colour for lung in LUNGS}
 LABEL_NAMES: dict[int, str] = {BACKGROUND: "Background", **{lung.value: lung.name for lung in LUNGS}}
+
+# napari's Labels colour map for this convention (RGBA 0..1); background and unset are transparent
+NAPARI_COLORMAP: dict[int | None, tuple[float, float, float, float] | str] = {
+    None: "transparent",
+    BACKGROUND: "transparent",
+    **{value: (*(c / 255.0 for c in rgb), 1.0) for value, rgb in LUNG_COLOURS.items()},
+}

@@ -1,0 +1,174 @@
+"""Lung labels as a DICOM Segmentation (SEG) of a source radiograph, and back.
+
+Segment numbers, names, SNOMED CT codes and colours come from :mod:`napari_lung_unet.labels`.
+The SEG lives in the source's study, references the source SOP Instance UID, has the source's
+rows and columns, and names the model version in its algorithm identification, so PACS viewers
+(OHIF, 3D Slicer) overlay it on the right image.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+from .io import ImageError
+from .labels import ANATOMICAL_STRUCTURE, LUNGS, Code
+
+SEG_SUFFIX = ".seg.dcm"
+SERIES_NUMBER = 900  # a high number keeps the derived series after the modality's own in viewers
+ALGORITHM_NAME = "napari-lung-unet"
+
+
+class SegError(ImageError):
+    """A SEG cannot be made for this source, or a file is not a SEG this plugin can read; the message says why."""
+
+
+def make_seg(source, labels: np.ndarray, model_version: str):  # noqa: ANN001,ANN201 - pydicom Datasets
+    """A highdicom Segmentation of ``labels`` (0/1/2 at the source's size) for the ``source`` header.
+
+    ``source`` may lack pixel data (a header read with ``stop_before_pixels``): highdicom reads
+    only identifying and geometry attributes from it.
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    labels = np.asarray(labels)
+    if labels.shape != (int(source.Rows), int(source.Columns)):
+        raise SegError(f"labels are {labels.shape[0]}×{labels.shape[1]} but the image is {source.Rows}×{source.Columns}")
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=ALGORITHM_NAME, family=codes.DCM.ArtificialIntelligence, version=model_version
+    )
+    segments = [
+        hd.seg.SegmentDescription(
+            segment_number=lung.value,
+            segment_label=lung.name,
+            segmented_property_category=_code(ANATOMICAL_STRUCTURE),
+            segmented_property_type=_code(lung.code),
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+            display_color=hd.color.CIELabColor.from_rgb(*lung.colour),
+        )
+        for lung in LUNGS
+    ]
+    software = _software_version()
+    return hd.seg.Segmentation(
+        source_images=[source],
+        pixel_array=labels.astype(np.uint8),  # a label map: each value is its segment number
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=segments,
+        series_instance_uid=generate_uid(),
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=ALGORITHM_NAME,
+        manufacturer_model_name=f"Lung U-Net {model_version}",
+        software_versions=software,
+        device_serial_number=software,
+        content_label="LUNGS",
+        content_description=f"Lung segmentation by model {model_version}",
+        # a projection radiograph has no patient-space geometry; its detector spacing is all
+        # a viewer can align with, and highdicom does not carry ImagerPixelSpacing over by itself
+        pixel_measures=_pixel_measures(source),
+        omit_empty_frames=False,  # an empty lung is still an answer: keep one frame per segment
+    )
+
+
+def write_seg(path: str | Path, source, labels: np.ndarray, model_version: str) -> Path:  # noqa: ANN001
+    """Write the SEG for ``labels`` atomically to ``path``."""
+    seg = make_seg(source, labels, model_version)
+    return atomic_write(path, lambda tmp: seg.save_as(tmp, enforce_file_format=True))
+
+
+def write_seg_for_image(image_path: str | Path, target: str | Path, labels: np.ndarray, model_version: str) -> Path:
+    """Write the SEG of ``labels`` for the DICOM X-ray at ``image_path`` (its header is re-read, not its pixels)."""
+    from .dicom_read import read_header
+
+    return write_seg(target, read_header(Path(image_path)), labels, model_version)
+
+
+def is_seg(path: str | Path) -> bool:
+    """True when ``path`` is a DICOM Segmentation (its header says so; the name is not trusted)."""
+    from pydicom.uid import SegmentationStorage
+
+    from .dicom_read import read_header
+
+    try:
+        return str(getattr(read_header(Path(path)), "SOPClassUID", "")) == SegmentationStorage
+    except ImageError:  # not DICOM or unreadable: not a SEG (read_xray will say what it is)
+        return False
+
+
+def read_seg(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None, str | None]:
+    """``(labels, spacing_mm, source SOP Instance UID)`` from a lung SEG: labels 0/1/2 at the source's size.
+
+    Segments are matched to label values by their SNOMED CT property type, not by number, so a
+    SEG from another tool with the same codes reads with the same convention.
+    """
+    import highdicom as hd
+
+    path = Path(path)
+    try:
+        seg = hd.seg.segread(path)
+    except Exception as exc:
+        raise SegError(f"{path}: not a readable DICOM Segmentation ({type(exc).__name__}: {exc})") from None
+    by_code = {(lung.code.value, lung.code.scheme): lung.value for lung in LUNGS}
+    labels = np.zeros((int(seg.Rows), int(seg.Columns)), np.uint8)
+    found = False
+    for number in seg.segment_numbers:
+        prop = seg.get_segment_description(number).segmented_property_type
+        value = by_code.get((str(prop.value), str(prop.scheme_designator)))
+        if value is None:
+            continue
+        found = True
+        frames = seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=[_source_uid(seg)], segment_numbers=[number], combine_segments=False,
+            ignore_spatial_locations=True, assert_missing_frames_are_empty=True,
+        )
+        labels[np.asarray(frames)[0, ..., 0] > 0] = value
+    if not found:
+        raise SegError(f"{path}: DICOM Segmentation has no right-lung or left-lung segment")
+    return labels, _seg_spacing(seg), _source_uid(seg)
+
+
+def _source_uid(seg) -> str | None:  # noqa: ANN001
+    for series in getattr(seg, "ReferencedSeriesSequence", []):
+        for instance in getattr(series, "ReferencedInstanceSequence", []):
+            return str(instance.ReferencedSOPInstanceUID)
+    return None
+
+
+def _seg_spacing(seg) -> tuple[float, float] | None:  # noqa: ANN001
+    try:
+        spacing = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+        return (float(spacing[0]), float(spacing[1]))
+    except (AttributeError, IndexError):
+        return None
+
+
+def _pixel_measures(source):  # noqa: ANN001,ANN202
+    import highdicom as hd
+
+    from .dicom_read import pixel_spacing
+
+    spacing = pixel_spacing(source)
+    if spacing is None:
+        return None
+    # slice thickness has no meaning for a projection, but the module requires a value with spacing
+    return hd.PixelMeasuresSequence(pixel_spacing=list(spacing), slice_thickness=1.0)
+
+
+def _code(code: Code):  # noqa: ANN202 - a pydicom Code
+    from pydicom.sr.coding import Code as DicomCode
+
+    return DicomCode(code.value, code.scheme, code.meaning)
+
+
+def _software_version() -> str:
+    try:
+        return version("napari-lung-unet")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
