@@ -21,6 +21,11 @@ def _read_umask() -> int:
 
 _UMASK = _read_umask()
 
+# Fault injection for crash tests: called with (temp file, target) just before the rename that
+# publishes a file, so a test can SIGKILL the process at exactly the n-th rename of an operation.
+# None in normal use.
+before_replace: Callable[[Path, Path], None] | None = None
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
@@ -41,6 +46,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_UMASK)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        if before_replace is not None:
+            before_replace(tmp, target)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -62,11 +69,16 @@ def atomic_write_json(target: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_bytes(target, (text + "\n").encode("utf-8"))
 
 
-def atomic_write_png(target: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """Write a 2-D uint8/uint16 array (or H×W×3 uint8) as PNG, atomically."""
+def encode_png(array: np.ndarray) -> bytes:
+    """A 2-D uint8/uint16 array (or H×W×3 uint8) as PNG file bytes (to hash before writing, say)."""
     import imageio.v3 as iio
 
-    return atomic_write(target, lambda tmp: iio.imwrite(tmp, array, extension=".png"))
+    return iio.imwrite("<bytes>", array, extension=".png")
+
+
+def atomic_write_png(target: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """Write a 2-D uint8/uint16 array (or H×W×3 uint8) as PNG, atomically."""
+    return atomic_write_bytes(target, encode_png(array))
 
 
 def atomic_write_csv(target: str | os.PathLike[str], fieldnames: list[str], rows: Iterable[dict[str, Any]]) -> Path:

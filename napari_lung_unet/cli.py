@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .text import printable
+
 # Must be set before torch is imported. OpenMP threads otherwise spin while idle; on a 2-core
 # laptop where anything else holds a core, 2-thread inference then ran 10-30x slower than 1
 # thread (bench/proposal_latency.py --omp-passive). setdefault keeps a user's own choice.
@@ -57,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return 1
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from .atomic import atomic_write
 from .corrections import IMAGES, MASKS, RECORDS, CorrectionsStore
 from .settings import corrections_dir
+from .text import printable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,19 +36,20 @@ def export_store(store_dir: str | Path, output: str | Path, records: bool = Fals
     ids = store.case_ids()
     if not ids:
         raise ValueError(f"{store.root}: no accepted corrections to export")
-    for case_id in ids:
-        pairs = [(store.image_path(case_id), out / IMAGES), (store.mask_path(case_id), out / MASKS)]
+    # every case checked against its record before anything is written: a garbled or
+    # inconsistent case stops the export by name, and no garbage is copied
+    cases = [store.case(case_id) for case_id in ids]
+    for case in cases:
+        copies = [(case.image, out / IMAGES / f"{case.case_id}.png"), (case.mask, out / MASKS / f"{case.case_id}.png")]
         if records:
-            pairs.append((store.record_path(case_id), out / RECORDS))
-        for source, folder in pairs:
-            if not source.is_file():
-                raise ValueError(f"{store.root}: case {case_id} is incomplete ({source.name} missing)")
-            atomic_write(folder / source.name, lambda tmp, src=source: shutil.copyfile(src, tmp))
+            copies.append((store.record_path(case.case_id), out / RECORDS / f"{case.case_id}.json"))
+        for source, target in copies:
+            atomic_write(target, lambda tmp, src=source: shutil.copyfile(src, tmp))
     return ids
 
 
 def run(args: argparse.Namespace) -> int:
     store = args.corrections or corrections_dir()
     ids = export_store(store, args.output, args.records)
-    print(f"exported {len(ids)} cases from {store} to {args.output} (images/, masks/)")
+    print(printable(f"exported {len(ids)} cases from {store} to {args.output} (images/, masks/)"))
     return 0

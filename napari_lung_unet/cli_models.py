@@ -7,11 +7,13 @@ turned out worse); the weights stay on disk, so any version can be made current 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from .card import ModelCard
-from .registry import Registry
+from .registry import DamagedPointer, Registry
+from .text import printable
 
 KEY_METRICS = ("dice", "iou")  # the headline numbers; the card keeps the rest
 MAX_METRICS = 3
@@ -31,23 +33,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     registry = Registry()
     if args.rollback:
-        before = registry.current_version()
+        try:
+            before = registry.current_version()
+        except DamagedPointer:
+            before = "(damaged pointer)"  # rolling back is how a damaged pointer is repaired
         if args.rollback == before:
             print(f"{before} is already the current model")
             return 0
         registry.set_current(args.rollback)
         print(f"current model: {before} -> {registry.current_version()}")
         return 0
-    print(format_table(registry.cards(), registry.current_version()))
-    return 0
+    cards, unreadable = registry.read_cards()
+    current = registry.current_version()
+    print(format_table(cards, current, unreadable))
+    for version, reason in unreadable.items():
+        print(f"unreadable: {printable(version)}: {printable(reason)}", file=sys.stderr)
+    return 1 if unreadable else 0
 
 
-def format_table(cards: list[ModelCard], current: str) -> str:
+def format_table(cards: list[ModelCard], current: str, unreadable: dict[str, str] | None = None) -> str:
+    """One row per version; an unreadable one still gets its row (and its * when current)."""
     header = ("", "VERSION", "STATUS", "CREATED", "PARENT", "METRICS")
     rows = [header] + [
         ("*" if c.version == current else "", c.version, c.status, c.created, c.parent or "-", key_metrics(c.metrics) or "-")
         for c in cards
-    ]
+    ] + [("*" if v == current else "", v, "UNREADABLE", "-", "-", "-") for v in (unreadable or {})]
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
     return "\n".join(line.rstrip() for line in lines)

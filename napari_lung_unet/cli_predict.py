@@ -24,6 +24,7 @@ from .device import DEVICE_CHOICES
 from .io import XRay, list_images, read_xray
 from .overlay import make_overlay
 from .predict import Prediction, Predictor
+from .text import printable
 
 OVERLAY_SUFFIX = "_overlay"
 
@@ -104,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no images found in {', '.join(map(str, args.inputs))}")
     jobs, notes = plan_outputs(files, output, args.overlay)
     for note in notes:
-        print(note, file=sys.stderr)
+        print(printable(note), file=sys.stderr)
 
     predictor = Predictor.from_registry(args.model, device=args.device)  # once, before any file is touched
     output.mkdir(parents=True, exist_ok=True)
-    print(f"model {predictor.version} on {predictor.device}, {len(jobs)} file(s) -> {output}", file=sys.stderr)
+    print(printable(f"model {predictor.version} on {predictor.device}, {len(jobs)} file(s) -> {output}"), file=sys.stderr)
 
     failed = 0
     bar = tqdm(total=len(jobs), unit="file", file=sys.stderr, dynamic_ncols=True)
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             reason = reason[len(f"{path}: "):]
         if not isinstance(exc, (ValueError, OSError)):
             reason = f"{type(exc).__name__}: {reason}"
-        tqdm.write(f"FAILED {path}: {reason}", file=sys.stderr)
+        tqdm.write(printable(f"FAILED {path}: {reason}"), file=sys.stderr)  # one line, whatever the name holds
         if debug:
             tqdm.write("".join(traceback.format_exception(exc)), file=sys.stderr)
         bar.update(1)
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
 
     done = len(jobs) - failed
-    print(f"wrote {done} mask(s) to {output}" + (f"; {failed} file(s) FAILED" if failed else ""), file=sys.stderr)
+    print(printable(f"wrote {done} mask(s) to {output}" + (f"; {failed} file(s) FAILED" if failed else "")), file=sys.stderr)
     return 1 if failed else 0
 
 

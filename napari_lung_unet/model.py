@@ -6,11 +6,12 @@ default is a slimmer one chosen by measuring accuracy and CPU latency together.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import ConfigDict, Field
 from torch import nn
 
 Norm = Literal["batch", "instance", "group", "none"]
@@ -19,10 +20,14 @@ Upsample = Literal["transpose", "bilinear"]
 
 @dataclass(frozen=True)
 class UNetConfig:
-    in_channels: int = 1
-    out_channels: int = 1
-    base_channels: int = 16
-    depth: int = 4
+    # the ranges apply when a card is loaded (card.py validates with pydantic): a hostile
+    # ``base_channels: 1e40`` must be refused by name, not allocate until memory runs out
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    in_channels: Annotated[int, Field(ge=1, le=4)] = 1
+    out_channels: Annotated[int, Field(ge=1, le=8)] = 1
+    base_channels: Annotated[int, Field(ge=1, le=256)] = 16
+    depth: Annotated[int, Field(ge=1, le=7)] = 4
     norm: Norm = "batch"
     upsample: Upsample = "transpose"
 
@@ -46,14 +51,6 @@ class UNetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown U-Net config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 def _norm(kind: Norm, channels: int) -> nn.Module:

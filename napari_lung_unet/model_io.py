@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,10 @@ class ModelLoadError(ValueError):
     """A model folder or weights file is missing, truncated, malicious or mismatched."""
 
 
+class ModelSaveError(OSError):
+    """Weights could not be written (a full disk, say); the folder is named, nothing half-written is left."""
+
+
 @dataclass
 class LoadedModel:
     model: UNet
@@ -30,10 +35,20 @@ def save_model(folder: str | Path, model: UNet, card: ModelCard) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"version": card.version})
+    try:
+        with atomic_path(folder / WEIGHTS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata={"version": card.version})
+    except SafetensorError as exc:  # e.g. a full disk: one line for the CLI, not the writer's traceback
+        raise ModelSaveError(f"cannot write weights to {folder}: {_os_reason(exc)}") from None
     atomic_write_json(folder / CARD_NAME, card.to_dict())
     return folder
+
+
+def _os_reason(exc: SafetensorError) -> str:
+    """The OS's words from a safetensors I/O error, e.g. "No space left on device (os error 28)"."""
+    text = str(exc)
+    match = re.search(r'message: "([^"]+)"', text)  # older safetensors print the Rust error's Debug form
+    return match.group(1) if match else text.rsplit("I/O error: ", 1)[-1]
 
 
 def resolve_model_folder(path: str | Path) -> Path:

@@ -34,3 +34,17 @@ def bundled_model_dir() -> Path:
 def corrections_dir() -> Path:
     """The widget's corrections store, which ``lung-unet finetune`` reads by default."""
     return home_dir() / "corrections"
+
+
+def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """``<data dir>/<name>`` for a dataset name read from a model card's ``training_data``.
+
+    A card is a file anyone can ship, so its names must not choose folders outside the data
+    folder: an absolute name or one that climbs out (``../../..``) raises ``ValueError``. The
+    check is on the name itself, so datasets that are symlinks inside the data folder still work.
+    """
+    base = data_dir() if root is None else Path(root)
+    parts = Path(os.path.normpath(name)).parts if name else ()
+    if not parts or Path(name).is_absolute() or parts[0] in (os.curdir, os.pardir) or "\0" in name:
+        raise ValueError(f"dataset name {name!r} from a model card is not a folder inside the data folder {base}")
+    return base / name

@@ -170,13 +170,14 @@ def test_set_current_refuses_broken_weights(isolated_home: Path) -> None:
     assert registry.current_version() == "v1"
 
 
-def test_current_pointing_at_a_removed_version_falls_back(isolated_home: Path) -> None:
+def test_current_pointing_at_a_removed_version_is_an_error(isolated_home: Path) -> None:
+    # falling back to the bundled model would switch the user's model silently (issue 12)
     registry = Registry()
     _add(registry, "v1")
     registry.set_current("v1")
     (isolated_home / "models" / "v1" / CARD_NAME).unlink()
-    assert registry.current_version() == registry.bundled_version
-    assert registry.load().path == registry.bundled_dir
+    with pytest.raises(RegistryError, match="CURRENT is damaged .*'v1'.*--rollback"):
+        registry.load()
 
 
 def test_interrupted_add_cleans_its_staging_folder(isolated_home: Path) -> None:

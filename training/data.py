@@ -19,6 +19,7 @@ from tqdm import tqdm
 from napari_lung_unet.card import Normalisation
 from napari_lung_unet.corrections import RECORDS, CorrectionsStore
 from napari_lung_unet.io import IMAGE_SUFFIXES, ImageError, read_xray
+from napari_lung_unet.masks import MaskError, checked_mask
 from napari_lung_unet.preprocess import prepare_input, resize
 
 
@@ -45,8 +46,9 @@ def discover_pairs(root: str | Path) -> list[Pair]:
     name = root.name
     if (root / RECORDS).is_dir():
         store = CorrectionsStore(root)
-        ids = store.case_ids()
-        pairs = [Pair(i, store.image_path(i), (store.mask_path(i),), name) for i in ids]
+        # each case checked against its record: an inconsistent one is refused by name (CorrectionsError)
+        cases = [store.case(i) for i in store.case_ids()]
+        pairs = [Pair(c.case_id, c.image, (c.mask,), name) for c in cases]
     elif (root / "CXR_png").is_dir():
         images = _stems(root / "CXR_png")
         left, right = root / "ManualMask" / "leftMask", root / "ManualMask" / "rightMask"
@@ -74,7 +76,7 @@ def discover_pairs(root: str | Path) -> list[Pair]:
 
 
 def read_mask(pair: Pair, shape: tuple[int, int]) -> np.ndarray:
-    """Binary lung mask (any label > 0), summed over the seed's left/right files."""
+    """Binary lung mask (any label > 0), summed over the seed's left/right files; each file checked first."""
     total = np.zeros(shape, dtype=bool)
     for path in pair.masks:
         try:
@@ -83,10 +85,10 @@ def read_mask(pair: Pair, shape: tuple[int, int]) -> np.ndarray:
             m = np.asarray(iio.imread(path))
         except Exception as exc:
             raise DatasetError(f"{path}: unreadable mask ({type(exc).__name__}: {exc})") from None
-        if m.ndim == 3:
-            m = m[..., 0]
-        if m.shape != shape:
-            raise DatasetError(f"{path}: mask is {m.shape[0]}×{m.shape[1]} but image {pair.image.name} is {shape[0]}×{shape[1]}")
+        try:
+            m = checked_mask(m, shape, path)
+        except MaskError as exc:
+            raise DatasetError(f"{exc} ({pair.image.name})") from None
         total |= m > 0
     return total
 
