@@ -78,9 +78,10 @@ def test_propose_with_bundled_default_model(viewer, widget, qtbot, errors):
 
     assert errors == []
     assert result is not None and result.model_version == current
-    lungs = viewer.layers["lungs"]
+    lungs = viewer.layers["lungs (phantom)"]  # the image's own mask, named after it
     assert isinstance(lungs, Labels)
     assert lungs.data.shape == layer.data.shape
+    assert widget.lungs_layer().unique_id == lungs.unique_id
     assert set(np.unique(lungs.data)) <= {0, 1, 2}
     assert tuple(lungs.scale) == (0.5, 0.7)
     assert tuple(lungs.translate) == (3.0, 4.0)
@@ -94,31 +95,40 @@ def test_second_proposal_updates_the_same_layer(viewer, widget, qtbot, tiny_mode
     assert widget.selected_model() == str(tiny_model_dir)
 
     first = click_and_wait(qtbot, widget)
-    lungs = viewer.layers["lungs"]
+    lungs = widget.lungs_layer()
     assert first.model_version == "tiny"
     lungs.data[:] = 0  # as if the user wiped it by hand; the next proposal must restore it
 
     second = click_and_wait(qtbot, widget)
 
-    assert viewer.layers["lungs"] is lungs
-    assert [layer.name for layer in viewer.layers].count("lungs") == 1
+    assert widget.lungs_layer() is lungs
+    assert [layer.name for layer in viewer.layers] == ["phantom", "lungs (phantom)"]
     np.testing.assert_array_equal(lungs.data, second.labels)
     lungs.undo()  # the re-proposal is one undoable edit
     assert not lungs.data.any()
     assert widget.state.history == ["tiny", "tiny"]
 
 
-def test_new_image_of_another_shape_replaces_lungs_data(viewer, widget, qtbot, tiny_model_dir: Path):
+def test_each_image_gets_its_own_mask_directly_above_it(viewer, widget, qtbot, tiny_model_dir: Path):
     widget.model_combo.setEditText(str(tiny_model_dir))
     add_phantom(viewer, shape=(128, 160))
     click_and_wait(qtbot, widget)
-    lungs = viewer.layers["lungs"]
+    first = viewer.layers["lungs (phantom)"]
+    first_mask = first.data.copy()
     viewer.add_image(make_phantom((96, 80), seed=2)[0], name="smaller")
     assert widget.image_combo.currentText() == "smaller"  # a newly added image is selected
 
     click_and_wait(qtbot, widget)
 
-    assert viewer.layers["lungs"].data.shape == (96, 80)
+    assert viewer.layers["lungs (smaller)"].data.shape == (96, 80)
+    np.testing.assert_array_equal(first.data, first_mask)  # the first image's mask is untouched
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["phantom", "lungs (phantom)", "smaller", "lungs (smaller)"]
+    assert all(layer.visible for layer in viewer.layers)
+    # the brush and lung switch act on the mask of the image being corrected
+    assert viewer.layers["lungs (smaller)"].mode == "paint"
+    widget.controls.brush.setValue(31)
+    assert viewer.layers["lungs (smaller)"].brush_size == 31 and first.brush_size != 31
 
 
 def test_rgb_layer_is_converted_to_grey(viewer, widget, qtbot, tiny_model_dir: Path):
@@ -129,7 +139,7 @@ def test_rgb_layer_is_converted_to_grey(viewer, widget, qtbot, tiny_model_dir: P
     result = click_and_wait(qtbot, widget)
 
     assert result is not None
-    assert viewer.layers["lungs"].data.shape == (128, 128)
+    assert viewer.layers["lungs (rgb)"].data.shape == (128, 128)
 
 
 @pytest.mark.parametrize("shape", [(5, 64, 64), (64, 64, 3)], ids=["slices-first", "3-slices-last"])
@@ -141,7 +151,7 @@ def test_3d_layer_gives_a_notification_and_no_layer(viewer, widget, qtbot, error
     result = click_and_wait(qtbot, widget)
 
     assert result is None
-    assert "lungs" not in viewer.layers
+    assert not any(layer.name.startswith("lungs") for layer in viewer.layers)
     assert len(errors) == 1
     assert "stack" in errors[0] and "3-D" in errors[0]
     assert "3-D" in widget.state.last_error
@@ -154,7 +164,7 @@ def test_unknown_model_gives_a_notification(viewer, widget, qtbot, errors, tmp_p
 
     assert click_and_wait(qtbot, widget) is None
 
-    assert "lungs" not in viewer.layers
+    assert not any(layer.name.startswith("lungs") for layer in viewer.layers)
     assert len(errors) == 1 and "no-such-model" in errors[0]
 
 

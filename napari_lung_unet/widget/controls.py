@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from napari.layers import Labels
-from qtpy.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
+from qtpy.QtWidgets import QButtonGroup, QGridLayout, QLabel, QPushButton, QSpinBox, QWidget
 
+from ..labels import LEFT_LUNG as LEFT
+from ..labels import RIGHT_LUNG as RIGHT
 from . import strings
-
-RIGHT, LEFT = 1, 2
 
 
 class QuickControls(QWidget):
     def __init__(self, layer: Callable[[], Labels | None], reset: Callable[[], None]) -> None:
         super().__init__()
-        self._layer = layer  # looked up on each use: the lungs layer can be removed and re-added
+        self._layer = layer  # the labels layer being corrected, looked up on each use: it follows the image
         self.brush = QSpinBox()
         self.brush.setRange(1, 400)
         self.brush.setValue(25)
@@ -35,18 +35,19 @@ class QuickControls(QWidget):
         self.reset = QPushButton(strings.RESET)
         self.reset.setToolTip(strings.RESET_TIP)
         self.reset.clicked.connect(reset)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(QLabel(strings.BRUSH))
-        row.addWidget(self.brush)
-        row.addWidget(self.right)
-        row.addWidget(self.left)
-        row.addWidget(self.reset)
+        grid = QGridLayout(self)  # two rows: one row of five controls would widen the dock
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(QLabel(strings.BRUSH), 0, 0)
+        grid.addWidget(self.brush, 0, 1)
+        grid.addWidget(self.reset, 0, 2)
+        grid.addWidget(self.right, 1, 0, 1, 2)
+        grid.addWidget(self.left, 1, 2)
 
     def apply_to(self, layer: Labels) -> None:
-        """Give a (new or reused) lungs layer the chosen brush and label."""
+        """Give the labels layer now being corrected the chosen brush and label, ready to paint."""
         layer.brush_size = self.brush.value()
         layer.selected_label = RIGHT if self.right.isChecked() else LEFT
+        layer.mode = "paint"
 
     def set_label(self, label: int) -> None:
         (self.right if label == RIGHT else self.left).setChecked(True)

@@ -16,13 +16,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QProcess, QTimer, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..corrections import CorrectionsStore
+from ..registry import Registry
 from . import strings
+from .finetune_text import PROMOTED, UNVERIFIED, result_lines, result_status
 
 KILL_AFTER_MS = 5000  # give the child time to exit cleanly on terminate, then kill it
 STDERR_TAIL = 2000
@@ -33,6 +36,8 @@ class FinetunePanel(QWidget):
     finished = Signal(object)
     #: the clinician asked to re-propose the open case with this version
     repropose_requested = Signal(str)
+    #: the clinician promoted an unverified version ("Promote anyway"); the registry changed
+    promoted = Signal(str)
 
     def __init__(self, store_dir: Path, device: Any = lambda: "auto") -> None:
         super().__init__()
@@ -40,6 +45,8 @@ class FinetunePanel(QWidget):
         self._device = device
         self.steps: int | None = None  # hidden setting: None = the CLI default; tests use a few steps
         self.no_replay = False  # hidden setting: train on the corrections only (tests, no base data)
+        self.extra_args: list[str] = []  # hidden setting: more `lung-unet finetune` options (tests, benchmarks)
+        self.promote_worker: FunctionWorker | None = None
         self.process: QProcess | None = None
         self.result: dict | None = None
         self.pbar: progress | None = None
@@ -58,6 +65,10 @@ class FinetunePanel(QWidget):
         self.repropose = QPushButton("")
         self.repropose.setVisible(False)
         self.repropose.clicked.connect(self._on_repropose)
+        self.promote_anyway = QPushButton(strings.PROMOTE_ANYWAY)
+        self.promote_anyway.setToolTip(strings.PROMOTE_ANYWAY_TIP)
+        self.promote_anyway.setVisible(False)
+        self.promote_anyway.clicked.connect(self.promote_unverified)
         row = QHBoxLayout()
         row.addWidget(self.button)
         row.addWidget(self.cancel_button)
@@ -66,6 +77,7 @@ class FinetunePanel(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.status)
         layout.addWidget(self.repropose)
+        layout.addWidget(self.promote_anyway)
 
     @property
     def running(self) -> bool:
@@ -78,6 +90,7 @@ class FinetunePanel(QWidget):
             args += ["--steps", str(self.steps)]
         if self.no_replay:
             args.append("--no-replay")
+        args += self.extra_args
         nice = shutil.which("nice")
         return [nice, "-n", "10", *args] if nice else args
 
@@ -88,8 +101,8 @@ class FinetunePanel(QWidget):
         if len(CorrectionsStore(self.store_dir)) == 0:
             show_error(strings.ERROR_PREFIX + strings.FINETUNE_EMPTY.format(store=self.store_dir))
             return False
-        self.result, self._buffer, self._stderr, self._cancelled = None, b"", b"", False
-        self.repropose.setVisible(False)
+        self.clear_result()
+        self._buffer, self._stderr, self._cancelled = b"", b"", False
         process = QProcess(self)
         process.readyReadStandardOutput.connect(self._read_stdout)
         process.readyReadStandardError.connect(self._read_stderr)
@@ -176,15 +189,63 @@ class FinetunePanel(QWidget):
         self.finished.emit(result)
 
     def show_result(self, result: dict) -> None:
-        template = strings.FINETUNE_PROMOTED if result["promoted"] else strings.FINETUNE_REJECTED
-        lines = [template.format(version=result["version"], reason=result["reason"])]
-        for name in sorted(result.get("after", {})):
-            before = result.get("before", {}).get(name, float("nan"))
-            lines.append(strings.METRIC_ROW.format(name=name, before=before, after=result["after"][name]))
+        """The result in plain words; Re-propose names the version's standing when it is not current."""
+        lines = result_lines(result)
         self.status.setText("\n".join(lines))
-        show_info(strings.ERROR_PREFIX + lines[0])
-        self.repropose.setText(strings.REPROPOSE.format(version=result["version"]))
+        self.status.setToolTip(str(result.get("reason", "")))
+        show_info(strings.ERROR_PREFIX + lines[-1])
+        status = result_status(result)
+        if status == PROMOTED:
+            text = strings.REPROPOSE.format(version=result["version"])
+        else:
+            text = strings.REPROPOSE_NOT_CURRENT.format(version=result["version"], status=status)
+        self.repropose.setText(text)
+        self.repropose.setToolTip(text)
         self.repropose.setVisible(True)
+        self.promote_anyway.setVisible(status == UNVERIFIED)
+
+    def clear_result(self) -> None:
+        """Forget the last run's result: it belongs to the case and folder it was run from."""
+        if self.running:
+            return  # the progress line of a run still going stays
+        self.result = None
+        self.status.setText("")
+        self.repropose.setVisible(False)
+        self.promote_anyway.setVisible(False)
+
+    def promote_unverified(self) -> FunctionWorker | None:
+        """Make an unverified version current, if the current model is still its parent.
+
+        Off the GUI thread: promoting loads the weights once to refuse a file that does not load.
+        """
+        result = self.result
+        if result is None or self.promote_worker is not None:
+            return None
+        self.promote_anyway.setEnabled(False)
+        version, parent = result["version"], result["parent"]
+        self.promote_worker = create_worker(
+            Registry().promote, version, expected_current=parent,
+            _start_thread=False,
+            _connect={"returned": lambda _none: self._on_promoted(version), "errored": self._on_promote_failed},
+        )
+        self.promote_worker.start()
+        return self.promote_worker
+
+    def _on_promoted(self, version: str) -> None:
+        self.promote_worker = None
+        self.promote_anyway.setEnabled(True)
+        self.promote_anyway.setVisible(False)
+        message = strings.PROMOTED_ANYWAY.format(version=version)
+        self.status.setText(self.status.text() + "\n" + message)
+        self.repropose.setText(strings.REPROPOSE.format(version=version))
+        show_info(strings.ERROR_PREFIX + message)
+        self.promoted.emit(version)
+
+    def _on_promote_failed(self, exc: BaseException) -> None:
+        # a PromotionConflict (the current model changed meanwhile) says what to do instead
+        self.promote_worker = None
+        self.promote_anyway.setEnabled(True)
+        show_error(strings.ERROR_PREFIX + str(exc))
 
     def _on_repropose(self) -> None:
         if self.result is not None:

@@ -12,6 +12,7 @@ from ..registry import Registry, RegistryError
 from . import strings
 
 CURRENT_MARK = "●"
+MIN_ROWS = 3  # rows always visible, however much the result text above grows
 
 
 def heldout_dice(card: ModelCard) -> str:
@@ -34,7 +35,9 @@ class HistoryPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(80)
+        # full version names: the table scrolls sideways in a narrow dock instead of eliding them
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.rollback = QPushButton(strings.ROLLBACK)
         self.rollback.setToolTip(strings.ROLLBACK_TIP)
         self.rollback.clicked.connect(self.make_selected_current)
@@ -56,7 +59,7 @@ class HistoryPanel(QWidget):
             values = [CURRENT_MARK if card.version == current else "", card.version, card.status, heldout_dice(card), card.created[:16]]
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
-                item.setToolTip(card.notes or card.status)
+                item.setToolTip(f"{card.version} ({card.status})" + (f": {card.notes}" if card.notes else ""))
                 if card.version == current:
                     font = QFont()
                     font.setBold(True)
@@ -64,6 +67,11 @@ class HistoryPanel(QWidget):
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setStretchLastSection(True)
+        rows = min(max(len(cards), MIN_ROWS), 6)
+        height = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
+        height += rows * self.table.verticalHeader().defaultSectionSize()
+        height += self.table.horizontalScrollBar().sizeHint().height()  # the sideways bar may take a row's room
+        self.table.setMinimumHeight(height)
 
     def select(self, version: str) -> None:
         items = self.table.findItems(version, Qt.MatchFlag.MatchExactly)

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QLabel
 
+from ..labels import LEFT_LUNG, LUNGS, RIGHT_LUNG
 from . import strings
 
-N_LABELS = 3  # 0 background, 1 right lung, 2 left lung
+N_LABELS = 1 + len(LUNGS)  # background and each lung, indexed by label value
 
 
 class LungStats:
@@ -70,7 +71,7 @@ class LungStats:
 def _counts(labels: np.ndarray) -> np.ndarray:
     """Pixels per label 0..2. Two count_nonzero passes: np.bincount would first copy a 20-Mpx
     mask to int64 (160 MB) and took 2 s where this takes ~30 ms. Other values count as 0."""
-    right, left = int(np.count_nonzero(labels == 1)), int(np.count_nonzero(labels == 2))
+    right, left = int(np.count_nonzero(labels == RIGHT_LUNG)), int(np.count_nonzero(labels == LEFT_LUNG))
     return np.array([labels.size - right - left, right, left], dtype=np.int64)
 
 
@@ -89,10 +90,13 @@ class ReadoutsLabel(QLabel):
         self.setWordWrap(True)
 
     def show_stats(self, stats: LungStats, spacing: tuple[float, float] | None) -> None:
+        if not stats.areas.any():  # no mask at all (an unreadable case, an image not proposed yet)
+            self.setText(strings.READOUT_EMPTY)
+            return
         self.setText(
             strings.READOUT.format(
-                right=format_area(int(stats.areas[1]), spacing),
-                left=format_area(int(stats.areas[2]), spacing),
+                right=format_area(int(stats.areas[RIGHT_LUNG]), spacing),
+                left=format_area(int(stats.areas[LEFT_LUNG]), spacing),
                 changed=100.0 * stats.fraction_changed,
             )
         )

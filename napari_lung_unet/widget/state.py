@@ -5,7 +5,7 @@ Nothing here imports Qt or napari, so the worker side can be tested and reused w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..predict import Prediction
@@ -23,6 +23,7 @@ class ProposalRequest:
     model: str | None  # registry version, path, or None for the current version
     device: str
     case_id: str | None = None  # the worklist case this proposal is for (it may be closed by the time it returns)
+    image_id: str = ""  # the image layer's unique_id: the proposal goes into that image's own mask only
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class ProposalResult:
     device: str  # the resolved device, e.g. "cpu" when "auto" was asked for
     seconds: float  # model loading (if not cached) + inference
     case_id: str | None = None  # copied from the request
+    image_id: str = ""  # copied from the request
 
     @property
     def labels(self) -> Any:
@@ -42,13 +44,3 @@ class ProposalResult:
     @property
     def model_version(self) -> str:
         return self.prediction.model_version
-
-
-@dataclass
-class WidgetState:
-    """What the widget is doing; the review loop extends this rather than adding widget attributes."""
-
-    running: bool = False
-    last_result: ProposalResult | None = None
-    last_error: str | None = None
-    history: list[str] = field(default_factory=list)  # model versions used, oldest first

@@ -1,7 +1,15 @@
 """User-visible text of the Lung U-Net widget, in one place so wording stays consistent."""
 
+from .. import labels as _labels
+
 WIDGET_TITLE = "Lung U-Net"
-LUNGS_LAYER = "lungs"  # the Labels layer a proposal creates or updates
+LUNGS_LAYER = "lungs"  # the worklist's labels layer; another image's is "lungs (<image>)"
+
+
+def n_cases(n: int) -> str:
+    """'1 case', '2 cases'."""
+    return f"{n} case" if n == 1 else f"{n} cases"
+
 
 PROPOSE = "Propose lungs"
 IMAGE_LABEL = "Image"
@@ -18,8 +26,8 @@ BROWSE_TIP = "Choose a model folder on disk."
 DEVICE_TIP = "auto picks CUDA, then Apple MPS, then CPU."
 DEVICE_UNAVAILABLE_TIP = "not available on this machine"
 PROPOSE_TIP = (
-    f"Run the U-Net on the chosen image in the background and put the result in the "
-    f"'{LUNGS_LAYER}' labels layer (1 = right lung, 2 = left lung)."
+    f"Run the U-Net on the chosen image in the background and put the result in that image's "
+    f"own '{LUNGS_LAYER}…' labels layer, directly above it (1 = right lung, 2 = left lung)."
 )
 
 STATUS_IDLE = "Pick an image and press Propose lungs."
@@ -48,23 +56,25 @@ UNCERTAIN_MARK = "⚠"
 CASE_ITEM = "{symbol} {case_id}  ({status}){flag}"
 CASE_ITEM_UNCERTAIN_TIP = "The model was unsure (confidence {confidence:.2f}): review this case carefully."
 CASE_UNREADABLE = "{case_id} could not be opened: {error}"
-WORKLIST_SUMMARY = "{n} cases: {accepted} accepted, {skipped} skipped, {todo} to review"
+WORKLIST_SUMMARY = "{cases}: {accepted} accepted, {skipped} skipped, {todo} to review"
 CASE_INFO = "Case {index}/{n}: {case_id} — {status}"
 MODEL_INFO = "Proposal by {version}, confidence {confidence:.2f}{flag}"
 MODEL_INFO_NONE = "No proposal yet."
 UNCERTAIN_FLAG = "  ⚠ uncertain: check carefully"
 RGB_CONVERTED = "{case_id}: colour image converted to grey."
 NO_CASE = "Open a worklist folder and a case first."
-NO_LUNGS = f"There is no '{LUNGS_LAYER}' labels layer to accept."
+NO_IMAGE_TO_ACCEPT = "Pick an image or open a worklist folder first."
+NO_LUNGS = "'{image}' has no lungs mask to accept yet: press Propose lungs first."
+NO_SKIP = "Skip belongs to worklist cases; this image is not one."
 WRONG_SHAPE = "The '{layer}' layer has shape {labels}, but the image is {image}; nothing was saved."
 BAD_LABELS = "Labels must be 0 (background), 1 (right lung) or 2 (left lung); found {values}. Nothing was saved."
-ACCEPTED_INFO = "Accepted {case_id} into the corrections store ({n} cases)."
+ACCEPTED_INFO = "Accepted {case_id} into the corrections store ({cases})."
 DRAFT_RESTORED = "Restored your unsaved edits (draft) for {case_id}."
 END_OF_LIST = "No more cases in that direction."
 ALL_DONE = "Every case in this worklist has been reviewed."
 
 BRUSH = "Brush"
-RIGHT_LUNG, LEFT_LUNG = "Right lung (1)", "Left lung (2)"
+RIGHT_LUNG, LEFT_LUNG = (f"{_labels.LABEL_NAMES[v]} ({v})" for v in (_labels.RIGHT_LUNG, _labels.LEFT_LUNG))
 RESET = "Reset to proposal"
 RESET_TIP = "Replace the mask with the model's proposal (one undoable step)."
 NO_PROPOSAL = "This case has no proposal to reset to yet."
@@ -83,12 +93,27 @@ FINETUNE_PROGRESS = "Fine-tuning: step {step}/{steps}, loss {loss:.4f}, ETA {eta
 FINETUNE_STAGE = "Fine-tuning: {message}"
 FINETUNE_CANCELLED = "Fine-tuning cancelled; the current model is unchanged."
 FINETUNE_FAILED = "Fine-tuning failed (exit code {code}): {tail}"
-FINETUNE_PROMOTED = "{version} is now the current model. {reason}"
-FINETUNE_REJECTED = "{version} was kept but not promoted: {reason}"
-METRIC_ROW = "{name}: {before:.4f} → {after:.4f}"
 REPROPOSE = "Re-propose this case with {version}"
+REPROPOSE_NOT_CURRENT = "Re-propose this case with {version} ({status}: not the current model)"
+PROMOTE_ANYWAY = "Promote anyway"
+PROMOTE_ANYWAY_TIP = (
+    "The check against the base data could not be run. Make this version the current model "
+    "anyway, on your own judgement; Model history can roll it back."
+)
+PROMOTED_ANYWAY = "{version} is now the current model (promoted by you)."
+# the fine-tune result in plain words, when the engine gives no summary of its own
+FT_TRAINED_ON = "Trained on {n_train} of your {n_total} accepted corrections; the other {n_holdout} were held back to check it."
+FT_CHECK_HOLDOUT = "On the held-back corrections, the lungs overlap (Dice) went from {before:.3f} to {after:.3f}."
+FT_CHECK_BASE = "On the original training data's validation images: {before:.3f} → {after:.3f}."
+FT_CHECK_DATASET = "  {name}: {before:.3f} → {after:.3f}"
+FT_NO_BASE = "No base data was found, so it was not checked against the original training images."
+FT_PROMOTED = "{version} is now the current model: {reason}."
+FT_REJECTED = "{version} was kept in Model history but is not used: {reason}."
+FT_UNVERIFIED = "{version} could not be fully checked and is not used yet: press Promote anyway to use it."
 
 HISTORY_TITLE = "Model history"
+TAB_REVIEW, TAB_MODEL = "Review", "Model"
+WORKLIST_TITLE, CORRECT_TITLE = "Worklist", "Correct"
 HISTORY_COLUMNS = ["", "Version", "Status", "Held-out Dice", "Created"]
 ROLLBACK = "Make selected current"
 ROLLBACK_TIP = "Roll back (or forward) to the selected model version; new proposals will use it."

@@ -84,7 +84,7 @@ class WorklistPanel(QWidget):
                 self._style(self.list.item(index), c)
         counts = wl.counts()
         todo = sum(c.unreviewed for c in wl.cases)
-        self.summary.setText(strings.WORKLIST_SUMMARY.format(n=len(wl), accepted=counts["accepted"], skipped=counts["skipped"], todo=todo))
+        self.summary.setText(strings.WORKLIST_SUMMARY.format(cases=strings.n_cases(len(wl)), accepted=counts["accepted"], skipped=counts["skipped"], todo=todo))
         current = wl.cases[wl.current]
         self.case_info.setText(strings.CASE_INFO.format(index=wl.current + 1, n=len(wl), case_id=current.case_id, status=current.status))
         self.list.setCurrentRow(wl.current)

@@ -1,0 +1,150 @@
+"""Worst GUI freeze during Propose, Next and Accept in the review loop, on real radiographs.
+
+A 20 ms QTimer "heartbeat" records when the Qt event loop gets to run; the largest gap between
+two beats is the longest the clinician's window was frozen. The loop is the one a clinician runs:
+open a worklist folder of real Montgomery radiographs (4020×4892, symlinked into a temporary
+folder so the worklist's state never lands in the shared data), press Propose on the open case,
+press Next (which reads the next case and proposes it), press Accept (which writes the case to the
+corrections store in a worker and opens the next one). The bundled default model, on the CPU.
+
+Run under a display (the window is shown, so napari paints as for a real user)::
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python bench/gui_heartbeat.py
+    # before/after on the same machine: an older commit's package as the baseline
+    mkdir /tmp/before && git archive <commit> napari_lung_unet | tar -x -C /tmp/before
+    xvfb-run -a ... .venv/bin/python bench/gui_heartbeat.py --src /tmp/before --no-record
+
+``--src`` puts that package first on ``sys.path`` (in a child process), so the same script drives
+the old and the new widget through the attributes both have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BEAT_MS = 20
+WAIT_S = 300.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--src", type=Path, help="run with this copy of napari_lung_unet first on sys.path (a baseline)")
+    p.add_argument("--rounds", type=int, default=2, help="Propose/Next/Accept rounds; the worst gap of each action is kept")
+    p.add_argument("--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.rounds)))
+        return 0
+    env = dict(os.environ)
+    if args.src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(args.src.resolve()), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, __file__, "--child", "--rounds", str(args.rounds)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(REPO))
+    if out.returncode != 0:
+        print(out.stdout[-3000:], out.stderr[-6000:], file=sys.stderr)
+        return out.returncode
+    gaps = json.loads(out.stdout.strip().splitlines()[-1])
+    label = f"baseline {args.src}" if args.src else "this checkout"
+    lines = [f"- {label}: worst event-loop gap during {k}: {v * 1000:.0f} ms" for k, v in gaps.items()]
+    print("\n".join(lines))
+    if not args.no_record:
+        sys.path.insert(0, str(REPO))
+        from bench._report import append_markdown
+
+        command = "xvfb-run -a .venv/bin/python bench/gui_heartbeat.py" + (f" --src {args.src}" if args.src else "")
+        append_markdown("GUI heartbeat in the review loop (real radiographs)", command,
+                        [*lines, f"- load average at the end: {os.getloadavg()[0]:.2f}"])
+    return 0
+
+
+def measure(rounds: int) -> dict[str, float]:
+    import napari
+    import numpy as np
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    import napari_lung_unet
+    from napari_lung_unet.settings import HOME_ENV, data_dir
+    from napari_lung_unet.widget import LungUNetWidget
+
+    print("package:", napari_lung_unet.__file__, file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="lung-unet-heartbeat-"))
+    os.environ[HOME_ENV] = str(work / "home")  # a fresh corrections store and registry
+    folder = work / "cases"
+    folder.mkdir()
+    sources = sorted((data_dir() / "montgomery" / "images").glob("*.png"))[: 1 + 2 * rounds]
+    if len(sources) < 1 + 2 * rounds:
+        raise SystemExit(f"need {1 + 2 * rounds} Montgomery images under {data_dir()}")
+    for path in sources:
+        (folder / path.name).symlink_to(path)
+
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    viewer.window.resize(1366, 768)
+    widget = LungUNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Lung U-Net", area="right")
+    widget.device_combo.setCurrentText("cpu")
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setInterval(BEAT_MS)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+
+    def wait_until(done) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while not done():
+            if time.monotonic() > deadline:
+                raise SystemExit("timed out waiting for the widget")
+            app.processEvents()
+            time.sleep(0.005)
+
+    def during(action, done) -> float:
+        beats.clear()
+        beats.append(time.perf_counter())
+        timer.start()
+        action()
+        wait_until(done)
+        timer.stop()
+        beats.append(time.perf_counter())
+        return float(np.max(np.diff(beats)))
+
+    finished: list[object] = []
+    accepted: list[object] = []
+    widget.proposal_finished.connect(finished.append)
+    widget.review.case_accepted.connect(accepted.append)
+
+    def proposal_after(action):
+        n = len(finished)
+        return lambda: (action(), None)[1], lambda: len(finished) > n
+
+    worst: dict[str, float] = {}
+    act, done = proposal_after(lambda: widget.review.open_folder(folder))
+    during(act, done)  # the first case creates the layers (one-time vispy set-up): not reported
+    for _ in range(rounds):
+        for name, press in (("Propose", widget.propose_button.click), ("Next", widget.worklist_panel.next.click)):
+            wait_until(lambda: True)
+            time.sleep(0.3)
+            app.processEvents()
+            act, done = proposal_after(press)
+            worst[name] = max(worst.get(name, 0.0), during(act, done))
+        n_acc, n_prop = len(accepted), len(finished)
+        gap = during(widget.accept_button.click, lambda: len(accepted) > n_acc and len(finished) > n_prop)
+        worst["Accept"] = max(worst.get("Accept", 0.0), gap)
+    viewer.close()
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
