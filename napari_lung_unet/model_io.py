@@ -39,7 +39,8 @@ def save_model(folder: str | Path, model: UNet, card: ModelCard) -> Path:
         with atomic_path(folder / WEIGHTS_NAME) as tmp:
             save_file(tensors, str(tmp), metadata={"version": card.version})
     except SafetensorError as exc:  # e.g. a full disk: one line for the CLI, not the writer's traceback
-        raise ModelSaveError(f"cannot write weights to {folder}: {_os_reason(exc)}") from None
+        # the parent, not the folder: the registry writes into a hidden staging folder
+        raise ModelSaveError(f"cannot write the weights of model {card.version} in {folder.parent}: {_os_reason(exc)}") from None
     atomic_write_json(folder / CARD_NAME, card.to_dict())
     return folder
 

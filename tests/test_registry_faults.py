@@ -250,7 +250,7 @@ def test_full_disk_while_saving_is_one_clear_line(isolated_home: Path) -> None:
     assert result.returncode == 0, result.stderr
     kind, message = result.stdout.strip().split(" | ")
     assert kind == ModelSaveError.__name__ and issubclass(ModelSaveError, OSError)  # cli.py's handler prints it
-    assert "cannot write weights to" in message and "File too large" in message and "\n" not in message
+    assert f"cannot write the weights of model v2 in {isolated_home / 'models'}: File too large" in message and "\n" not in message
     assert "SafetensorError" not in result.stdout + result.stderr
     assert set(Registry().version_dirs()) == {registry.bundled_version, "v1"}
     assert _hidden(isolated_home / "models") == []
