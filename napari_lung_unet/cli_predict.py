@@ -1,7 +1,8 @@
 """lung-unet predict: segment the lungs in chest X-ray files or folders.
 
 Writes OUTPUT/<stem>.png, a uint8 label image at the input's size (0 background,
-1 right lung, 2 left lung), and with --overlay OUTPUT/<stem>_overlay.png. Bad files are
+1 right lung, 2 left lung), with --overlay OUTPUT/<stem>_overlay.png, and with --seg
+OUTPUT/<stem>.seg.dcm, a DICOM Segmentation in the source's study, for every DICOM input. Bad files are
 reported as "FAILED <path>: <reason>" and skipped; the exit code is 1 if any failed.
 """
 
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_write_png
 from .device import DEVICE_CHOICES
-from .io import XRay, list_images, read_xray
+from .io import XRay, is_dicom, list_images, read_xray
 from .overlay import make_overlay
 from .predict import Prediction, Predictor
 from .text import printable
@@ -36,7 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, TIFF, JPEG, DICOM) or folders of them")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="image files (PNG, TIFF, JPEG, DICOM) or folders of them, or DICOMweb study URLs <root>/studies/<uid>",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the masks (created if missing)")
     p.add_argument(
         "--model", default=None, metavar="NAME_OR_PATH",
@@ -47,6 +51,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="compute device; auto picks cuda, then mps, then cpu (default: auto)",
     )
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png: the image with tinted lungs")
+    p.add_argument(
+        "--seg", action="store_true",
+        help="for DICOM inputs also write <stem>.seg.dcm: a DICOM Segmentation of the lungs in the source's study",
+    )
+    p.add_argument(
+        "--store-seg", action="store_true",
+        help="DICOMweb inputs: store each SEG back into its study (STOW-RS); implies --seg",
+    )
     p.add_argument("--batch-size", type=_positive_int, default=4, metavar="N", help="images per network call (default: 4)")
     # SUPPRESS keeps `lung-unet --debug predict ...` working: a default here would overwrite it
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks for failures")
@@ -98,6 +110,10 @@ def _free(stem: str, taken: set[str], protected: set[Path], output: Path, overla
 
 
 def run(args: argparse.Namespace) -> int:
+    from .predict_dicomweb import run_studies, wants_dicomweb
+
+    if wants_dicomweb(args):  # fetch the studies to a temporary folder, then come back here with files
+        return run_studies(args, run_local=run)
     debug = bool(getattr(args, "debug", False))
     output = Path(args.output)
     files = list_images(args.inputs)
@@ -153,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
 
         for prediction in predictor.predict_batch(good_images(), batch_size=args.batch_size):
             job, image = fed.popleft()
-            writes.append((job, writer.submit(_write, output, job.stem, prediction, image)))
+            seg_source = job.path if args.seg and is_dicom(job.path) else None
+            writes.append((job, writer.submit(_write, output, job.stem, prediction, image, seg_source, predictor.version)))
             harvest(keep=2 * args.batch_size)
         harvest(keep=0)
     bar.close()
@@ -182,13 +199,22 @@ def _prefetch(pool: ThreadPoolExecutor, jobs: list[Job], window: int) -> Iterato
             yield job, exc
 
 
-def _write(output: Path, stem: str, prediction: Prediction, image: np.ndarray | None) -> None:
-    """Write the mask, and the overlay when ``image`` is given; all or nothing, so a failure leaves no output."""
+def _write(
+    output: Path, stem: str, prediction: Prediction, image: np.ndarray | None,
+    seg_source: Path | None = None, model_version: str = "",
+) -> None:
+    """Write the mask, the overlay when ``image`` is given and the DICOM SEG of ``seg_source``;
+    all or nothing, so a failure leaves no output."""
     picture = make_overlay(image, prediction.labels) if image is not None else None
-    mask_path = atomic_write_png(output / f"{stem}.png", prediction.labels)
-    if picture is not None:
-        try:
-            atomic_write_png(output / f"{stem}{OVERLAY_SUFFIX}.png", picture)
-        except BaseException:
-            mask_path.unlink(missing_ok=True)
-            raise
+    written = [atomic_write_png(output / f"{stem}.png", prediction.labels)]
+    try:
+        if picture is not None:
+            written.append(atomic_write_png(output / f"{stem}{OVERLAY_SUFFIX}.png", picture))
+        if seg_source is not None:
+            from .dicom_seg import SEG_SUFFIX, write_seg_for_image  # lazy: highdicom loads only for --seg
+
+            written.append(write_seg_for_image(seg_source, output / f"{stem}{SEG_SUFFIX}", prediction.labels, model_version))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,132 @@
+"""lung-unet predict against a real Orthanc PACS over DICOMweb: fetch, segment, store the SEGs back.
+
+The fixture starts Orthanc (with its DICOMweb plugin and basic auth) on free ports with a
+temporary storage folder and stores the studies; the tests read back what the product stored.
+"""
+
+from __future__ import annotations
+
+import os
+from io import BytesIO
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pydicom
+import pytest
+from dicom_files import write_radiograph
+from orthanc import PASSWORD, USER, Orthanc, available, running_orthanc
+
+from napari_lung_unet.cli import main
+from napari_lung_unet.dicomweb import PASSWORD_ENV, USER_ENV
+
+# two Montgomery cases: one stored as JPEG 2000, one uncompressed
+CASES = {"MCUCXR_0001_0": "jpeg2000", "MCUCXR_0002_0": "explicit"}
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Orthanc:
+    if not available():
+        message = "Orthanc with the DICOMweb plugin is not installed (apt-get install orthanc orthanc-dicomweb)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(USER_ENV, USER)
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+
+
+@pytest.fixture
+def studies(orthanc: Orthanc, real_data: Path, tmp_path: Path) -> dict[str, pydicom.Dataset]:
+    """Two studies in the PACS, one image each; keyed by case name, valued by the stored header."""
+    stored = {}
+    for case, syntax in CASES.items():
+        path = write_radiograph(tmp_path / f"{case}.dcm", iio.imread(real_data / "montgomery/images" / f"{case}.png"), syntax)
+        orthanc.store(path)
+        stored[case] = pydicom.dcmread(path, stop_before_pixels=True)
+    return stored
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
+
+
+def run_predict(*args: str) -> int:
+    return main(["predict", *args, "--device", "cpu"])
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_predict_store_seg_round_trip(
+    orthanc: Orthanc, studies: dict[str, pydicom.Dataset], credentials: None, real_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    urls = [f"{orthanc.dicomweb}/studies/{ds.StudyInstanceUID}" for ds in studies.values()]
+    assert run_predict(*urls, "--output", str(out), "--store-seg") == 0
+    for case, source in studies.items():
+        uid = source.SOPInstanceUID
+        assert (out / f"{uid}.png").is_file() and (out / f"{uid}.seg.dcm").is_file()
+        stored = [pydicom.dcmread(BytesIO(raw)) for raw in orthanc.instances_of_study(source.StudyInstanceUID)]
+        [seg] = [ds for ds in stored if ds.Modality == "SEG"]
+        assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == uid
+        frames = seg.pixel_array.reshape(int(seg.NumberOfFrames), int(seg.Rows), int(seg.Columns))
+        lungs = frames.max(axis=0) > 0
+        truth = iio.imread(real_data / "montgomery/masks" / f"{case}.png") > 0
+        assert dice(lungs, truth) >= 0.9, case
+        np.testing.assert_array_equal(lungs, iio.imread(out / f"{uid}.png") > 0)
+
+
+@pytest.mark.data
+def test_study_with_only_an_sr_has_no_images(orthanc: Orthanc, credentials: None, tmp_path: Path, capsys) -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = BasicTextSRStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    sr = Dataset()
+    sr.file_meta = meta
+    sr.SOPClassUID, sr.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    sr.StudyInstanceUID, sr.SeriesInstanceUID, sr.PatientID, sr.Modality = generate_uid(), generate_uid(), "P2", "SR"
+    sr.ValueType, sr.ContentSequence = "CONTAINER", []
+    sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    orthanc.store(tmp_path / "sr.dcm")
+    out = tmp_path / "out"
+    assert run_predict(f"{orthanc.dicomweb}/studies/{sr.StudyInstanceUID}", "-o", str(out), "--store-seg") == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "study has no images" in error and "Basic Text SR" in error
+    assert not out.exists()
+    assert len(orthanc.instances_of_study(sr.StudyInstanceUID)) == 1  # nothing stored
+
+
+@pytest.mark.data
+def test_bad_dicomweb_input_is_one_line_and_writes_nothing(
+    orthanc: Orthanc, studies: dict[str, pydicom.Dataset], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    study = next(iter(studies.values())).StudyInstanceUID
+    out = tmp_path / "out"
+
+    def error_of(url: str) -> str:
+        assert run_predict(url, "-o", str(out), "--store-seg") == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert not out.exists()
+        return lines[-1]
+
+    # no credentials in the environment: Orthanc answers 401
+    monkeypatch.delenv(USER_ENV, raising=False)
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    message = error_of(f"{orthanc.dicomweb}/studies/{study}")
+    assert "HTTP 401" in message and USER_ENV in message and study in message
+
+    monkeypatch.setenv(USER_ENV, USER)
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    assert "study not found on the server" in error_of(f"{orthanc.dicomweb}/studies/1.2.3.999")
+    assert "server unreachable" in error_of(f"http://127.0.0.1:9/dicom-web/studies/{study}")
+    assert "not a DICOMweb study URL" in error_of(f"{orthanc.dicomweb}/patients/{study}")
+    # the PACS still holds only the two images: nothing was stored by the failed runs
+    assert len(orthanc.instances_of_study(study)) == 1
