@@ -39,9 +39,9 @@ class QuickControls(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(QLabel(strings.BRUSH), 0, 0)
         grid.addWidget(self.brush, 0, 1)
-        grid.addWidget(self.reset, 0, 2)
-        grid.addWidget(self.right, 1, 0, 1, 2)
-        grid.addWidget(self.left, 1, 2)
+        grid.addWidget(self.right, 1, 0)
+        grid.addWidget(self.left, 1, 1)
+        grid.addWidget(self.reset, 2, 0, 1, 2)
 
     def apply_to(self, layer: Labels) -> None:
         """Give the labels layer now being corrected the chosen brush and label, ready to paint."""

@@ -20,7 +20,6 @@ from napari.layers import Image, Labels
 from napari.qt.threading import GeneratorWorker
 from qtpy.QtCore import QSize, Qt, Signal
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -55,8 +54,8 @@ if TYPE_CHECKING:
 
 # viewer-level shortcuts; overwrite=True because napari may already bind some of these keys
 SHORTCUTS = {"Shift-N": "next", "Shift-P": "previous", "Shift-A": "accept"}
-DOCK_WIDTH = 330  # px: with napari's layer list, the canvas keeps >= 55 % of a 1366-px window
-COMBO_CHARS = 14  # combo boxes show this many characters; the full names are in the list and tooltips
+DOCK_WIDTH = 300  # px: beside napari's layer list (~270 px), the canvas keeps >= 55 % of a 1366-px window
+COMBO_CHARS = 10  # combo boxes show this many characters; the full names are in the list and tooltips
 
 
 class _RefreshingComboBox(QComboBox):
@@ -133,7 +132,7 @@ class LungUNetWidget(QWidget):
         form.addRow(strings.DEVICE_LABEL, self.device_combo)
 
         self.worklist_panel = WorklistPanel()
-        self.auto_propose = QCheckBox(strings.AUTO_PROPOSE)
+        self.auto_propose = self.worklist_panel.auto_propose
         self.auto_propose.setChecked(self.state.auto_propose)
         self.model_info = _wrapping(QLabel(strings.MODEL_INFO_NONE))
         self.controls = QuickControls(self.state.labels_layer, self.review.reset_to_proposal)
@@ -153,7 +152,7 @@ class LungUNetWidget(QWidget):
         self.history = HistoryPanel()
 
         review_tab = _column(
-            _group(strings.WORKLIST_TITLE, self.worklist_panel, self.auto_propose),
+            _group(strings.WORKLIST_TITLE, self.worklist_panel),
             _group(strings.CORRECT_TITLE, self.model_info, self.controls, self.readouts, decide),
         )
         model_tab = _column(_group(strings.FINETUNE, self.finetune), _group(strings.HISTORY_TITLE, self.history))
@@ -163,6 +162,7 @@ class LungUNetWidget(QWidget):
 
         content = QWidget()
         layout = QVBoxLayout(content)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         layout.addWidget(self.propose_button)
         layout.addWidget(self.progress)
@@ -177,7 +177,7 @@ class LungUNetWidget(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.scroll)
-        self.setMinimumWidth(DOCK_WIDTH - 40)
+        self.setMinimumWidth(DOCK_WIDTH - 20)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         # napari sizes a new dock from its hint; a scroll area's hint would be the content's full height
@@ -369,6 +369,7 @@ class LungUNetWidget(QWidget):
 def _group(title: str, *widgets: QWidget) -> QGroupBox:
     box = QGroupBox(title)
     layout = QVBoxLayout(box)
+    layout.setContentsMargins(6, 6, 6, 6)
     for widget in widgets:
         layout.addWidget(widget)
     return box

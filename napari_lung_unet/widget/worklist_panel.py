@@ -6,7 +6,7 @@ controller decides what opening a case means.
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import QSize, Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -22,6 +22,12 @@ from ..worklist import Case, Worklist
 from . import strings
 
 
+class _CaseList(QListWidget):
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        # about five rows: Qt's default hint (192 px) pushes Accept below a 768-px laptop screen
+        return QSize(200, 96)
+
+
 class WorklistPanel(QWidget):
     open_folder_clicked = Signal()
     case_clicked = Signal(int)  # index into the worklist
@@ -32,13 +38,16 @@ class WorklistPanel(QWidget):
         self.open_button = QPushButton(strings.OPEN_FOLDER)
         self.open_button.setToolTip(strings.OPEN_FOLDER_TIP)
         self.open_button.clicked.connect(self.open_folder_clicked)
-        self.list = QListWidget()
-        self.list.setMinimumHeight(90)
+        self.list = _CaseList()
+        self.list.setMinimumHeight(70)
         self.list.itemActivated.connect(lambda item: self.case_clicked.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.list.itemClicked.connect(lambda item: self.case_clicked.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.only_unreviewed = QCheckBox(strings.ONLY_UNREVIEWED)
         self.only_unreviewed.setToolTip(strings.ONLY_UNREVIEWED_TIP)
         self.only_unreviewed.toggled.connect(self._apply_filter)
+        self.auto_propose = QCheckBox(strings.AUTO_PROPOSE)
+        self.auto_propose.setToolTip(strings.AUTO_PROPOSE_TIP)
+        self.auto_propose.setChecked(True)
         self.previous = QPushButton(strings.PREVIOUS)
         self.previous.setToolTip(strings.PREVIOUS_TIP)
         self.previous.clicked.connect(lambda: self.step_clicked.emit(-1))
@@ -49,16 +58,17 @@ class WorklistPanel(QWidget):
         self.case_info = QLabel("")
         self.case_info.setWordWrap(True)
 
-        top = QHBoxLayout()
-        top.addWidget(self.open_button)
-        top.addWidget(self.only_unreviewed)
         nav = QHBoxLayout()
         nav.addWidget(self.previous)
         nav.addWidget(self.next)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self)  # one control per row where two would widen a laptop's dock
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
+        layout.addWidget(self.open_button)
         layout.addWidget(self.list)
+        options = QHBoxLayout()
+        options.addWidget(self.only_unreviewed)
+        options.addWidget(self.auto_propose)
+        layout.addLayout(options)
         layout.addWidget(self.summary)
         layout.addLayout(nav)
         layout.addWidget(self.case_info)
