@@ -28,7 +28,7 @@ from napari_lung_unet.preprocess import resize  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
 from training.evaluate import LoadedCase, load_cases  # noqa: E402
 from training.metrics import binary_metrics  # noqa: E402
-from training.trainer import split_of_run  # noqa: E402
+from training.data import split_of_run  # noqa: E402
 
 DATASETS = ("montgomery", "shenzhen")
 

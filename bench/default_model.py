@@ -23,7 +23,7 @@ from napari_lung_unet.model_io import load_model  # noqa: E402
 from napari_lung_unet.predict import Predictor  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
 from training.evaluate import load_cases, mean_dice, score_cases, summarise  # noqa: E402
-from training.trainer import split_of_run  # noqa: E402
+from training.data import split_of_run  # noqa: E402
 
 
 def main() -> None:

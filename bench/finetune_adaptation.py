@@ -25,7 +25,7 @@ from napari_lung_unet.settings import HOME_ENV, data_dir  # noqa: E402
 from training.data import discover_pairs, stable_split  # noqa: E402
 from training.evaluate import load_cases, mean_dice, score_cases  # noqa: E402
 from training.finetune import FinetuneConfig, finetune  # noqa: E402
-from training.trainer import split_of_run  # noqa: E402
+from training.data import split_of_run  # noqa: E402
 
 
 def link_subset(pairs, root: Path) -> Path:  # type: ignore[no-untyped-def]

@@ -38,7 +38,8 @@ from napari_lung_unet.preprocess import prepare_input, resize  # noqa: E402
 from napari_lung_unet.settings import HOME_ENV  # noqa: E402
 from training.metrics import dice_bce_loss  # noqa: E402
 from training.steps import train_step  # noqa: E402
-from training.trainer import LOG_NAME, TrainConfig, read_log  # noqa: E402
+from training.runlog import LOG_NAME, read_log  # noqa: E402
+from training.trainer import TrainConfig  # noqa: E402
 
 NO_GPU = "not yet measured (no GPU in this session)"
 

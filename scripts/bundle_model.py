@@ -17,7 +17,8 @@ from napari_lung_unet.model_io import load_model, save_model
 from napari_lung_unet.predict import Predictor
 from napari_lung_unet.settings import bundled_model_dir, data_dir
 from training.evaluate import load_cases, score_cases, summarise
-from training.trainer import LOG_NAME, read_log, split_of_run
+from training.data import split_of_run
+from training.runlog import LOG_NAME, read_log
 
 
 def training_minutes(run_dirs: list[Path]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import pickle
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -109,3 +110,29 @@ def test_init_from_a_lower_resolution_run_and_not_from_another_architecture(phan
     assert bigger.card.input_size == 96
     with pytest.raises(ValueError, match="architecture differs"):
         train(_cfg(phantom_dataset, tmp_path / "other", epochs=1, base_channels=8, init_from=str(first)))
+
+
+def test_resume_puts_optimizer_state_on_the_training_device(phantom_dataset: Path, tmp_path: Path) -> None:
+    """Resume on CUDA failed at its first step ("found at least two devices"): Adam's moments stayed
+    on the CPU while the model moved. The meta device stands in for a GPU on a CPU-only machine:
+    every tensor of the restored state must follow the parameters, wherever they are."""
+    from training.trainer import Trainer
+
+    out = tmp_path / "run"
+    train(_cfg(phantom_dataset, out, epochs=1))
+    trainer = Trainer(_cfg(phantom_dataset, out, epochs=2))
+    trainer.device = torch.device("meta")
+    model, opt, _, run = trainer._build_model()
+    assert run.epoch == 1
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    moments = [v for s in opt.state.values() for k, v in s.items() if k != "step"]
+    assert moments and {t.device.type for t in moments} == {"meta"}
+
+
+def test_a_checkpoint_that_needs_pickle_is_refused_by_name(phantom_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LAST_CHECKPOINT).write_bytes(pickle.dumps({"epoch": print}))
+    with pytest.raises(ValueError, match=r"last\.ckpt.*--no-resume") as err:
+        train(_cfg(phantom_dataset, out, epochs=1))
+    assert "weights_only" not in str(err.value)

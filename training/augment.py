@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from .data import ArrayData
 
 
 @dataclass(frozen=True)
@@ -61,3 +66,24 @@ def augment(image: torch.Tensor, mask: torch.Tensor, cfg: AugmentConfig, gen: to
         img = F.conv2d(img, k.view(1, 1, 5, 1), padding=(2, 0))[0, 0]
     img = img + torch.randn(img.shape, generator=gen) * u(0.0, cfg.noise_std)
     return img.clamp(0, 1), msk
+
+
+class AugmentedDataset(Dataset):
+    """Preloaded tensors, augmented per sample so DataLoader workers can share the work.
+
+    Each sample's randomness depends only on (seed, epoch, index): a resumed run or another
+    worker count sees the same augmentations.
+    """
+
+    def __init__(self, data: ArrayData, cfg: AugmentConfig | None, seed: int) -> None:
+        self.data, self.cfg, self.seed, self.epoch = data, cfg, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img, msk = self.data.images[i], self.data.masks[i]
+        if self.cfg is not None:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
+            img, msk = augment(img, msk, self.cfg, gen)
+        return img[None], msk[None]

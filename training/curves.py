@@ -7,6 +7,7 @@ from pathlib import Path
 from napari_lung_unet.atomic import atomic_write
 
 from .metrics import METRIC_NAMES
+from .runlog import read_log
 
 
 def plot_curves(log_csv: str | Path, out_png: str | Path) -> Path:
@@ -14,8 +15,6 @@ def plot_curves(log_csv: str | Path, out_png: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .trainer import read_log
 
     rows = read_log(Path(log_csv))
     if not rows:

@@ -16,11 +16,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from napari_lung_unet.card import Normalisation
+from napari_lung_unet.card import ModelCard, Normalisation
 from napari_lung_unet.corrections import RECORDS, CorrectionsStore
 from napari_lung_unet.io import IMAGE_SUFFIXES, ImageError, read_xray
 from napari_lung_unet.masks import MaskError, checked_mask
 from napari_lung_unet.preprocess import prepare_input, resize
+
+
+# The split every training run makes unless told otherwise; cards of older runs omit them.
+DEFAULT_VAL_FRACTION = 0.15
+DEFAULT_SPLIT_SEED = 0
 
 
 class DatasetError(ValueError):
@@ -108,6 +113,12 @@ def stable_split(pairs: list[Pair], val_fraction: float, seed: int = 0) -> tuple
         h = int(hashlib.sha1(f"{seed}:{p.dataset}:{p.case_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         (val if h < val_fraction else train).append(p)
     return train, val
+
+
+def split_of_run(card: ModelCard, root: str | Path) -> tuple[list[Pair], list[Pair]]:
+    """The train/validation split that ``card``'s training run made of the dataset at ``root``."""
+    tc = card.extra.get("train_config", {})
+    return stable_split(discover_pairs(root), float(tc.get("val_fraction", DEFAULT_VAL_FRACTION)), int(tc.get("seed", DEFAULT_SPLIT_SEED)))
 
 
 @dataclass

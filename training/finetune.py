@@ -29,11 +29,10 @@ from napari_lung_unet.model_io import LoadedModel
 from napari_lung_unet.registry import Registry
 from napari_lung_unet.settings import corrections_dir, data_dir
 
-from .augment import AugmentConfig
-from .data import DatasetError, Pair, discover_pairs, load_arrays, stable_split
+from .augment import AugmentConfig, AugmentedDataset
+from .data import DatasetError, Pair, discover_pairs, load_arrays, split_of_run, stable_split
 from .evaluate import LoadedCase, load_cases, mean_dice, score_cases
 from .steps import train_step
-from .trainer import AugmentedDataset, split_of_run
 
 Progress = Callable[[dict], None]
 

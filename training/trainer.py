@@ -1,13 +1,12 @@
 """Train a U-Net from scratch: Adam, ReduceLROnPlateau, early stopping, best checkpoint, CSV log, resume, DDP.
 
 Run on one device with ``lung-unet train``, or on several with
-``torchrun --nproc_per_node=N -m training.trainer ...`` (same arguments): each rank trains on
+``torchrun --nproc_per_node=N -m training.cli_train ...`` (same arguments): each rank trains on
 its own shard and DDP averages the gradients, so all ranks hold identical weights.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import random
@@ -20,24 +19,23 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from napari_lung_unet.atomic import atomic_path, atomic_write_csv, atomic_write_json
+from napari_lung_unet.atomic import atomic_path, atomic_write_json
 from napari_lung_unet.card import ModelCard, Normalisation
 from napari_lung_unet.device import autocast_dtype, describe_device, resolve_device, uses_channels_last
 from napari_lung_unet.model import UNet, UNetConfig
-from napari_lung_unet.model_io import save_model
+from napari_lung_unet.model_io import load_model, save_model
 
-from .augment import AugmentConfig, augment
-from .data import ArrayData, Pair, discover_pairs, load_arrays, stable_split
+from .augment import AugmentConfig, AugmentedDataset
+from .data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, ArrayData, discover_pairs, load_arrays, stable_split
 from .metrics import METRIC_NAMES, binary_metrics, dice_bce_loss
+from .runlog import LOG_NAME, read_log, write_log
 from .steps import train_step
 
-CSV_FIELDS = ["epoch", "loss", *METRIC_NAMES, "val_loss", *(f"val_{m}" for m in METRIC_NAMES), "lr", "seconds"]
 LAST_CHECKPOINT = "last.ckpt"
 BEST_DIR = "best"
-LOG_NAME = "log.csv"
 
 
 @dataclass
@@ -52,8 +50,8 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 8
     lr: float = 1e-3
-    val_fraction: float = 0.15
-    seed: int = 0
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    seed: int = DEFAULT_SPLIT_SEED
     early_stopping: int = 10
     lr_patience: int = 5
     lr_factor: float = 0.1
@@ -73,21 +71,14 @@ class TrainConfig:
         return UNetConfig(base_channels=self.base_channels, depth=self.depth, norm=self.norm, upsample=self.upsample)  # type: ignore[arg-type]
 
 
-class AugmentedDataset(Dataset):
-    """Preloaded tensors, augmented per sample so DataLoader workers can share the work."""
+@dataclass
+class RunState:
+    """What survives an epoch and a resume: where we are and how the best model did."""
 
-    def __init__(self, data: ArrayData, cfg: AugmentConfig | None, seed: int) -> None:
-        self.data, self.cfg, self.seed, self.epoch = data, cfg, seed, 0
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img, msk = self.data.images[i], self.data.masks[i]
-        if self.cfg is not None:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
-            img, msk = augment(img, msk, self.cfg, gen)
-        return img[None], msk[None]
+    epoch: int = 0
+    best: float = -1.0
+    stale: int = 0
+    rows: list[dict] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -121,21 +112,28 @@ def average_buffers(model: torch.nn.Module) -> None:
             buf.div_(world)
 
 
-def write_log(path: Path, rows: list[dict]) -> None:
-    atomic_write_csv(path, CSV_FIELDS, rows)
+def load_checkpoint(path: Path) -> dict:
+    """Read ``last.ckpt`` without unpickling code; a file that needs pickle is refused by name."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError or RuntimeError for unsafe or damaged files
+        raise ValueError(
+            f"{path}: not a checkpoint this trainer wrote (it is damaged or holds objects other than tensors); "
+            f"delete it or train with --no-resume ({type(exc).__name__})"
+        ) from None
 
 
-def split_of_run(card: ModelCard, root: str | Path) -> tuple[list[Pair], list[Pair]]:
-    """The train/validation split that ``card``'s training run made of the dataset at ``root``."""
-    tc = card.extra.get("train_config", {})
-    return stable_split(discover_pairs(root), float(tc.get("val_fraction", TrainConfig.val_fraction)), int(tc.get("seed", TrainConfig.seed)))
+def restore_training_state(model: torch.nn.Module, opt: torch.optim.Optimizer, sched, state: dict) -> None:
+    """Load a checkpoint into a model that is already on its training device.
 
-
-def read_log(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    The model must be moved first: the optimizer casts its saved moments to each parameter's
+    device when it loads them, and a model moved afterwards leaves them behind on the CPU
+    (resume on CUDA failed at its first step with "found at least two devices").
+    """
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
 
 
 @torch.no_grad()
@@ -166,8 +164,10 @@ class Trainer:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.norm = Normalisation()
         self.stop_requested = False
+        self.amp = autocast_dtype(self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
 
-    # -- setup -----------------------------------------------------------------
+    # -- set-up ------------------------------------------------------------------
     def _load_data(self) -> tuple[ArrayData, ArrayData, dict]:
         train_pairs, val_pairs = [], []
         for root in self.cfg.data:
@@ -178,18 +178,113 @@ class Trainer:
         show = self.cfg.show_progress and self.rank == 0
         return load_arrays(train_pairs, self.cfg.input_size, self.norm, show), load_arrays(val_pairs, self.cfg.input_size, self.norm, show), split
 
-    def _save_last(self, model: UNet, opt: torch.optim.Optimizer, sched, epoch: int, best: float, stale: int) -> None:
-        state = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "epoch": epoch,
-            "best_dice": best,
-            "stale_epochs": stale,
-            "torch_rng": torch.get_rng_state(),
-        }
+    def _build_model(self) -> tuple[UNet, torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau, RunState]:
+        """Model on its device, optimizer and scheduler, from scratch, from --init-from, or resumed."""
+        cfg = self.cfg
+        model = UNet(cfg.arch())
+        last = self.out / LAST_CHECKPOINT
+        resuming = cfg.resume and last.is_file()
+        if cfg.init_from and not resuming:
+            init = load_model(cfg.init_from)
+            # the input size may differ: the U-Net is fully convolutional, so a model trained at a
+            # low resolution is a good start for a higher one (progressive resizing)
+            if init.card.architecture != cfg.arch():
+                raise ValueError(f"--init-from {cfg.init_from}: its architecture differs from this run's")
+            model.load_state_dict(init.model.state_dict())
+        model.to(self.device)
+        if uses_channels_last(self.device):
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr)
+        state = RunState(rows=read_log(self.out / LOG_NAME))
+        if resuming:
+            saved = load_checkpoint(last)
+            restore_training_state(model, opt, sched, saved)
+            state = RunState(saved["epoch"], saved["best_dice"], saved["stale_epochs"], state.rows[: saved["epoch"]])
+            if self.rank == 0:
+                print(f"resuming from {last} after epoch {state.epoch} (best val Dice {state.best:.4f})")
+        return model, opt, sched, state
+
+    def _wrap(self, model: UNet) -> torch.nn.Module:
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if not self.distributed:
+            return model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    # -- one epoch -----------------------------------------------------------------
+    def _loader(self, dataset: AugmentedDataset, epoch: int) -> DataLoader:
+        cfg = self.cfg
+        dataset.epoch = epoch
+        gen = torch.Generator().manual_seed(cfg.seed + epoch)
+        order = torch.randperm(len(dataset), generator=gen).tolist()
+        # pad to a multiple of the world size, as DistributedSampler does: every rank must
+        # run the same number of steps or the gradient all-reduce deadlocks
+        order = (order * self.world)[: math.ceil(len(order) / self.world) * self.world][self.rank :: self.world]
+        workers = cfg.workers if cfg.workers >= 0 else (4 if self.device.type == "cuda" else 0)
+        return DataLoader(torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size, shuffle=False,
+                          num_workers=workers, pin_memory=self.device.type == "cuda",
+                          drop_last=len(order) > cfg.batch_size and len(order) % cfg.batch_size == 1)
+
+    def _train_epoch(self, net: torch.nn.Module, opt: torch.optim.Optimizer, dataset: AugmentedDataset, epoch: int) -> dict[str, float]:
+        """One pass over the training shard; returns the mean loss and metrics."""
+        cfg = self.cfg
+        loader = self._loader(dataset, epoch)
+        net.train()
+        sums = {k: 0.0 for k in ("loss", *METRIC_NAMES)}
+        seen = 0
+        steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not (cfg.show_progress and self.rank == 0), leave=False)
+        for step, (x, y) in enumerate(loader):
+            if step >= steps or self.stop_requested:
+                break
+            loss, logits = train_step(net, x, y, opt, self.scaler, self.amp, self.device)
+            m = binary_metrics(logits > 0, y.to(self.device) > 0.5)
+            sums["loss"] += float(loss) * len(x)
+            for k in METRIC_NAMES:
+                sums[k] += float(m[k].sum())
+            seen += len(x)
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+            if self.progress:
+                self.progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps, "loss": float(loss)})
+        bar.close()
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        return {k: v / max(seen, 1) for k, v in sums.items()}
+
+    def _validate(self, model: UNet, sched, val_data: ArrayData, train_row: dict, run: RunState, epoch: int, t0: float) -> tuple[dict, bool]:
+        """Score the epoch's model, step the plateau scheduler, log the row; ``t0``: when the epoch began."""
+        if self.distributed:
+            average_buffers(model)
+        val = evaluate_arrays(model, val_data, self.device)
+        sched.step(val["val_loss"])
+        row = {"epoch": epoch + 1, **train_row, **val, "lr": sched.optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
+        run.rows.append(row)
+        run.epoch = epoch + 1
+        improved = val["val_dice"] > run.best
+        if improved:
+            run.best, run.stale = val["val_dice"], 0
+        else:
+            run.stale += 1
+        return row, improved
+
+    def _save(self, model: UNet, opt: torch.optim.Optimizer, sched, run: RunState, split: dict, row: dict, improved: bool) -> None:
+        """Best model (when improved), the log and ``last.ckpt``; rank 0 only."""
+        if self.rank != 0:
+            return
+        if improved:
+            val = {k: v for k, v in row.items() if k.startswith("val_")}
+            save_model(self.out / BEST_DIR, model, self._card(split, val, run.epoch))
+        write_log(self.out / LOG_NAME, run.rows)
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                 "epoch": run.epoch, "best_dice": run.best, "stale_epochs": run.stale, "torch_rng": torch.get_rng_state()}
         with atomic_path(self.out / LAST_CHECKPOINT) as tmp:
             torch.save(state, tmp)
+        print(f"epoch {run.epoch}: loss {row['loss']:.4f} val_loss {row['val_loss']:.4f} "
+              f"val_dice {row['val_dice']:.4f} lr {row['lr']:.1e} ({row['seconds']:.0f}s){' *' if improved else ''}", flush=True)
 
     def _card(self, split: dict, metrics: dict, epoch: int) -> ModelCard:
         return ModelCard(
@@ -209,120 +304,7 @@ class Trainer:
             },
         )
 
-    # -- loop --------------------------------------------------------------------
-    def run(self) -> Path:
-        cfg = self.cfg
-        seed_everything(cfg.seed)
-        self.out.mkdir(parents=True, exist_ok=True)
-        train_data, val_data, split = self._load_data()
-        if self.rank == 0:
-            atomic_write_json(self.out / "split.json", split)
-
-        model = UNet(cfg.arch())
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr)
-        start_epoch, best, stale = 0, -1.0, 0
-        rows = read_log(self.out / LOG_NAME)
-        last = self.out / LAST_CHECKPOINT
-        resuming = cfg.resume and last.is_file()
-        if cfg.init_from and not resuming:
-            from napari_lung_unet.model_io import load_model
-
-            init = load_model(cfg.init_from)
-            # the input size may differ: the U-Net is fully convolutional, so a model trained at a
-            # low resolution is a good start for a higher one (progressive resizing)
-            if init.card.architecture != cfg.arch():
-                raise ValueError(f"--init-from {cfg.init_from}: its architecture differs from this run's")
-            model.load_state_dict(init.model.state_dict())
-        if resuming:
-            state = torch.load(last, map_location="cpu", weights_only=True)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            start_epoch, best, stale = state["epoch"], state["best_dice"], state["stale_epochs"]
-            torch.set_rng_state(state["torch_rng"])
-            rows = rows[:start_epoch]
-            if self.rank == 0:
-                print(f"resuming from {last} after epoch {start_epoch} (best val Dice {best:.4f})")
-
-        model.to(self.device)
-        amp = autocast_dtype(self.device)
-        if uses_channels_last(self.device):
-            model = model.to(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        net: torch.nn.Module = model
-        if self.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-
-        dataset = AugmentedDataset(train_data, AugmentConfig(hflip=cfg.hflip) if cfg.augment else None, cfg.seed)
-        workers = cfg.workers if cfg.workers >= 0 else (4 if self.device.type == "cuda" else 0)
-        scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-
-        previous = signal.getsignal(signal.SIGTERM)
-        if self.rank == 0 and previous in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop_requested", True))
-        try:
-            for epoch in range(start_epoch, cfg.epochs):
-                dataset.epoch = epoch
-                gen = torch.Generator().manual_seed(cfg.seed + epoch)
-                order = torch.randperm(len(dataset), generator=gen).tolist()
-                # pad to a multiple of the world size, as DistributedSampler does: every rank must
-                # run the same number of steps or the gradient all-reduce deadlocks
-                order = (order * self.world)[: math.ceil(len(order) / self.world) * self.world][self.rank :: self.world]
-                loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size, shuffle=False,
-                                    num_workers=workers, pin_memory=self.device.type == "cuda", drop_last=len(order) > cfg.batch_size and len(order) % cfg.batch_size == 1)
-                t0 = time.perf_counter()
-                net.train()
-                sums = {k: 0.0 for k in ("loss", *METRIC_NAMES)}
-                seen = 0
-                steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
-                bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not (cfg.show_progress and self.rank == 0), leave=False)
-                for step, (x, y) in enumerate(loader):
-                    if step >= steps or self.stop_requested:
-                        break
-                    loss, logits = train_step(net, x, y, opt, scaler, amp, self.device)
-                    y = y.to(self.device)
-                    m = binary_metrics(logits > 0, y > 0.5)
-                    sums["loss"] += float(loss) * len(x)
-                    for k in METRIC_NAMES:
-                        sums[k] += float(m[k].sum())
-                    seen += len(x)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss):.4f}")
-                    if self.progress:
-                        self.progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps, "loss": float(loss)})
-                bar.close()
-                if self.stop_requested:
-                    raise KeyboardInterrupt
-                if self.distributed:
-                    average_buffers(model)
-                val = evaluate_arrays(model, val_data, self.device)
-                sched.step(val["val_loss"])
-                row = {"epoch": epoch + 1, **{k: v / max(seen, 1) for k, v in sums.items()}, **val,
-                       "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
-                rows.append(row)
-                improved = val["val_dice"] > best
-                if improved:
-                    best, stale = val["val_dice"], 0
-                else:
-                    stale += 1
-                if self.rank == 0:
-                    if improved:
-                        save_model(self.out / BEST_DIR, model, self._card(split, val, epoch + 1))
-                    write_log(self.out / LOG_NAME, rows)
-                    self._save_last(model, opt, sched, epoch + 1, best, stale)
-                    print(f"epoch {epoch + 1}: loss {row['loss']:.4f} val_loss {val['val_loss']:.4f} "
-                          f"val_dice {val['val_dice']:.4f} lr {row['lr']:.1e} ({row['seconds']:.0f}s){' *' if improved else ''}", flush=True)
-                if stale >= cfg.early_stopping:
-                    if self.rank == 0:
-                        print(f"early stopping: no val Dice gain for {stale} epochs")
-                    break
-        finally:
-            if self.rank == 0 and previous in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    def _finish(self, model: UNet) -> Path:
         if self.rank == 0:
             try:
                 from .curves import plot_curves
@@ -334,6 +316,37 @@ class Trainer:
         if self.distributed:
             dist.barrier()
         return self.out / BEST_DIR
+
+    # -- the run -------------------------------------------------------------------
+    def run(self) -> Path:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        train_data, val_data, split = self._load_data()
+        if self.rank == 0:
+            atomic_write_json(self.out / "split.json", split)
+        model, opt, sched, run = self._build_model()
+        net = self._wrap(model)
+        dataset = AugmentedDataset(train_data, AugmentConfig(hflip=cfg.hflip) if cfg.augment else None, cfg.seed)
+
+        previous = signal.getsignal(signal.SIGTERM)
+        own_handler = self.rank == 0 and previous in (signal.SIG_DFL, None)
+        if own_handler:
+            signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop_requested", True))
+        try:
+            for epoch in range(run.epoch, cfg.epochs):
+                t0 = time.perf_counter()
+                train_row = self._train_epoch(net, opt, dataset, epoch)
+                row, improved = self._validate(model, sched, val_data, train_row, run, epoch, t0)
+                self._save(model, opt, sched, run, split, row, improved)
+                if run.stale >= cfg.early_stopping:
+                    if self.rank == 0:
+                        print(f"early stopping: no val Dice gain for {run.stale} epochs")
+                    break
+        finally:
+            if own_handler:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return self._finish(model)
 
 
 def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> Path:
