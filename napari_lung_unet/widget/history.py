@@ -47,6 +47,11 @@ class HistoryPanel(QWidget):
         layout.addWidget(self.rollback)
         self.refresh()
 
+    def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        # napari's style sheet (a larger font) reaches the table only once it is shown: fit again
+        super().showEvent(event)
+        self.table.resizeColumnsToContents()
+
     def versions(self) -> list[str]:
         return [self.table.item(row, 1).text() for row in range(self.table.rowCount())]
 
