@@ -82,3 +82,40 @@ def fresh_predictor_cache():
     clear_cache()
     yield
     clear_cache()
+
+
+@pytest.fixture
+def tiny_current(tiny_model_dir: Path) -> str:
+    """Register the tiny model and make it current, so GUI proposals and fine-tunes take seconds."""
+    from napari_lung_unet.model_io import load_model
+    from napari_lung_unet.registry import Registry
+
+    loaded = load_model(tiny_model_dir)
+    Registry().add(loaded.model, loaded.card)
+    Registry().set_current("tiny")
+    return "tiny"
+
+
+@pytest.fixture
+def xray_folder(tmp_path: Path) -> Path:
+    """A worklist folder of three small phantom radiographs."""
+    root = tmp_path / "worklist"
+    root.mkdir()
+    for i in range(3):
+        iio.imwrite(root / f"case{i}.png", make_phantom((160, 144), seed=20 + i, dtype=np.uint8)[0])
+    return root
+
+
+@pytest.fixture
+def notes():
+    """(severity, message) of every napari notification shown during the test (its manager is global)."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[tuple[str, str]] = []
+
+    def collect(notification) -> None:
+        seen.append((str(notification.severity), str(notification.message)))
+
+    notification_manager.notification_ready.connect(collect)
+    yield seen
+    notification_manager.notification_ready.disconnect(collect)

@@ -13,7 +13,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from napari.utils.notifications import NotificationSeverity, notification_manager
+from napari.utils.notifications import NotificationSeverity
 
 from napari_lung_unet.card import ModelCard
 from napari_lung_unet.corrections import CorrectionRecord, CorrectionsStore, sha256_of
@@ -24,27 +24,12 @@ from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget import LungUNetWidget
 from napari_lung_unet.worklist import EDITED, PROPOSED, Worklist
 
+from test_widget import click_and_wait  # pytest puts tests/ on sys.path (rootdir-relative, no package)
+
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 PLUGIN, WIDGET = "napari-lung-unet", "Lung U-Net"
 WAIT_MS = 180_000
-
-
-@pytest.fixture
-def tiny_current(tiny_model_dir: Path) -> str:
-    loaded = load_model(tiny_model_dir)
-    Registry().add(loaded.model, loaded.card)
-    Registry().set_current("tiny")
-    return "tiny"
-
-
-@pytest.fixture
-def xray_folder(tmp_path: Path) -> Path:
-    root = tmp_path / "worklist"
-    root.mkdir()
-    for i in range(3):
-        iio.imwrite(root / f"case{i}.png", make_phantom((160, 144), seed=20 + i, dtype=np.uint8)[0])
-    return root
 
 
 @pytest.fixture
@@ -55,23 +40,8 @@ def widget(make_napari_viewer, tiny_current) -> LungUNetWidget:
     return widget
 
 
-@pytest.fixture
-def notes():
-    seen: list[tuple[NotificationSeverity, str]] = []
-
-    def collect(notification) -> None:
-        seen.append((notification.severity, str(notification.message)))
-
-    notification_manager.notification_ready.connect(collect)
-    yield seen
-    notification_manager.notification_ready.disconnect(collect)
-
-
 def propose_and_wait(qtbot, widget: LungUNetWidget):
-    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as done:
-        widget.propose_button.click()
-    assert done.args[0] is not None, widget.state.last_error
-    return done.args[0]
+    return click_and_wait(qtbot, widget, expect_result=True)
 
 
 def open_and_wait(qtbot, widget: LungUNetWidget, folder: Path) -> None:
@@ -288,4 +258,4 @@ def test_promote_anyway_makes_an_unverified_version_current(widget, qtbot, notes
     assert finetune.promote_unverified() is not None
     qtbot.waitUntil(lambda: finetune.promote_worker is None, timeout=WAIT_MS)
     assert Registry().current_version() == bundled
-    assert any(severity == NotificationSeverity.ERROR and "current model changed" in m for severity, m in notes)
+    assert any(severity == str(NotificationSeverity.ERROR) and "current model changed" in m for severity, m in notes)

@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-from napari.utils.notifications import NotificationSeverity, notification_manager
+from napari.utils.notifications import NotificationSeverity
 
 from napari_lung_unet.corrections import CorrectionsStore
 from napari_lung_unet.model_io import load_model
@@ -22,19 +22,6 @@ pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 WAIT_MS = 120_000
 
 
-
-
-@pytest.fixture
-def notes():
-    """(severity, message) of every notification shown during the test."""
-    seen: list[tuple[str, str]] = []
-
-    def collect(notification) -> None:
-        seen.append((str(notification.severity), str(notification.message)))
-
-    notification_manager.notification_ready.connect(collect)
-    yield seen
-    notification_manager.notification_ready.disconnect(collect)
 
 
 def errors(notes) -> list[str]:

@@ -33,24 +33,6 @@ SHOTS = os.environ.get("LUNG_UNET_SCREENSHOTS")
 
 
 @pytest.fixture
-def tiny_current(tiny_model_dir: Path) -> str:
-    """Register the tiny model and make it current, so proposals and fine-tunes take seconds."""
-    loaded = load_model(tiny_model_dir)
-    Registry().add(loaded.model, loaded.card)
-    Registry().set_current("tiny")
-    return "tiny"
-
-
-@pytest.fixture
-def xray_folder(tmp_path: Path) -> Path:
-    root = tmp_path / "worklist"
-    root.mkdir()
-    for i in range(3):
-        iio.imwrite(root / f"case{i}.png", make_phantom((160, 144), seed=20 + i, dtype=np.uint8)[0])
-    return root
-
-
-@pytest.fixture
 def widget(make_napari_viewer, tiny_current) -> LungUNetWidget:
     viewer = make_napari_viewer()
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
@@ -136,7 +118,7 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     assert result is not None and result["parent"] == "tiny"
     assert {c.version for c in Registry().cards()} - before == {result["version"]}
     assert result["version"] in widget.history.versions()
-    assert "→" in widget.finetune.status.text() and not widget.finetune.repropose.isHidden()
+    assert result["version"] in widget.finetune.status.text() and not widget.finetune.repropose.isHidden()
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as proposed:
         widget.finetune.repropose.click()
     assert proposed.args[0].model_version == result["version"]

@@ -51,7 +51,7 @@ def errors():
     notification_manager.notification_ready.disconnect(collect)
 
 
-def click_and_wait(qtbot, widget: LungUNetWidget):
+def click_and_wait(qtbot, widget: LungUNetWidget, expect_result: bool = False):
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as blocker:
         widget.propose_button.click()
         # the button is released only when the worker's finished signal reaches the GUI thread
@@ -59,6 +59,7 @@ def click_and_wait(qtbot, widget: LungUNetWidget):
         assert widget.worker is not None
     assert widget.propose_button.isEnabled()
     assert not widget.state.running
+    assert blocker.args[0] is not None or not expect_result, widget.state.last_error
     return blocker.args[0]
 
 
