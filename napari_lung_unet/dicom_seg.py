@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .io import ImageError
+from .io import ImageError, _short
 from .labels import ANATOMICAL_STRUCTURE, LUNGS, Code
 
 SEG_SUFFIX = ".seg.dcm"
@@ -83,11 +83,24 @@ def write_seg(path: str | Path, source, labels: np.ndarray, model_version: str) 
     return atomic_write(path, lambda tmp: seg.save_as(tmp, enforce_file_format=True))
 
 
+# what a SEG must copy or reference from its source, so a PACS files it with the right study
+_SOURCE_IDENTITY = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+
+
 def write_seg_for_image(image_path: str | Path, target: str | Path, labels: np.ndarray, model_version: str) -> Path:
     """Write the SEG of ``labels`` for the DICOM X-ray at ``image_path`` (its header is re-read, not its pixels)."""
     from .dicom_read import read_header
 
-    return write_seg(target, read_header(Path(image_path)), labels, model_version)
+    source = read_header(Path(image_path))
+    missing = [key for key in _SOURCE_IDENTITY if not str(getattr(source, key, "") or "")]
+    if missing:
+        raise SegError(f"{image_path}: cannot make a DICOM SEG: the image has no {', '.join(missing)}")
+    try:
+        return write_seg(target, source, labels, model_version)
+    except (SegError, OSError):  # already say why; a full disk is not the image's fault
+        raise
+    except Exception as exc:  # highdicom validates the source in many ways; each is this image's failure
+        raise SegError(f"{image_path}: cannot make a DICOM SEG ({type(exc).__name__}: {_short(exc)})") from None
 
 
 def is_seg(path: str | Path) -> bool:
@@ -157,7 +170,8 @@ def _pixel_measures(source):  # noqa: ANN001,ANN202
     spacing = pixel_spacing(source)
     if spacing is None:
         return None
-    # slice thickness has no meaning for a projection, but the module requires a value with spacing
+    # a projection has no slice thickness and the standard lets it be absent (1C), but highdicom's
+    # own reader (segread) refuses pixel measures without it: write a nominal 1 mm
     return hd.PixelMeasuresSequence(pixel_spacing=list(spacing), slice_thickness=1.0)
 
 

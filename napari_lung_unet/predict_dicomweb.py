@@ -26,8 +26,10 @@ def run_studies(args: argparse.Namespace, run_local: Callable[[argparse.Namespac
     """Fetch, segment with ``run_local`` (the local predict), and store SEGs back when asked."""
     from .dicom_seg import SEG_SUFFIX
 
+    if not any(is_study_url(item) for item in args.inputs):
+        raise ValueError("--store-seg needs DICOMweb study URLs (<root>/studies/<uid>) as inputs")
     if not all(is_study_url(item) for item in args.inputs):
-        raise ValueError("--store-seg and DICOMweb study URLs cannot be mixed with local files; run them separately")
+        raise ValueError("DICOMweb study URLs cannot be mixed with local files; run them separately")
     studies = [parse_study_url(item) for item in args.inputs]
     with tempfile.TemporaryDirectory(prefix="lung-unet-dicomweb-") as tmp:
         fetched: dict[StudyUrl, list[Path]] = {}

@@ -125,3 +125,22 @@ def test_napari_opens_seg_as_labels_aligned_with_its_source(tmp_path: Path, inpu
     np.testing.assert_array_equal(labels.translate, image.translate)
     np.testing.assert_array_equal(labels.data, iio.imread(out / "chest_j2k.png"))
     assert labels.name == "lungs (chest_j2k)"
+
+
+def test_image_that_cannot_have_a_seg_fails_alone_and_leaves_no_output(
+    tmp_path: Path, tiny_model_dir: Path, capsys
+) -> None:
+    """A DICOM without study/series UIDs: its SEG cannot be filed, so its PNG is not left either."""
+    image = (np.random.default_rng(0).random((64, 80)) * 255).astype(np.uint8)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_radiograph(folder / "good.dcm", image)
+    bad = write_radiograph(folder / "anonymous.dcm", image)
+    ds = pydicom.dcmread(bad)
+    del ds.StudyInstanceUID, ds.SeriesInstanceUID
+    ds.save_as(bad, enforce_file_format=True)
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "-o", str(out), "--seg", "--model", str(tiny_model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert f"FAILED {bad}: cannot make a DICOM SEG: the image has no StudyInstanceUID, SeriesInstanceUID" in err
+    assert sorted(p.name for p in out.iterdir()) == ["good.png", "good.seg.dcm"]
