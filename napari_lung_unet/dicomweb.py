@@ -59,6 +59,37 @@ def connect(root: str):  # noqa: ANN201 - a dicomweb_client.DICOMwebClient
     return DICOMwebClient(root, session=session, timeout=30)
 
 
+@dataclass(frozen=True)
+class StudySummary:
+    """One row of a PACS worklist (what "Open from PACS..." shows before anything is fetched)."""
+
+    url: StudyUrl
+    patient: str
+    date: str  # YYYYMMDD as DICOM stores it
+    modalities: tuple[str, ...]
+    description: str
+
+
+def list_studies(root: str, limit: int = 200) -> list[StudySummary]:
+    """The server's studies (QIDO-RS), newest first, at most ``limit``."""
+    root = root.rstrip("/")
+    client = connect(root)
+    found = _call(root, "listing studies", lambda: client.search_for_studies(
+        limit=limit, fields=["PatientName", "PatientID", "StudyDate", "ModalitiesInStudy", "StudyDescription"],
+    ))
+    rows = [
+        StudySummary(
+            url=StudyUrl(root, _value(study, "0020000D")),
+            patient=_text(study, "00100010") or _text(study, "00100020"),
+            date=_text(study, "00080020"),
+            modalities=tuple(str(v) for v in study.get("00080061", {}).get("Value", [])),
+            description=_text(study, "00081030"),
+        )
+        for study in found
+    ]
+    return sorted(rows, key=lambda row: row.date, reverse=True)
+
+
 def fetch_study(url: StudyUrl, folder: Path) -> tuple[list[Path], list[str]]:
     """Save the study's X-rays to ``folder`` as ``<SOPInstanceUID>.dcm``; return them and a note per skipped instance.
 
@@ -103,8 +134,11 @@ def store(url: StudyUrl, paths: list[Path]) -> None:
         raise DicomWebError(f"{url}: the server refused {len(failed)} of {len(datasets)} SEG(s) (STOW-RS failure)")
 
 
-def _call(url: StudyUrl, doing: str, request):  # noqa: ANN001,ANN202
-    """Run one DICOMweb request; turn transport and HTTP failures into a one-line DicomWebError."""
+def _call(url: StudyUrl | str, doing: str, request):  # noqa: ANN001,ANN202
+    """Run one DICOMweb request; turn transport and HTTP failures into a one-line DicomWebError.
+
+    ``url`` is the study (or, for server-wide requests, the root) the message names.
+    """
     import requests
 
     try:
@@ -118,7 +152,17 @@ def _call(url: StudyUrl, doing: str, request):  # noqa: ANN001,ANN202
             raise DicomWebError(f"{url}: not found on the server while {doing} (HTTP 404)") from None
         raise DicomWebError(f"{url}: the server failed while {doing} (HTTP {status})") from None
     except requests.RequestException as exc:
-        raise DicomWebError(f"{url.root}: server unreachable while {doing} ({type(exc).__name__})") from None
+        root = url.root if isinstance(url, StudyUrl) else url
+        raise DicomWebError(f"{root}: server unreachable while {doing} ({type(exc).__name__})") from None
+
+
+def _text(attributes: dict, tag: str) -> str:
+    """A DICOM JSON attribute as display text ('' when absent); person names give their alphabetic form."""
+    values = attributes.get(tag, {}).get("Value", [])
+    if not values:
+        return ""
+    first = values[0]
+    return str(first.get("Alphabetic", "")) if isinstance(first, dict) else str(first)
 
 
 def _value(attributes: dict, tag: str) -> str:

@@ -81,8 +81,8 @@ def test_predict_store_seg_round_trip(
         np.testing.assert_array_equal(lungs, iio.imread(out / f"{uid}.png") > 0)
 
 
-@pytest.mark.data
-def test_study_with_only_an_sr_has_no_images(orthanc: Orthanc, credentials: None, tmp_path: Path, capsys) -> None:
+def write_sr(path: Path, study_uid: str | None = None) -> pydicom.Dataset:
+    """A Basic Text SR: a real non-image instance, as a report would sit in a PACS study."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -92,9 +92,44 @@ def test_study_with_only_an_sr_has_no_images(orthanc: Orthanc, credentials: None
     sr = Dataset()
     sr.file_meta = meta
     sr.SOPClassUID, sr.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    sr.StudyInstanceUID, sr.SeriesInstanceUID, sr.PatientID, sr.Modality = generate_uid(), generate_uid(), "P2", "SR"
-    sr.ValueType, sr.ContentSequence = "CONTAINER", []
-    sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    sr.StudyInstanceUID, sr.SeriesInstanceUID = study_uid or generate_uid(), generate_uid()
+    sr.PatientID, sr.Modality, sr.ValueType, sr.ContentSequence = "P2", "SR", "CONTAINER", []
+    sr.save_as(path, enforce_file_format=True)
+    return sr
+
+
+@pytest.mark.data
+def test_list_studies_gives_the_worklist_columns(orthanc: Orthanc, studies: dict[str, pydicom.Dataset], credentials: None) -> None:
+    from napari_lung_unet.dicomweb import list_studies
+
+    rows = {row.url.study: row for row in list_studies(orthanc.dicomweb)}
+    for source in studies.values():
+        row = rows[source.StudyInstanceUID]
+        assert str(row.url) == f"{orthanc.dicomweb}/studies/{source.StudyInstanceUID}"
+        assert (row.patient, row.date, row.modalities) == ("Test^Patient", "20240101", ("DX",))
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_sr_and_earlier_seg_in_a_study_are_skipped(
+    orthanc: Orthanc, studies: dict[str, pydicom.Dataset], credentials: None, tmp_path: Path, capsys
+) -> None:
+    source = studies["MCUCXR_0002_0"]
+    write_sr(tmp_path / "sr.dcm", source.StudyInstanceUID)
+    orthanc.store(tmp_path / "sr.dcm")
+    url = f"{orthanc.dicomweb}/studies/{source.StudyInstanceUID}"
+    assert run_predict(url, "-o", str(tmp_path / "first"), "--store-seg") == 0
+    assert "a Basic Text SR Storage, not an image" in capsys.readouterr().err
+    # a second run finds this run's SEG in the study too, and segments only the X-ray again
+    assert run_predict(url, "-o", str(tmp_path / "second"), "--seg") == 0
+    err = capsys.readouterr().err
+    assert "a Segmentation Storage, not an image" in err
+    assert sorted(p.name for p in (tmp_path / "second").iterdir()) == [f"{source.SOPInstanceUID}.png", f"{source.SOPInstanceUID}.seg.dcm"]
+
+
+@pytest.mark.data
+def test_study_with_only_an_sr_has_no_images(orthanc: Orthanc, credentials: None, tmp_path: Path, capsys) -> None:
+    sr = write_sr(tmp_path / "sr.dcm")
     orthanc.store(tmp_path / "sr.dcm")
     out = tmp_path / "out"
     assert run_predict(f"{orthanc.dicomweb}/studies/{sr.StudyInstanceUID}", "-o", str(out), "--store-seg") == 1
