@@ -13,10 +13,15 @@ import io
 import struct
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .io import ImageError, _short, check_pixel_budget
+
+if TYPE_CHECKING:  # pydicom loads lazily, only when a DICOM is read
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.uid import UID
 
 # what to install for each compressed syntax when no pydicom plugin can decode it
 _JPEG_HINT = "pylibjpeg and pylibjpeg-libjpeg (pip install pylibjpeg pylibjpeg-libjpeg)"
@@ -65,7 +70,7 @@ def read_dicom_pixels(path: Path) -> tuple[np.ndarray, tuple[float, float] | Non
     return pixels, pixel_spacing(ds)
 
 
-def pixel_spacing(ds) -> tuple[float, float] | None:  # noqa: ANN001 - a pydicom Dataset
+def pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
     """(row, column) spacing in mm: PixelSpacing, else the detector's ImagerPixelSpacing (projection X-ray)."""
     for tag in ("PixelSpacing", "ImagerPixelSpacing"):
         value = getattr(ds, tag, None)
@@ -74,7 +79,7 @@ def pixel_spacing(ds) -> tuple[float, float] | None:  # noqa: ANN001 - a pydicom
     return None
 
 
-def read_header(path: Path):  # noqa: ANN201 - a pydicom FileDataset without pixel data
+def read_header(path: Path) -> FileDataset:
     """Everything before the pixel data, in bounded memory whatever the transfer syntax."""
     import pydicom
     from pydicom.filereader import read_file_meta_info
@@ -90,7 +95,7 @@ def read_header(path: Path):  # noqa: ANN201 - a pydicom FileDataset without pix
         raise ImageError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {_short(exc)})") from None
 
 
-def _check_header(path: Path, ds) -> None:  # noqa: ANN001
+def _check_header(path: Path, ds: FileDataset) -> None:
     from pydicom.uid import SegmentationStorage
 
     if str(getattr(ds, "SOPClassUID", "")) == SegmentationStorage:
@@ -106,7 +111,7 @@ def _check_header(path: Path, ds) -> None:  # noqa: ANN001
     _check_decoder(path, ds.file_meta.get("TransferSyntaxUID"))
 
 
-def _check_decoder(path: Path, syntax) -> None:  # noqa: ANN001 - a pydicom UID or None
+def _check_decoder(path: Path, syntax: UID | None) -> None:
     """Refuse, naming the syntax and what to install, when no installed plugin decodes ``syntax``."""
     from pydicom.pixels import get_decoder
 
@@ -121,7 +126,7 @@ def _check_decoder(path: Path, syntax) -> None:  # noqa: ANN001 - a pydicom UID 
         raise ImageError(f"{path}: cannot decode transfer syntax {syntax.name} ({syntax}): {how}")
 
 
-def _read_full(path: Path, header):  # noqa: ANN001,ANN202
+def _read_full(path: Path, header: FileDataset) -> FileDataset:
     import pydicom
 
     try:
@@ -134,7 +139,7 @@ def _read_full(path: Path, header):  # noqa: ANN001,ANN202
         raise ImageError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {_short(exc)})") from None
 
 
-def _check_codestream(path: Path, ds) -> None:  # noqa: ANN001
+def _check_codestream(path: Path, ds: FileDataset) -> None:
     """A compressed frame decodes to its codestream's size, not the header's: make sure they agree.
 
     Otherwise a JPEG claiming 30000² inside a DICOM whose header says 512² passes the budget check.
@@ -204,7 +209,7 @@ def _inflate(path: Path, limit: int) -> tuple[bytes, bool]:
         return bytes(out), ended
 
 
-def _deflated_header(path: Path, meta):  # noqa: ANN001,ANN202
+def _deflated_header(path: Path, meta: FileMetaDataset) -> FileDataset:
     from pydicom.dataset import FileDataset
     from pydicom.filereader import read_dataset
 
@@ -224,7 +229,7 @@ def _deflated_header(path: Path, meta):  # noqa: ANN001,ANN202
     return FileDataset(str(path), ds, preamble=None, file_meta=meta, is_implicit_VR=False, is_little_endian=True)
 
 
-def _deflated_full(path: Path, header):  # noqa: ANN001,ANN202
+def _deflated_full(path: Path, header: FileDataset) -> FileDataset:
     """The whole dataset, inflating no more than the header's pixels plus a header's worth of bytes."""
     from pydicom.dataset import FileDataset
     from pydicom.filereader import read_dataset

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .atomic import atomic_write
 from .io import ImageError, _short
 from .labels import ANATOMICAL_STRUCTURE, LUNGS, Code
+
+if TYPE_CHECKING:  # highdicom and pydicom load lazily, only when a SEG is made or read
+    from highdicom import PixelMeasuresSequence
+    from highdicom.seg import Segmentation
+    from pydicom.dataset import Dataset
+    from pydicom.sr.coding import Code as DicomCode
 
 SEG_SUFFIX = ".seg.dcm"
 SERIES_NUMBER = 900  # a high number keeps the derived series after the modality's own in viewers
@@ -26,7 +33,7 @@ class SegError(ImageError):
     """A SEG cannot be made for this source, or a file is not a SEG this plugin can read; the message says why."""
 
 
-def make_seg(source, labels: np.ndarray, model_version: str):  # noqa: ANN001,ANN201 - pydicom Datasets
+def make_seg(source: Dataset, labels: np.ndarray, model_version: str) -> Segmentation:
     """A highdicom Segmentation of ``labels`` (0/1/2 at the source's size) for the ``source`` header.
 
     ``source`` may lack pixel data (a header read with ``stop_before_pixels``): highdicom reads
@@ -77,7 +84,7 @@ def make_seg(source, labels: np.ndarray, model_version: str):  # noqa: ANN001,AN
     )
 
 
-def write_seg(path: str | Path, source, labels: np.ndarray, model_version: str) -> Path:  # noqa: ANN001
+def write_seg(path: str | Path, source: Dataset, labels: np.ndarray, model_version: str) -> Path:
     """Write the SEG for ``labels`` atomically to ``path``."""
     seg = make_seg(source, labels, model_version)
     return atomic_write(path, lambda tmp: seg.save_as(tmp, enforce_file_format=True))
@@ -147,14 +154,14 @@ def read_seg(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None, 
     return labels, _seg_spacing(seg), _source_uid(seg)
 
 
-def _source_uid(seg) -> str | None:  # noqa: ANN001
+def _source_uid(seg: Dataset) -> str | None:
     for series in getattr(seg, "ReferencedSeriesSequence", []):
         for instance in getattr(series, "ReferencedInstanceSequence", []):
             return str(instance.ReferencedSOPInstanceUID)
     return None
 
 
-def _seg_spacing(seg) -> tuple[float, float] | None:  # noqa: ANN001
+def _seg_spacing(seg: Dataset) -> tuple[float, float] | None:
     try:
         spacing = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
         return (float(spacing[0]), float(spacing[1]))
@@ -162,7 +169,7 @@ def _seg_spacing(seg) -> tuple[float, float] | None:  # noqa: ANN001
         return None
 
 
-def _pixel_measures(source):  # noqa: ANN001,ANN202
+def _pixel_measures(source: Dataset) -> PixelMeasuresSequence | None:
     import highdicom as hd
 
     from .dicom_read import pixel_spacing
@@ -175,7 +182,7 @@ def _pixel_measures(source):  # noqa: ANN001,ANN202
     return hd.PixelMeasuresSequence(pixel_spacing=list(spacing), slice_thickness=1.0)
 
 
-def _code(code: Code):  # noqa: ANN202 - a pydicom Code
+def _code(code: Code) -> DicomCode:
     from pydicom.sr.coding import Code as DicomCode
 
     return DicomCode(code.value, code.scheme, code.meaning)

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # dicomweb-client loads lazily, only for DICOMweb inputs
+    from dicomweb_client import DICOMwebClient
+
+T = TypeVar("T")
 
 TOKEN_ENV = "LUNG_UNET_DICOMWEB_TOKEN"
 USER_ENV = "LUNG_UNET_DICOMWEB_USER"
@@ -44,7 +51,7 @@ def parse_study_url(text: str) -> StudyUrl:
     return StudyUrl(match["root"].rstrip("/"), match["study"])
 
 
-def connect(root: str):  # noqa: ANN201 - a dicomweb_client.DICOMwebClient
+def connect(root: str) -> DICOMwebClient:
     """A client for ``root`` with the credentials from the environment."""
     import requests
     from dicomweb_client import DICOMwebClient
@@ -134,7 +141,7 @@ def store(url: StudyUrl, paths: list[Path]) -> None:
         raise DicomWebError(f"{url}: the server refused {len(failed)} of {len(datasets)} SEG(s) (STOW-RS failure)")
 
 
-def _call(url: StudyUrl | str, doing: str, request):  # noqa: ANN001,ANN202
+def _call(url: StudyUrl | str, doing: str, request: Callable[[], T]) -> T:
     """Run one DICOMweb request; turn transport and HTTP failures into a one-line DicomWebError.
 
     ``url`` is the study (or, for server-wide requests, the root) the message names.

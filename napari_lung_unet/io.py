@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # Pillow loads lazily, only for raster files
+    import PIL.Image
 
 MIN_SIDE = 32
 RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -108,7 +112,7 @@ def _check_pillow_budget(path: Path) -> None:
         pass
 
 
-def _open_pillow(path: Path):  # noqa: ANN202 - a PIL.Image.Image, imported lazily
+def _open_pillow(path: Path) -> PIL.Image.Image:
     """Open with Pillow (header only: Pillow decodes on first pixel access) and check the pixel budget."""
     from PIL import Image
 
