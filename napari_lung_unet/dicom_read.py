@@ -102,8 +102,11 @@ def _check_header(path: Path, ds: FileDataset) -> None:
         raise ImageError(f"{path}: is a DICOM Segmentation (a mask), not an X-ray; open it as labels")
     if "Rows" not in ds or "Columns" not in ds:
         raise ImageError(f"{path}: DICOM file has no pixel data (no Rows/Columns: not an image)")
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):  # a damaged header: Rows of "abc", NumberOfFrames of [1, 2]
+        raise ImageError(f"{path}: DICOM header has invalid Rows/Columns/NumberOfFrames") from None
     shape = (frames, rows, cols) if frames > 1 else (rows, cols)
     check_pixel_budget(path, shape, rows * cols * max(frames, 1))
     if frames > 1:
