@@ -14,6 +14,7 @@ from qtpy.QtWidgets import QButtonGroup, QGridLayout, QLabel, QPushButton, QSpin
 from ..labels import LEFT_LUNG as LEFT
 from ..labels import RIGHT_LUNG as RIGHT
 from . import strings
+from .layers import follow
 
 
 class QuickControls(QWidget):
@@ -45,9 +46,7 @@ class QuickControls(QWidget):
 
     def apply_to(self, layer: Labels) -> None:
         """Give the labels layer now being corrected the chosen brush and label, ready to paint."""
-        layer.brush_size = self.brush.value()
-        layer.selected_label = RIGHT if self.right.isChecked() else LEFT
-        layer.mode = "paint"
+        follow(layer, brush_size=self.brush.value(), selected_label=RIGHT if self.right.isChecked() else LEFT, mode="paint")
 
     def set_label(self, label: int) -> None:
         (self.right if label == RIGHT else self.left).setChecked(True)

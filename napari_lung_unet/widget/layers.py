@@ -93,21 +93,39 @@ def put_labels(viewer: napari.Viewer, image: Image, labels: np.ndarray, name: st
         layer = viewer.add_labels(labels, name=name, opacity=OPACITY, colormap=COLORMAP, metadata={PAIR_KEY: image.unique_id})
     if layer.name != name:
         layer.name = name  # napari makes duplicate names unique itself ("lungs [1]")
-    layer.scale = image.scale
-    layer.translate = image.translate
+    follow(layer, scale=image.scale, translate=image.translate, visible=True)
     place_above(viewer, image, layer)
-    layer.visible = True
     return layer
+
+
+def follow(layer: Any, **values: Any) -> None:
+    """Set layer properties that differ. napari refreshes a layer on every assignment, even of the
+    value it has (~15 ms each for a 20-Mpx mask), and a case switch would pay for several."""
+    for key, value in values.items():
+        current = getattr(layer, key)
+        if isinstance(value, (tuple, list, np.ndarray)):
+            same = np.array_equal(np.asarray(current), np.asarray(value))
+        else:
+            same = bool(current == value)
+        if not same:
+            setattr(layer, key, value)
 
 
 def place_above(viewer: napari.Viewer, image: Any, labels: Any) -> None:
     """Move ``labels`` directly above ``image`` in the layer list (drawn over it, nothing between)."""
-    viewer.layers.move(index_of(viewer, labels), index_of(viewer, image) + 1)
+    viewer.layers.move(index_of(viewer, labels), index_of(viewer, image) + 1)  # a no-op when it is there
 
 
 def raise_pair(viewer: napari.Viewer, image: Any) -> None:
-    """Put ``image`` and its mask on top of every other layer, so nothing opened earlier hides them."""
-    viewer.layers.move(index_of(viewer, image), len(viewer.layers))
+    """Put ``image`` and its mask on top of every other layer, so nothing opened earlier hides them.
+
+    Nothing moves when they are on top already (every case switch): a move makes napari and
+    vispy re-stack and redraw the scene.
+    """
     labels = labels_of(viewer, image)
+    pair = [image.unique_id] + ([labels.unique_id] if labels is not None else [])
+    if [layer.unique_id for layer in list(viewer.layers)[-len(pair):]] == pair:
+        return
+    viewer.layers.move(index_of(viewer, image), len(viewer.layers))
     if labels is not None:
         place_above(viewer, image, labels)

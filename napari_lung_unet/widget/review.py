@@ -260,8 +260,7 @@ class ReviewController(QObject):
             layer.reset_contrast_limits()
         else:
             layer = self.viewer.add_image(xray.pixels, name=strings.XRAY_LAYER, colormap="gray")
-        layer.scale = xray.scale
-        layer.visible = True
+        layers.follow(layer, scale=xray.scale, visible=True)
         layer.metadata.update(source_path=str(xray.path) if xray.path is not None else None, spacing_mm=xray.spacing)
         if reshaped:
             self.viewer.reset_view()
@@ -269,7 +268,8 @@ class ReviewController(QObject):
 
     def _show_labels(self, image: Image, labels: np.ndarray, undoable: bool) -> Labels:
         """Put a mask in ``image``'s own labels layer and make that layer the one being corrected."""
-        labels = np.array(labels, dtype=np.uint8, copy=True)  # painting must never alter a cached proposal
+        if not undoable:  # a whole new array for the layer: painting must never alter a cached proposal
+            labels = np.array(labels, dtype=np.uint8, copy=True)
         name = layers.labels_name(image.name, worklist=image.unique_id == self.state.xray_id)
         self._replacing_labels = True
         try:
@@ -278,8 +278,7 @@ class ReviewController(QObject):
             self._replacing_labels = False
         self.watch(layer)
         if image.unique_id == self.state.image_id:
-            layer.mode = "paint"
-            self.viewer.layers.selection.active = layer
+            self.viewer.layers.selection.active = layer  # labels_shown below puts it in paint mode
             self.stats.recount(layer.data, self.state.proposal())
             self.stats_changed.emit()
             self.labels_shown.emit(layer)

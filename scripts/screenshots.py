@@ -1,0 +1,101 @@
+"""Take the README screenshots of the review loop at laptop (1366×768) and desktop (1920×1080) sizes.
+
+Each size gets a fresh napari window of exactly that size with the Lung U-Net dock, a worklist
+folder opened and its first proposal in, then a screenshot of the whole window. The cases are real
+Montgomery radiographs when the shared data is present (``LUNG_UNET_DATA``), symlinked into a
+temporary folder so the worklist's state never lands in the data; else synthetic phantoms.
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZES = ((1366, 768), (1920, 1080))
+WAIT_S = 300.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("docs/screenshots"), help="folder for the PNGs (default: docs/screenshots)")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps (default: cpu)")
+    return p.parse_args(argv)
+
+
+def case_folder(work: Path) -> Path:
+    """Three cases: real radiographs when available, else phantoms."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    from napari_lung_unet.phantom import make_phantom
+    from napari_lung_unet.settings import data_dir
+
+    folder = work / "cases"
+    folder.mkdir(parents=True)
+    real = sorted((data_dir() / "montgomery" / "images").glob("*.png"))[:3]
+    for i, path in enumerate(real):
+        (folder / path.name).symlink_to(path)
+    if not real:
+        for i in range(3):
+            iio.imwrite(folder / f"phantom{i}.png", make_phantom((1024, 1024), seed=20 + i, dtype=np.uint8)[0])
+    return folder
+
+
+def wait_until(done, app) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit("screenshots: timed out waiting for the proposal")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def settle(app, seconds: float = 1.0) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def shoot(size: tuple[int, int], folder: Path, out: Path, device: str) -> Path:
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    viewer = napari.Viewer(title="napari - Lung U-Net", show=True)
+    app = QApplication.instance()
+    viewer.window.resize(*size)
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-lung-unet", "Lung U-Net")
+    widget.device_combo.setCurrentText(device)
+    finished: list[object] = []
+    widget.proposal_finished.connect(finished.append)
+    viewer.open(folder, plugin="napari-lung-unet")  # as a user opening (or dropping) the folder
+    wait_until(lambda: finished, app)
+    viewer.reset_view()
+    settle(app)
+    path = out / f"review_{size[0]}x{size[1]}.png"
+    viewer.window.screenshot(str(path), canvas_only=False)
+    viewer.close()
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from napari_lung_unet.settings import HOME_ENV
+
+    work = Path(tempfile.mkdtemp(prefix="lung-unet-shots-"))
+    os.environ[HOME_ENV] = str(work / "home")  # the bundled model, an empty store: no user state shows
+    args.out.mkdir(parents=True, exist_ok=True)
+    for size in SIZES:
+        folder = case_folder(work / f"{size[0]}x{size[1]}")  # a fresh worklist each: its first proposal is shown
+        print(f"screenshots: wrote {shoot(size, folder, args.out, args.device)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
