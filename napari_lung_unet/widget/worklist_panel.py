@@ -55,6 +55,7 @@ class WorklistPanel(QWidget):
         self.next.setToolTip(strings.NEXT_TIP)
         self.next.clicked.connect(lambda: self.step_clicked.emit(1))
         self.summary = QLabel("")
+        self.summary.setWordWrap(True)  # a long summary must wrap, not widen the dock past the screen
         self.case_info = QLabel("")
         self.case_info.setWordWrap(True)
 
