@@ -1,4 +1,11 @@
-"""``lung-unet finetune``: fine-tune on accepted corrections and promote only if no worse."""
+"""``lung-unet finetune``: fine-tune on accepted corrections and promote only if no worse.
+
+The result says what it trained on, what it checked against what (before -> after), and why
+the new version was or was not promoted. When the original validation data is not on this
+computer, nothing can measure the model on the X-rays it already handled well: the new version
+is then kept "unverified" until you promote it (--promote now, or later with
+`lung-unet models --rollback VERSION`).
+"""
 
 from __future__ import annotations
 
@@ -14,12 +21,18 @@ from .finetune import FinetuneConfig, finetune
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = FinetuneConfig()
-    p = sub.add_parser("finetune", help="fine-tune the current model on corrected masks", description=__doc__)
+    p = sub.add_parser("finetune", help="fine-tune the current model on corrected masks", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corrections", metavar="DIR", help="corrections store or images/+masks/ folder (default: the widget's store)")
     p.add_argument("--from", dest="base_version", metavar="VERSION", help="registry version to start from (default: current)")
+    p.add_argument("--unlabeled", action="append", metavar="DIR",
+                   help="folder of your uncorrected X-rays (repeatable): replayed with the current model's masks, and checked for agreement")
+    p.add_argument("--promote", action="store_true",
+                   help="promote even though the original validation data is not on this computer (a failed check still rejects)")
     p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--ewc", type=float, default=d.ewc, help="strength of the pull towards the current weights (Fisher information); 0: off")
     p.add_argument("--replay", action="append", metavar="DIR", help="base data to replay (default: the model's training data)")
     p.add_argument("--no-replay", action="store_true", help="train on the corrections only")
     p.add_argument("--replay-ratio", type=float, default=d.replay_ratio)
@@ -27,22 +40,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, default=d.tolerance, help="allowed base-validation Dice loss")
     p.add_argument("--dataset-tolerance", type=float, default=d.dataset_tolerance,
                    help="allowed Dice loss on any one base dataset (e.g. Montgomery alone)")
+    p.add_argument("--forgetting-budget", type=float, default=d.forgetting_budget,
+                   help="allowed estimated rise of the original training loss (Fisher check)")
     p.add_argument("--device", default=d.device)
     p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = FinetuneConfig(
+def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
+    return FinetuneConfig(
         corrections=args.corrections, base_version=args.base_version, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio,
-        train_layers=args.train_layers, tolerance=args.tolerance, dataset_tolerance=args.dataset_tolerance, device=args.device,
+        replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio, unlabeled=args.unlabeled, ewc=args.ewc,
+        train_layers=args.train_layers, tolerance=args.tolerance, dataset_tolerance=args.dataset_tolerance,
+        forgetting_budget=args.forgetting_budget, promote=args.promote, device=args.device,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
     bar = tqdm(total=cfg.steps, desc="fine-tuning", unit="step", disable=args.json_progress, file=sys.stderr)
 
     def progress(event: dict) -> None:
         if args.json_progress:
-            payload = {k: (asdict(v) if k == "result" else v) for k, v in event.items()}
+            payload = {k: (asdict(v) | {"promoted": v.promoted} if k == "result" else v) for k, v in event.items()}
             print(json.dumps(payload), flush=True)
         elif event["stage"] == "train":
             bar.update(1)
@@ -53,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
     result = finetune(cfg, progress)
     bar.close()
     if not args.json_progress:
-        print(f"parent {result.parent} -> candidate {result.version} ({result.n_train} train, {result.n_holdout} held-out corrections, {result.seconds:.0f} s)")
-        for key in sorted(result.after):
-            print(f"  {key:<24} before {result.before.get(key, float('nan')):.4f}  after {result.after[key]:.4f}")
-        print(("PROMOTED: " if result.promoted else "REJECTED: ") + result.reason)
+        print("\n".join(result.summary))
+        print(f"{result.status.upper()}: {result.version} ({result.seconds:.0f} s)")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from napari_lung_unet.device import uses_channels_last
@@ -17,8 +19,10 @@ def train_step(
     scaler: torch.amp.GradScaler,
     amp: torch.dtype | None,
     device: torch.device,
+    penalty: Callable[[], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward (autocast on CUDA), Dice+BCE, backward, step. Returns the detached loss and logits."""
+    """Forward (autocast on CUDA), Dice+BCE (+ ``penalty()``, e.g. fine-tuning's pull towards the
+    parent), backward, step. Returns the detached loss and logits."""
     x = x.to(device, non_blocking=True)
     y = y.to(device, non_blocking=True)
     if uses_channels_last(device):
@@ -26,6 +30,8 @@ def train_step(
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         logits = net(x)
     loss = dice_bce_loss(logits.float(), y)
+    if penalty is not None:
+        loss = loss + penalty()
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(opt)

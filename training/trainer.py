@@ -30,6 +30,7 @@ from napari_lung_unet.model_io import load_model, save_model
 
 from .augment import AugmentConfig, AugmentedDataset
 from .data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, ArrayData, discover_pairs, load_arrays, stable_split
+from .fisher import compute_fisher, save_fisher
 from .metrics import METRIC_NAMES, binary_metrics, dice_bce_loss
 from .runlog import LOG_NAME, read_log, write_log
 from .steps import train_step
@@ -64,6 +65,7 @@ class TrainConfig:
     version: str = "default"
     resume: bool = True
     init_from: str = ""  # start from these weights (a model folder) instead of random ones
+    fisher_images: int = 256  # images for the Fisher file shipped beside the best model (0: none); see fisher.py
     show_progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -304,8 +306,19 @@ class Trainer:
             },
         )
 
-    def _finish(self, model: UNet) -> Path:
+    def _write_fisher(self, train_data: ArrayData) -> None:
+        """The best model's Fisher information on its own training images: what fine-tuning must
+        not forget, in a form that ships without the images (see fisher.py)."""
+        best = self.out / BEST_DIR
+        if not self.cfg.fisher_images or not (best / "card.json").is_file():
+            return
+        loaded = load_model(best)
+        fisher = compute_fisher(loaded.model.to(self.device), train_data, self.device, limit=self.cfg.fisher_images)
+        save_fisher(best, fisher, min(len(train_data), self.cfg.fisher_images))
+
+    def _finish(self, model: UNet, train_data: ArrayData) -> Path:
         if self.rank == 0:
+            self._write_fisher(train_data)
             try:
                 from .curves import plot_curves
 
@@ -346,7 +359,7 @@ class Trainer:
         finally:
             if own_handler:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        return self._finish(model)
+        return self._finish(model, train_data)
 
 
 def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> Path:

@@ -1,0 +1,97 @@
+"""The fine-tuning loop: corrections, optional replay, an EWC pull towards the parent, cosine lr."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from napari_lung_unet.device import autocast_dtype, uses_channels_last
+
+from .augment import AugmentConfig, AugmentedDataset
+from .data import ArrayData
+from .finetune_data import Reference
+from .fisher import ewc_penalty
+from .steps import train_step
+
+
+class FinetuneCancelled(Exception):
+    """Raised when ``should_stop`` asks to stop; nothing is registered."""
+
+
+@dataclass
+class LoopSettings:
+    steps: int
+    batch_size: int
+    lr: float
+    replay_per_batch: int  # replayed base (or pseudo-labelled) images added to each batch
+    train_layers: str  # "decoder" or "all"
+    ewc: float  # λ of the Fisher penalty; 0: none
+    seed: int
+
+
+def freeze_encoder(model: torch.nn.Module) -> None:
+    """Frozen weights and frozen BatchNorm statistics: in train mode the encoder's running means
+    would drift towards the corrections' site even with its weights fixed."""
+    for p in model.encoders.parameters():
+        p.requires_grad_(False)
+    model.encoders.eval()
+
+
+def train_candidate(
+    parent: torch.nn.Module, corrections: ArrayData, replay: ArrayData | None, reference: Reference | None,
+    s: LoopSettings, device: torch.device, emit: Callable[[dict], None], stop: Callable[[], bool],
+) -> torch.nn.Module:
+    """A copy of ``parent`` trained for ``s.steps`` steps; the parent is left untouched."""
+    torch.manual_seed(s.seed)
+    model = copy.deepcopy(parent).to(device)
+    if uses_channels_last(device):
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    if s.train_layers == "decoder":
+        freeze_encoder(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=s.lr)
+    # Cosine decay to zero: at a constant lr the last few steps decide where the weights land, and
+    # repeated runs differed by a point of forgetting; decaying settles them.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.steps))
+    amp = autocast_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    corr_ds = AugmentedDataset(corrections, AugmentConfig(), s.seed)
+    replay_ds = AugmentedDataset(replay, AugmentConfig(), s.seed + 1) if replay is not None and s.replay_per_batch else None
+    n_replay = s.replay_per_batch if replay_ds else 0
+    gen = torch.Generator().manual_seed(s.seed)
+    pull = None
+    if reference is not None and s.ewc:
+        anchor = {k: v.to(device) for k, v in reference.anchor.items()}
+        fisher = {k: v.to(device) for k, v in reference.fisher.items()}
+
+        def pull() -> torch.Tensor:
+            return s.ewc * ewc_penalty(model, anchor, fisher)
+
+    t0 = time.perf_counter()
+    for step in range(s.steps):
+        if stop():
+            raise FinetuneCancelled("fine-tuning cancelled; the current model is unchanged")
+        corr_ds.epoch = step
+        items = [corr_ds[i] for i in torch.randint(len(corr_ds), (s.batch_size - n_replay,), generator=gen).tolist()]
+        if replay_ds:
+            replay_ds.epoch = step
+            items += [replay_ds[i] for i in torch.randint(len(replay_ds), (n_replay,), generator=gen).tolist()]
+        x = torch.stack([a for a, _ in items])
+        y = torch.stack([b for _, b in items])
+        loss, _ = train_step(model, x, y, opt, scaler, amp, device, pull)
+        schedule.step()
+        elapsed = time.perf_counter() - t0
+        emit({"stage": "train", "step": step + 1, "steps": s.steps, "loss": float(loss),
+              "eta_s": elapsed / (step + 1) * (s.steps - step - 1)})
+    return model.eval()
+
+
+@torch.no_grad()
+def estimated_rise(model: torch.nn.Module, reference: Reference) -> float:
+    """½ Σ F (θ − θ*)² with λ = 1: the second-order estimate of how much the original training loss rose."""
+    return float(ewc_penalty(model, reference.anchor, reference.fisher))

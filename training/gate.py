@@ -1,0 +1,92 @@
+"""The fine-tuning gate: what was checked, against what, and whether the candidate may replace its parent.
+
+Each check compares the candidate with its parent on the same data and says so in plain words.
+A check that could not run (no base data on disk, no uncorrected images) is reported as such,
+never counted as passed: where nothing measured the model on what it already did well, the
+decision is "unverified" and promotion needs a person's explicit yes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Kind = Literal["holdout", "base", "estimate", "agreement"]
+Status = Literal["promoted", "rejected", "unverified"]
+
+
+@dataclass
+class Check:
+    kind: Kind
+    name: str  # e.g. "held-out corrections", "montgomery validation"
+    what: str  # plain words: what was scored, on how many cases
+    rule: str  # plain words: what the candidate had to do
+    before: float | None = None
+    after: float | None = None
+    passed: bool | None = None  # None: could not be checked
+
+    def line(self) -> str:
+        if self.passed is None:
+            return f"NOT CHECKED  {self.name}: {self.what}"
+        verdict = "passed" if self.passed else "FAILED"
+        numbers = f"{self.before:.4f} -> {self.after:.4f}" if self.before is not None else f"{self.after:.4f}"
+        return f"{verdict:<12} {self.name}: {self.what}: {numbers} ({self.rule})"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def holdout_check(before: float, after: float, n: int, trained_on_them: bool) -> Check:
+    what = f"Dice on {n} held-out correction{'s' if n != 1 else ''}" + (
+        " (also trained on: only one correction, so this shows it was learnt, not that it generalises)" if trained_on_them else ", never trained on"
+    )
+    return Check("holdout", "held-out corrections", what, "must rise", before, after, after > before)
+
+
+def base_checks(before: dict[str, float], after: dict[str, float], counts: dict[str, int], tolerance: float, dataset_tolerance: float) -> list[Check]:
+    """The mean over all base validation cases, then each dataset alone: a mixed mean hid a
+    1.28-point loss on Montgomery (12 cases) behind Shenzhen (65)."""
+    total = sum(counts.values())
+    checks = [Check("base", "original validation data", f"Dice on {total} validation cases of {', '.join(sorted(counts))}",
+                    f"may fall at most {tolerance * 100:.1f} points", before["all"], after["all"], after["all"] >= before["all"] - tolerance)]
+    for name in sorted(counts):
+        checks.append(Check("base", f"{name} validation", f"Dice on {counts[name]} {name} validation cases",
+                            f"may fall at most {dataset_tolerance * 100:.1f} points", before[name], after[name],
+                            after[name] >= before[name] - dataset_tolerance))
+    return checks
+
+
+def estimate_check(rise: float, budget: float, source: str) -> Check:
+    return Check("estimate", "estimated forgetting",
+                 f"rise of the original training loss estimated from {source} (numbers shipped with the model, no images)",
+                 f"must stay under {budget:.4f}", None, rise, rise <= budget)
+
+
+def agreement_check(agreement: float, floor: float, n: int) -> Check:
+    return Check("agreement", "your uncorrected images",
+                 f"mean Dice between the parent's and the candidate's masks on {n} of your uncorrected images",
+                 f"must stay at least {floor:.2f}", None, agreement, agreement >= floor)
+
+
+def not_checked(kind: Kind, name: str, why: str) -> Check:
+    return Check(kind, name, why, "", passed=None)
+
+
+def decide(checks: list[Check], confirmed: bool) -> tuple[Status, str]:
+    """Rejected if any check failed; promoted if everything that ran passed and the base data was
+    measured (or a person said yes); otherwise unverified, waiting for that yes."""
+    failed = [c for c in checks if c.passed is False]
+    if failed:
+        first = failed[0]
+        return "rejected", f"not promoted: {first.name} failed: {_numbers(first)} ({first.rule})"
+    measured_base = any(c.kind == "base" and c.passed for c in checks)
+    if measured_base:
+        return "promoted", "promoted: it gained on the held-out corrections and kept its accuracy on the original validation data"
+    if confirmed:
+        return "promoted", "promoted on your explicit yes: the original validation data was not on this computer, so it could not be measured"
+    return "unverified", ("not promoted yet: the original validation data is not on this computer, so nothing measured how the "
+                          "candidate does on the X-rays the model already handled well; promote it only if you accept that")
+
+
+def _numbers(check: Check) -> str:
+    return f"{check.before:.4f} -> {check.after:.4f}" if check.before is not None else f"{check.after:.4f}"
