@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .phantom import make_phantom
+from .phantom_radiograph import make_radiograph_phantom
 
 SAMPLE_SHAPE = (512, 512)
 SAMPLE_SEED = 0
 
 
 def make_chest_phantom() -> list[tuple[Any, dict[str, Any], str]]:
-    """The phantom as an image layer, plus its ground truth as a hidden labels layer.
+    """The radiograph phantom (the first screen without real data) plus its truth as a hidden labels layer.
 
     The truth starts hidden so that it does not get mistaken for (or cover) a model proposal;
     toggle it on to compare.
     """
-    image, truth = make_phantom(SAMPLE_SHAPE, seed=SAMPLE_SEED)
-    source = {"source": "napari_lung_unet.phantom.make_phantom", "seed": SAMPLE_SEED}
+    image, truth = make_radiograph_phantom(SAMPLE_SHAPE, seed=SAMPLE_SEED)
+    source = {"source": "napari_lung_unet.phantom_radiograph.make_radiograph_phantom", "seed": SAMPLE_SEED}
     return [
         (image, {"name": "chest phantom", "colormap": "gray", "metadata": source}, "image"),
         (truth, {"name": "phantom truth", "visible": False, "opacity": 0.5, "metadata": source}, "labels"),

@@ -63,9 +63,12 @@ def make_phantom(shape: tuple[int, int] = (512, 512), seed: int = 0, dtype: type
     image[clavicle] += 0.15
     image = ndimage.gaussian_filter(image, sigma=max(h, w) / 300)
     image += rng.normal(0.0, 0.015, shape).astype(np.float32)
+    return film_pixels(image, dtype), labels
+
+
+def film_pixels(image: np.ndarray, dtype: type) -> np.ndarray:
+    """A [0, 1] float image as ``dtype`` pixels: integers use their full range, as a detector's output does."""
     image = np.clip(image, 0.0, 1.0)
     if np.issubdtype(dtype, np.integer):
-        image = np.round(image * np.iinfo(dtype).max).astype(dtype)
-    else:
-        image = image.astype(dtype)
-    return image, labels
+        return np.round(image * np.iinfo(dtype).max).astype(dtype)
+    return image.astype(dtype)

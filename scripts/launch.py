@@ -160,14 +160,14 @@ def run_cli_fallback(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
 
     from napari_lung_unet._sample_data import SAMPLE_SEED, SAMPLE_SHAPE
-    from napari_lung_unet.phantom import make_phantom
+    from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
 
     if args.image is not None:
         source = args.image
     else:
         source = args.output / "input" / "chest_phantom.png"  # apart from the outputs, which reuse its stem
         source.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(source, make_phantom(SAMPLE_SHAPE, seed=SAMPLE_SEED)[0])
+        iio.imwrite(source, make_radiograph_phantom(SAMPLE_SHAPE, seed=SAMPLE_SEED)[0])
     cmd = [sys.executable, "-c", "import sys; from napari_lung_unet.cli import main; sys.exit(main())",
            "predict", str(source), "--output", str(args.output), "--overlay", "--device", args.device]
     if args.model:

@@ -3,7 +3,7 @@
 Each size gets a fresh napari window of exactly that size with the Lung U-Net dock, a worklist
 folder opened and its first proposal in, then a screenshot of the whole window. The cases are real
 Montgomery radiographs when the shared data is present (``LUNG_UNET_DATA``), symlinked into a
-temporary folder so the worklist's state never lands in the data; else synthetic phantoms.
+temporary folder so the worklist's state never lands in the data; else radiograph phantoms.
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 """
@@ -33,7 +33,7 @@ def case_folder(work: Path) -> Path:
     import imageio.v3 as iio
     import numpy as np
 
-    from napari_lung_unet.phantom import make_phantom
+    from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
     from napari_lung_unet.settings import data_dir
 
     folder = work / "cases"
@@ -43,7 +43,7 @@ def case_folder(work: Path) -> Path:
         (folder / path.name).symlink_to(path)
     if not real:
         for i in range(3):
-            iio.imwrite(folder / f"phantom{i}.png", make_phantom((1024, 1024), seed=20 + i, dtype=np.uint8)[0])
+            iio.imwrite(folder / f"phantom{i}.png", make_radiograph_phantom((1024, 1024), seed=20 + i, dtype=np.uint8)[0])
     return folder
 
 

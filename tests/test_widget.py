@@ -13,6 +13,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
 from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
 from napari_lung_unet.registry import Registry
 from napari_lung_unet.widget import LungUNetWidget
 
@@ -215,7 +216,7 @@ def test_sample_data_opens_phantom_with_known_mask(viewer):
     truth = viewer.layers["phantom truth"]
     assert isinstance(image, Image) and isinstance(truth, Labels)
     assert image.data.shape == truth.data.shape == (512, 512)
-    np.testing.assert_array_equal(truth.data, make_phantom((512, 512), seed=0)[1])
+    np.testing.assert_array_equal(truth.data, make_radiograph_phantom((512, 512), seed=0)[1])
     assert set(np.unique(truth.data)) == {0, 1, 2}
     # right lung (label 1) on the image's left, as in a PA view
     cols = np.nonzero(truth.data == 1)[1].mean(), np.nonzero(truth.data == 2)[1].mean()
