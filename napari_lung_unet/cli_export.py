@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from .atomic import atomic_write
-from .corrections import IMAGES, MASKS, RECORDS, CorrectionsStore
+from .corrections import IMAGES, MASKS, RECORDS, SEG_SUFFIX, SEGS, CorrectionsStore
 from .settings import corrections_dir
 from .text import printable
 
@@ -41,6 +41,8 @@ def export_store(store_dir: str | Path, output: str | Path, records: bool = Fals
     cases = [store.case(case_id) for case_id in ids]
     for case in cases:
         copies = [(case.image, out / IMAGES / f"{case.case_id}.png"), (case.mask, out / MASKS / f"{case.case_id}.png")]
+        if case.seg is not None:  # a DICOM case's SEG, for PACS viewers
+            copies.append((case.seg, out / SEGS / f"{case.case_id}{SEG_SUFFIX}"))
         if records:
             copies.append((store.record_path(case.case_id), out / RECORDS / f"{case.case_id}.json"))
         for source, target in copies:

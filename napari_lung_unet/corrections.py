@@ -4,9 +4,10 @@ Layout (one JSON record per case, naming its image and mask files)::
 
     <store>/images/<case_id>.<hash16>.png   grey image, uint8 or uint16 as read
     <store>/masks/<case_id>.<hash16>.png    uint8 labels: 0 background, 1 right lung, 2 left lung
-    <store>/records/<case_id>.json          provenance, and the names and sha256 of both files
+    <store>/segs/<case_id>.<hash16>.seg.dcm  DICOM cases only: the accepted labels as a DICOM SEG
+    <store>/records/<case_id>.json          provenance, and the names and sha256 of its files
 
-A case is one unit. Image and mask are written under names taken from their content, so they
+A case is one unit. Image, mask (and SEG) are written under names taken from their content, so they
 never overwrite the files a record already names; then the record is replaced by one atomic
 rename, which is the commit: a crash before it leaves the earlier accept whole, a crash after
 it the new one. Readers check both files against the record's sha256, so a damaged or
@@ -32,12 +33,13 @@ from .atomic import atomic_write_bytes, atomic_write_json, encode_png
 from .card import describe, utc_now
 from .masks import checked_mask
 
-IMAGES, MASKS, RECORDS = "images", "masks", "records"
+IMAGES, MASKS, SEGS, RECORDS = "images", "masks", "segs", "records"
+SEG_SUFFIX = ".seg.dcm"
 LOCK_NAME = ".lock"
 LOCK_TIMEOUT_S = 60.0  # another accept holds it for well under a second
 MAX_RECORD_BYTES = 1 << 20
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
-_CONTENT_FILE = re.compile(r"^(?P<case>.+)\.[0-9a-f]{16}\.png$")
+_CONTENT_FILE = re.compile(r"^(?P<case>.+)\.[0-9a-f]{16}(\.png|\.seg\.dcm)$")
 
 
 class CorrectionsError(ValueError):
@@ -77,6 +79,9 @@ class CorrectionRecord:
     mask_file: str = ""
     image_file_sha256: str = ""
     mask_file_sha256: str = ""
+    # a DICOM case's SEG of the accepted labels ("" for other cases, and for records before SEGs)
+    seg_file: str = ""
+    seg_file_sha256: str = ""
 
 
 _RECORD = TypeAdapter(CorrectionRecord)
@@ -90,6 +95,7 @@ class StoredCase:
     image: Path
     mask: Path
     record: CorrectionRecord
+    seg: Path | None = None  # the DICOM SEG of this accept, for a DICOM case
 
 
 def to_storable_image(pixels: np.ndarray) -> np.ndarray:
@@ -138,7 +144,8 @@ class CorrectionsStore:
             return self._legacy_case(case_id, record)
         image = self._named_file(IMAGES, record.image_file, record.image_file_sha256, case_id)
         mask = self._named_file(MASKS, record.mask_file, record.mask_file_sha256, case_id)
-        return StoredCase(case_id, image, mask, record)
+        seg = self._named_file(SEGS, record.seg_file, record.seg_file_sha256, case_id) if record.seg_file else None
+        return StoredCase(case_id, image, mask, record, seg)
 
     def image_path(self, case_id: str) -> Path:
         return self.case(case_id).image
@@ -178,8 +185,12 @@ class CorrectionsStore:
         return len(self.case_ids())
 
     # -- writing ---------------------------------------------------------------
-    def add(self, image: np.ndarray, labels: np.ndarray, record: CorrectionRecord) -> None:
-        """Store one accepted case as a unit; an earlier accept of the same case is replaced whole."""
+    def add(self, image: np.ndarray, labels: np.ndarray, record: CorrectionRecord, seg: bytes | None = None) -> None:
+        """Store one accepted case as a unit; an earlier accept of the same case is replaced whole.
+
+        ``seg`` is the encoded DICOM SEG of ``labels`` for a DICOM case: it joins the same unit
+        (named by the record), so a reader never gets the SEG of another accept.
+        """
         case_id = safe_case_id(record.case_id)
         labels = checked_mask(labels, image.shape, f"case {case_id}", binary_255=False)
         image_png, mask_png = encode_png(to_storable_image(image)), encode_png(labels.astype(np.uint8))
@@ -189,11 +200,15 @@ class CorrectionsStore:
         record.mask_file_sha256 = hashlib.sha256(mask_png).hexdigest()
         record.image_file = f"{case_id}.{record.image_file_sha256[:16]}.png"
         record.mask_file = f"{case_id}.{record.mask_file_sha256[:16]}.png"
+        record.seg_file_sha256 = hashlib.sha256(seg).hexdigest() if seg is not None else ""
+        record.seg_file = f"{case_id}.{record.seg_file_sha256[:16]}{SEG_SUFFIX}" if seg is not None else ""
         self.root.mkdir(parents=True, exist_ok=True)
         # one writer at a time: the sweep below must not delete another accept's uncommitted files
         with FileLock(self.root / LOCK_NAME, timeout=LOCK_TIMEOUT_S):
             atomic_write_bytes(self.root / IMAGES / record.image_file, image_png)
             atomic_write_bytes(self.root / MASKS / record.mask_file, mask_png)
+            if seg is not None:
+                atomic_write_bytes(self.root / SEGS / record.seg_file, seg)
             atomic_write_json(self.record_path(case_id), asdict(record))  # the commit
             self._sweep()
 
@@ -205,13 +220,13 @@ class CorrectionsStore:
             if case_id not in named:
                 try:
                     rec = self.record(case_id)
-                    named[case_id] = {rec.image_file, rec.mask_file} if rec.image_file else set()
+                    named[case_id] = {rec.image_file, rec.mask_file, rec.seg_file} - {""} if rec.image_file else set()
                 except CorrectionsError:
                     exists = self.record_path(case_id).exists()
                     named[case_id] = None if exists else set()  # keep a garbled case's files for its owner
             return named[case_id]
 
-        for folder in (IMAGES, MASKS, RECORDS):
+        for folder in (IMAGES, MASKS, SEGS, RECORDS):
             if not (self.root / folder).is_dir():
                 continue
             for path in (self.root / folder).iterdir():

@@ -9,6 +9,7 @@ rows and columns, and names the model version in its algorithm identification, s
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,11 +34,12 @@ class SegError(ImageError):
     """A SEG cannot be made for this source, or a file is not a SEG this plugin can read; the message says why."""
 
 
-def make_seg(source: Dataset, labels: np.ndarray, model_version: str) -> Segmentation:
+def make_seg(source: Dataset, labels: np.ndarray, model_version: str, reviewed: bool = False) -> Segmentation:
     """A highdicom Segmentation of ``labels`` (0/1/2 at the source's size) for the ``source`` header.
 
     ``source`` may lack pixel data (a header read with ``stop_before_pixels``): highdicom reads
-    only identifying and geometry attributes from it.
+    only identifying and geometry attributes from it. ``reviewed`` labels came from a person
+    correcting the model's proposal: DICOM calls that SEMIAUTOMATIC, and viewers show it.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -49,13 +51,14 @@ def make_seg(source: Dataset, labels: np.ndarray, model_version: str) -> Segment
     algorithm = hd.AlgorithmIdentificationSequence(
         name=ALGORITHM_NAME, family=codes.DCM.ArtificialIntelligence, version=model_version
     )
+    kind = hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC if reviewed else hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
     segments = [
         hd.seg.SegmentDescription(
             segment_number=lung.value,
             segment_label=lung.name,
             segmented_property_category=_code(ANATOMICAL_STRUCTURE),
             segmented_property_type=_code(lung.code),
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_type=kind,
             algorithm_identification=algorithm,
             display_color=hd.color.CIELabColor.from_rgb(*lung.colour),
         )
@@ -76,7 +79,7 @@ def make_seg(source: Dataset, labels: np.ndarray, model_version: str) -> Segment
         software_versions=software,
         device_serial_number=software,
         content_label="LUNGS",
-        content_description=f"Lung segmentation by model {model_version}",
+        content_description=f"Lung segmentation by model {model_version}" + (", reviewed" if reviewed else ""),
         # a projection radiograph has no patient-space geometry; its detector spacing is all
         # a viewer can align with, and highdicom does not carry ImagerPixelSpacing over by itself
         pixel_measures=_pixel_measures(source),
@@ -86,7 +89,10 @@ def make_seg(source: Dataset, labels: np.ndarray, model_version: str) -> Segment
 
 def write_seg(path: str | Path, source: Dataset, labels: np.ndarray, model_version: str) -> Path:
     """Write the SEG for ``labels`` atomically to ``path``."""
-    seg = make_seg(source, labels, model_version)
+    return save_seg(make_seg(source, labels, model_version), path)
+
+
+def save_seg(seg: Segmentation, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: seg.save_as(tmp, enforce_file_format=True))
 
 
@@ -94,8 +100,8 @@ def write_seg(path: str | Path, source: Dataset, labels: np.ndarray, model_versi
 _SOURCE_IDENTITY = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
 
-def write_seg_for_image(image_path: str | Path, target: str | Path, labels: np.ndarray, model_version: str) -> Path:
-    """Write the SEG of ``labels`` for the DICOM X-ray at ``image_path`` (its header is re-read, not its pixels)."""
+def seg_for_image(image_path: str | Path, labels: np.ndarray, model_version: str, reviewed: bool = False) -> Segmentation:
+    """The SEG of ``labels`` for the DICOM X-ray at ``image_path`` (its header is re-read, not its pixels)."""
     from .dicom_read import read_header
 
     source = read_header(Path(image_path))
@@ -103,11 +109,23 @@ def write_seg_for_image(image_path: str | Path, target: str | Path, labels: np.n
     if missing:
         raise SegError(f"{image_path}: cannot make a DICOM SEG: the image has no {', '.join(missing)}")
     try:
-        return write_seg(target, source, labels, model_version)
-    except (SegError, OSError):  # already say why; a full disk is not the image's fault
+        return make_seg(source, labels, model_version, reviewed)
+    except SegError:  # already says why
         raise
     except Exception as exc:  # highdicom validates the source in many ways; each is this image's failure
         raise SegError(f"{image_path}: cannot make a DICOM SEG ({type(exc).__name__}: {_short(exc)})") from None
+
+
+def write_seg_for_image(image_path: str | Path, target: str | Path, labels: np.ndarray, model_version: str) -> Path:
+    """Write the SEG of ``labels`` for the DICOM X-ray at ``image_path`` atomically to ``target``."""
+    return save_seg(seg_for_image(image_path, labels, model_version), target)
+
+
+def seg_bytes(seg: Segmentation) -> bytes:
+    """The SEG as DICOM file bytes (to hash and store with a corrections case, say)."""
+    buffer = BytesIO()
+    seg.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def is_seg(path: str | Path) -> bool:

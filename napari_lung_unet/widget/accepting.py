@@ -4,6 +4,10 @@ At full resolution the store's 16-bit image PNG alone takes ~3 s to encode, so b
 case are written by a worker: a worklist case (its draft first, then the store entry) and an
 ad-hoc case, any other open image, stored with the same record: the source file's path when the
 image came from a file (else the layer's name) and the sha256 of its pixels.
+
+A DICOM case also gets a DICOM SEG of the accepted labels, in the same store entry; a case of a
+PACS worklist that asks for it then sends that SEG back to its study. Both are extras to the
+correction: when either fails the correction stays stored and the writer returns a warning line.
 """
 
 from __future__ import annotations
@@ -15,27 +19,62 @@ from typing import Any
 import numpy as np
 
 from ..corrections import CorrectionRecord, CorrectionsStore, safe_case_id, sha256_of
-from ..io import to_grey
+from ..io import ImageError, is_dicom, to_grey
 from ..worklist import Worklist
 
 
 def write_case(
     worklist: Worklist, case_id: str, store_dir: Path, pixels: np.ndarray, labels: np.ndarray,
     record: CorrectionRecord, done: threading.Event,
-) -> int:
-    """A worklist case: its draft (what reopening the case shows), then the store entry (record last)."""
+) -> tuple[int, str | None]:
+    """A worklist case: its draft (what reopening the case shows), then the store entry (record last).
+
+    Returns the number of cases in the store and a warning line, or None.
+    """
     try:
         worklist.save_draft(case_id, labels)
         record.image_sha256 = sha256_of(pixels)
+        seg, warning = _dicom_seg(record, labels)
         store = CorrectionsStore(store_dir)
-        store.add(pixels, labels, record)
-        return len(store)
+        store.add(pixels, labels, record, seg)
+        n_cases = len(store)
     finally:
-        done.set()
+        done.set()  # before any network I/O: reopening this case waits on it, on the GUI thread
+    if seg is not None:
+        warning = _send_to_pacs(worklist.folder, store.case(record.case_id).seg)
+    return n_cases, warning
 
 
-def write_adhoc(store_dir: Path, image: Any, labels: np.ndarray, record: CorrectionRecord, stem: str) -> tuple[str, int]:
-    """Any other image: converted to grey as the model saw it; returns (store case id, cases in store).
+def _dicom_seg(record: CorrectionRecord, labels: np.ndarray) -> tuple[bytes | None, str | None]:
+    """The encoded SEG of ``labels`` when the case's source is a DICOM file, and why there is none if it fails."""
+    from ..dicom_seg import seg_bytes, seg_for_image
+
+    source = Path(record.source_path)
+    if not (source.is_file() and is_dicom(source)):
+        return None, None
+    try:
+        return seg_bytes(seg_for_image(source, labels, record.model_version, reviewed=True)), None
+    except ImageError as exc:  # SegError too: the source cannot carry a SEG; the correction is still good
+        return None, f"accepted without a DICOM SEG: {exc}"
+
+
+def _send_to_pacs(folder: Path, seg: Path | None) -> str | None:
+    from ..dicomweb import DicomWebError
+    from ..pacs_worklist import store_seg_back
+
+    if seg is None:
+        return None
+    try:
+        store_seg_back(folder, seg)
+    except DicomWebError as exc:
+        return f"accepted, but the SEG was not stored in the PACS: {exc}"
+    return None
+
+
+def write_adhoc(
+    store_dir: Path, image: Any, labels: np.ndarray, record: CorrectionRecord, stem: str,
+) -> tuple[str, int, str | None]:
+    """Any other image: converted to grey as the model saw it; returns (store case id, cases in store, warning).
 
     The id ends with the first 12 hex digits of the pixels' sha256, so accepting the same image
     again replaces its entry while two images of the same name stay apart.
@@ -46,9 +85,10 @@ def write_adhoc(store_dir: Path, image: Any, labels: np.ndarray, record: Correct
         pixels = np.round(grey).astype(pixels.dtype) if pixels.dtype in (np.uint8, np.uint16) else grey
     record.image_sha256 = sha256_of(pixels)
     record.case_id = safe_case_id(f"{stem}-{record.image_sha256[:12]}")
+    seg, warning = _dicom_seg(record, labels)
     store = CorrectionsStore(store_dir)
-    store.add(pixels, labels, record)
-    return record.case_id, len(store)
+    store.add(pixels, labels, record, seg)
+    return record.case_id, len(store), warning
 
 
 def source_of(layer: Any) -> tuple[str, str]:

@@ -408,7 +408,7 @@ class ReviewController(QObject):
             write_case, worklist, case.case_id, self.store_dir, xray.pixels, labels, record, done,
             _start_thread=False,
             _connect={
-                "returned": lambda n, case=case, record=record: self._on_accepted(case, record.case_id, n),
+                "returned": lambda out, case=case, record=record: self._on_accepted(case, record.case_id, *out),
                 "errored": lambda exc, case=case: self._on_accept_failed(case.case_id, exc),
             },
         )
@@ -437,13 +437,15 @@ class ReviewController(QObject):
         self.accept_worker.start()
         return True
 
-    def _on_accepted(self, case: Case | None, store_id: str, n_cases: int) -> None:
+    def _on_accepted(self, case: Case | None, store_id: str, n_cases: int, warning: str | None = None) -> None:
         if case is not None:
             self._accepting.pop(case.case_id, None)
             if self.state.worklist is not None:
                 self.state.worklist.set_status(case, ACCEPTED)
                 self.case_refreshed.emit(case)
         show_info(strings.ACCEPTED_INFO.format(case_id=case.case_id if case else store_id, cases=strings.n_cases(n_cases)))
+        if warning:  # the correction is stored; its DICOM SEG or the PACS copy of it is not
+            show_warning(strings.ERROR_PREFIX + warning)
         self.stored.emit(store_id)
         if case is not None:
             self.case_accepted.emit(case)
