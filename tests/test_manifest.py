@@ -48,8 +48,13 @@ def test_contributions(manifest: PluginManifest):
     contrib = manifest.contributions
     assert [w.display_name for w in contrib.widgets] == ["Lung U-Net"]
     assert [(s.key, s.display_name) for s in contrib.sample_data] == [("chest_phantom", "Chest X-ray phantom")]
-    [reader] = contrib.readers
-    assert set(reader.filename_patterns) == {"*.dcm", "*.dicom"}  # no "*": PNGs must stay unambiguous
+    files, folders = contrib.readers
+    assert files.command == "napari-lung-unet.get_reader"
+    assert set(files.filename_patterns) == {"*.dcm", "*.dicom"}  # no "*": PNGs must stay unambiguous
+    assert not files.accepts_directories
+    # a folder opens as a review worklist; no file patterns, so it never competes for a file
+    assert folders.command == "napari-lung-unet.get_folder_reader"
+    assert folders.filename_patterns == [] and folders.accepts_directories
     [writer] = contrib.writers
     assert writer.layer_types == ["labels"]
     assert set(writer.filename_extensions) == {".png", ".tif", ".tiff"}
