@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -51,6 +52,25 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# what atomic_path's mkstemp names look like: .<target name>.<8 random characters>.tmp<target suffix>
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?$")
+
+
+def remove_leftovers(folder: str | os.PathLike[str]) -> int:
+    """Delete the temp files that writers killed before their rename left in ``folder``; return how many.
+
+    Only call it when no other process writes into ``folder``: its temp files would go too.
+    """
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            if _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
 
 
 def atomic_write(target: str | os.PathLike[str], writer: Callable[[Path], Any]) -> Path:

@@ -2,32 +2,33 @@
 
 Writes OUTPUT/<stem>.png, a uint8 label image at the input's size (0 background,
 1 right lung, 2 left lung), with --overlay OUTPUT/<stem>_overlay.png, and with --seg
-OUTPUT/<stem>.seg.dcm, a DICOM Segmentation in the source's study, for every DICOM input. Bad files are
-reported as "FAILED <path>: <reason>" and skipped; the exit code is 1 if any failed.
+OUTPUT/<stem>.seg.dcm, a DICOM Segmentation in the source's study, for every DICOM input.
+OUTPUT/results.csv gets one row per input as the run goes (status, lung areas, confidence,
+model version, seconds). Bad files are reported as "FAILED <path>: <reason>" and skipped; the
+exit code is 1 if any failed. Running the same command again skips the inputs already done.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import traceback
-from collections import deque
+import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from .atomic import atomic_write_png
+from .atomic import remove_leftovers
+from .batch_local import run_local
+from .batch_steps import OVERLAY_SUFFIX, Failed, Job, Settings, failed_row
 from .device import DEVICE_CHOICES
-from .io import XRay, is_dicom, list_images, read_xray
-from .overlay import make_overlay
-from .predict import Prediction, Predictor
+from .io import list_images
+from .predict import Predictor
+from .registry import Registry
+from .results_table import RESULTS_NAME, ResultsTable, Row
+from .resume import split_done
 from .text import printable
-
-OVERLAY_SUFFIX = "_overlay"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,9 +61,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="DICOMweb inputs: store each SEG back into its study (STOW-RS); implies --seg",
     )
     p.add_argument("--batch-size", type=_positive_int, default=4, metavar="N", help="images per network call (default: 4)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=_cores(), metavar="N",
+        help="processes that read, pre-process, post-process and write while the network runs here; "
+        f"1 keeps everything in this process (default: the number of cores, {_cores()})",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help=f"redo every input; by default inputs whose outputs an earlier run completed (checked against {RESULTS_NAME}) are skipped",
+    )
+    p.add_argument(
+        "--scheduler", default=None, metavar="tcp://HOST:PORT",
+        help="run on a Dask distributed cluster (pip install 'napari-lung-unet[cluster]'); inputs and output must be on storage every worker sees",
+    )
     # SUPPRESS keeps `lung-unet --debug predict ...` working: a default here would overwrite it
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks for failures")
     p.set_defaults(run=run)
+
+
+def _cores() -> int:
+    """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _positive_int(text: str) -> int:
@@ -70,12 +89,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-@dataclass
-class Job:
-    path: Path
-    stem: str  # output name without extension, unique within this run
 
 
 def plan_outputs(files: list[Path], output: Path, overlay: bool) -> tuple[list[Job], list[str]]:
@@ -123,98 +136,48 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(printable(note), file=sys.stderr)
 
-    predictor = Predictor.from_registry(args.model, device=args.device)  # once, before any file is touched
+    loaded = Registry().load(args.model)  # once, before any file is touched
+    predictor = None if args.scheduler else Predictor(loaded, device=args.device)
+    settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)))
     output.mkdir(parents=True, exist_ok=True)
-    print(printable(f"model {predictor.version} on {predictor.device}, {len(jobs)} file(s) -> {output}"), file=sys.stderr)
+    remove_leftovers(output)  # temp files of a run killed before its renames
+    started = time.perf_counter()
+    with ResultsTable(output / RESULTS_NAME) as table:
+        todo, done = (jobs, []) if args.overwrite else split_done(jobs, table.rows, settings)
+        where = f"cluster {args.scheduler}" if args.scheduler else f"{predictor.device}, {args.workers} worker(s)"
+        print(printable(
+            f"model {loaded.card.version} on {where}: {len(todo)} file(s) to do"
+            + (f", {len(done)} already done" if done else "") + f" -> {output}"
+        ), file=sys.stderr)
+        if args.scheduler:
+            from .batch_cluster import run_cluster  # lazy: distributed is the optional [cluster] extra
 
-    failed = 0
-    bar = tqdm(total=len(jobs), unit="file", file=sys.stderr, dynamic_ncols=True)
-
-    def fail(path: Path, exc: BaseException) -> None:
-        nonlocal failed
-        failed += 1
-        reason = str(exc)
-        if reason.startswith(f"{path}: "):  # ImageError messages already name the file
-            reason = reason[len(f"{path}: "):]
-        if not isinstance(exc, (ValueError, OSError)):
-            reason = f"{type(exc).__name__}: {reason}"
-        tqdm.write(printable(f"FAILED {path}: {reason}"), file=sys.stderr)  # one line, whatever the name holds
-        if debug:
-            tqdm.write("".join(traceback.format_exception(exc)), file=sys.stderr)
-        bar.update(1)
-
-    # readers decode upcoming files while the network runs; one writer compresses PNGs meanwhile
-    with ThreadPoolExecutor(2, thread_name_prefix="read") as readers, ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
-        fed: deque[tuple[Job, np.ndarray | None]] = deque()
-        writes: deque[tuple[Job, Future[None]]] = deque()
-
-        def good_images() -> Iterator[XRay]:
-            for job, xray in _prefetch(readers, jobs, window=args.batch_size + 2):
-                if isinstance(xray, BaseException):
-                    fail(job.path, xray)
-                    continue
-                # only the overlay needs the full-size pixels after the network has its input
-                fed.append((job, xray.pixels if args.overlay else None))
-                yield xray
-
-        def harvest(keep: int) -> None:
-            """Collect finished writes; wait for the oldest while more than ``keep`` are queued (bounds memory)."""
-            while writes and (len(writes) > keep or writes[0][1].done()):
-                job, future = writes.popleft()
-                try:
-                    future.result()
-                    bar.update(1)
-                except Exception as exc:  # disk full, permissions: this file failed, the batch goes on
-                    fail(job.path, exc)
-
-        for prediction in predictor.predict_batch(good_images(), batch_size=args.batch_size):
-            job, image = fed.popleft()
-            seg_source = job.path if args.seg and is_dicom(job.path) else None
-            writes.append((job, writer.submit(_write, output, job.stem, prediction, image, seg_source, predictor.version)))
-            harvest(keep=2 * args.batch_size)
-        harvest(keep=0)
-    bar.close()
-
-    done = len(jobs) - failed
-    print(printable(f"wrote {done} mask(s) to {output}" + (f"; {failed} file(s) FAILED" if failed else "")), file=sys.stderr)
+            outcomes = run_cluster(args.scheduler, todo, loaded, settings, args.device, args.batch_size)
+        else:
+            outcomes = run_local(todo, predictor, settings, args.workers, args.batch_size)
+        ok, failed = _record(outcomes, table, settings, len(todo), debug)
+    seconds = time.perf_counter() - started
+    print(printable(
+        f"done {ok}, skipped {len(done)}, failed {failed} in {seconds:.1f} s "
+        f"({ok / seconds if seconds > 0 else 0.0:.2f} images/s) -> {output}"
+    ), file=sys.stderr)
     return 1 if failed else 0
 
 
-def _prefetch(pool: ThreadPoolExecutor, jobs: list[Job], window: int) -> Iterator[tuple[Job, XRay | BaseException]]:
-    """Yield ``(job, image or the exception reading it)`` in order, keeping ``window`` reads in flight."""
-    pending: deque[tuple[Job, Future[XRay]]] = deque()
-    upcoming = iter(jobs)
-    for job in upcoming:
-        pending.append((job, pool.submit(read_xray, job.path)))
-        if len(pending) >= window:
-            break
-    while pending:
-        job, future = pending.popleft()
-        nxt = next(upcoming, None)
-        if nxt is not None:
-            pending.append((nxt, pool.submit(read_xray, nxt.path)))
-        try:
-            yield job, future.result()
-        except Exception as exc:  # decoders raise many types for hostile files; each is this file's failure
-            yield job, exc
-
-
-def _write(
-    output: Path, stem: str, prediction: Prediction, image: np.ndarray | None,
-    seg_source: Path | None = None, model_version: str = "",
-) -> None:
-    """Write the mask, the overlay when ``image`` is given and the DICOM SEG of ``seg_source``;
-    all or nothing, so a failure leaves no output."""
-    picture = make_overlay(image, prediction.labels) if image is not None else None
-    written = [atomic_write_png(output / f"{stem}.png", prediction.labels)]
-    try:
-        if picture is not None:
-            written.append(atomic_write_png(output / f"{stem}{OVERLAY_SUFFIX}.png", picture))
-        if seg_source is not None:
-            from .dicom_seg import SEG_SUFFIX, write_seg_for_image  # lazy: highdicom loads only for --seg
-
-            written.append(write_seg_for_image(seg_source, output / f"{stem}{SEG_SUFFIX}", prediction.labels, model_version))
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
+def _record(outcomes: Iterator[tuple[Job, Row | Failed]], table: ResultsTable, settings: Settings,
+            total: int, debug: bool) -> tuple[int, int]:
+    """Append every outcome to results.csv as it comes, report failures and move the bar; return (ok, failed)."""
+    ok = failed = 0
+    with tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1) as bar:
+        for job, outcome in outcomes:
+            if isinstance(outcome, Failed):
+                failed += 1
+                table.append(failed_row(job, outcome, settings))
+                tqdm.write(printable(f"FAILED {job.path}: {outcome.reason}"), file=sys.stderr)  # one line, whatever the name holds
+                if debug and outcome.trace:
+                    tqdm.write(outcome.trace, file=sys.stderr)
+            else:
+                ok += 1
+                table.append(outcome)
+            bar.update(1)
+    return ok, failed

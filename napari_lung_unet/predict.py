@@ -41,6 +41,18 @@ class Prediction:
         return float(np.abs(2.0 * p[band] - 1.0).mean())
 
 
+def prepare_for(card: ModelCard, image: np.ndarray | XRay) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The network's input for ``image`` and the original shape. No model needed: batch workers call it."""
+    pixels = image.pixels if isinstance(image, XRay) else to_grey(image)
+    return prepare_input(pixels, card.input_size, card.normalisation), pixels.shape
+
+
+def finish_for(card: ModelCard, prob: np.ndarray, shape: tuple[int, int]) -> Prediction:
+    """Labels at ``shape`` from the network's probability. No model needed: batch workers call it."""
+    labels = labels_from_probability(prob, shape, card.threshold)
+    return Prediction(labels=labels, small_probability=prob, model_version=card.version)
+
+
 class Predictor:
     """Holds one loaded model on one device; reuse it across images."""
 
@@ -67,8 +79,7 @@ class Predictor:
         return self.card.version
 
     def prepare(self, image: np.ndarray | XRay) -> tuple[torch.Tensor, tuple[int, int]]:
-        pixels = image.pixels if isinstance(image, XRay) else to_grey(image)
-        return prepare_input(pixels, self.card.input_size, self.card.normalisation), pixels.shape
+        return prepare_for(self.card, image)
 
     @torch.inference_mode()
     def network(self, batch: torch.Tensor) -> np.ndarray:
@@ -84,8 +95,7 @@ class Predictor:
         return torch.sigmoid(logits)[:, 0].cpu().numpy()
 
     def finish(self, prob: np.ndarray, shape: tuple[int, int]) -> Prediction:
-        labels = labels_from_probability(prob, shape, self.card.threshold)
-        return Prediction(labels=labels, small_probability=prob, model_version=self.version)
+        return finish_for(self.card, prob, shape)
 
     def predict(self, image: np.ndarray | XRay) -> Prediction:
         x, shape = self.prepare(image)

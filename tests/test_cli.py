@@ -61,13 +61,13 @@ def test_predict_mixed_folder(mixed_folder: Path, tmp_path: Path, tiny_model_dir
     err = capsys.readouterr().err
     assert code == 1
     _check_masks(out)
-    assert sorted(p.name for p in out.iterdir()) == ["case_a.png", "case_b.png"]  # nothing for bad files, no temp files
+    assert sorted(p.name for p in out.iterdir()) == ["case_a.png", "case_b.png", "results.csv"]  # nothing for bad files, no temp files
     failed = _failed_lines(err)
     assert len(failed) == 2, err
     assert any(line.startswith(f"{mixed_folder / 'corrupt.png'}: not a readable image") for line in failed), failed
     assert any(line.startswith(f"{mixed_folder / 'stack.tif'}: got a 3-D stack") and "axis 0" in line for line in failed)
     assert "Traceback" not in err
-    assert "2 file(s) FAILED" in err
+    assert ", failed 2 in " in err
 
 
 def test_predict_all_good_exits_zero(good_folder: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -103,7 +103,7 @@ def test_same_stem_does_not_overwrite(tmp_path: Path, tiny_model_dir: Path, caps
     tifffile.imwrite(third, make_phantom((64, 80), seed=2)[0])
     out = tmp_path / "masks"
     assert main(["predict", str(first), str(second), str(third), "-o", str(out), "--model", str(tiny_model_dir)]) == 0
-    shapes = {p.name: iio.imread(p).shape for p in out.iterdir()}
+    shapes = {p.name: iio.imread(p).shape for p in out.glob("*.png")}
     assert shapes == {"scan.png": (100, 90), "scan-2.png": (120, 140), "scan-3.png": (64, 80)}
     assert capsys.readouterr().err.count("note:") == 2
 
@@ -197,6 +197,6 @@ def test_console_script_end_to_end(mixed_folder: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 1, result.stderr
     _check_masks(out)
-    assert sorted(p.name for p in out.iterdir()) == ["case_a.png", "case_a_overlay.png", "case_b.png", "case_b_overlay.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["case_a.png", "case_a_overlay.png", "case_b.png", "case_b_overlay.png", "results.csv"]
     assert len(_failed_lines(result.stderr)) == 2
     assert "Traceback" not in result.stderr

@@ -45,7 +45,7 @@ def test_predict_seg_round_trip(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
     assert main(["predict", str(inputs), "-o", str(out), "--seg", "--device", "cpu"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "chest.png", "chest.seg.dcm", "chest_j2k.png", "chest_j2k.seg.dcm", "plain.png",
+        "chest.png", "chest.seg.dcm", "chest_j2k.png", "chest_j2k.seg.dcm", "plain.png", "results.csv",
     ]
     for stem in ("chest", "chest_j2k"):
         source = pydicom.dcmread(inputs / f"{stem}.dcm", stop_before_pixels=True)
@@ -143,4 +143,4 @@ def test_image_that_cannot_have_a_seg_fails_alone_and_leaves_no_output(
     assert main(["predict", str(folder), "-o", str(out), "--seg", "--model", str(tiny_model_dir)]) == 1
     err = capsys.readouterr().err
     assert f"FAILED {bad}: cannot make a DICOM SEG: the image has no StudyInstanceUID, SeriesInstanceUID" in err
-    assert sorted(p.name for p in out.iterdir()) == ["good.png", "good.seg.dcm"]
+    assert sorted(p.name for p in out.iterdir()) == ["good.png", "good.seg.dcm", "results.csv"]

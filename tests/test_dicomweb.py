@@ -124,7 +124,7 @@ def test_sr_and_earlier_seg_in_a_study_are_skipped(
     assert run_predict(url, "-o", str(tmp_path / "second"), "--seg") == 0
     err = capsys.readouterr().err
     assert "a Segmentation Storage, not an image" in err
-    assert sorted(p.name for p in (tmp_path / "second").iterdir()) == [f"{source.SOPInstanceUID}.png", f"{source.SOPInstanceUID}.seg.dcm"]
+    assert sorted(p.name for p in (tmp_path / "second").iterdir()) == [f"{source.SOPInstanceUID}.png", f"{source.SOPInstanceUID}.seg.dcm", "results.csv"]
 
 
 @pytest.mark.data

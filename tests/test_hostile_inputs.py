@@ -19,12 +19,13 @@ def test_a_newline_in_a_file_name_cannot_forge_a_summary_line(tmp_path: Path, ti
                                                              capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "bad\nwrote 99 mask(s) to elsewhere\x1b[2K.png").write_bytes(b"not an image")
+    (folder / "bad\ndone 99, skipped 0, failed 0 to elsewhere\x1b[2K.png").write_bytes(b"not an image")
     assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir)]) == 1
     lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
-    assert [line for line in lines if line.startswith("wrote")] == ["wrote 0 mask(s) to " + str(tmp_path / "out") + "; 1 file(s) FAILED"]
-    (failed,) = [line for line in lines if "FAILED " in line and not line.startswith("wrote")]
-    assert "bad\\nwrote 99 mask(s) to elsewhere\\x1b[2K.png" in failed and "\x1b" not in failed
+    (summary,) = [line for line in lines if line.startswith("done")]
+    assert summary.startswith("done 0, skipped 0, failed 1 in ") and summary.endswith(" -> " + str(tmp_path / "out"))
+    (failed,) = [line for line in lines if "FAILED " in line]
+    assert "bad\\ndone 99, skipped 0, failed 0 to elsewhere\\x1b[2K.png" in failed and "\x1b" not in failed
 
 
 def test_printable_keeps_ordinary_text() -> None:

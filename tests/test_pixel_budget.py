@@ -200,5 +200,5 @@ def test_predict_on_a_folder_of_bombs_fails_each_by_name_in_bounded_memory(tmp_p
     assert code == "1"
     for bomb in bombs:
         assert f"FAILED {bomb}: image is 30000×30000 (900.0 Mpx), over the 25.0 Mpx limit" in out.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok.png", "results.csv"]
     assert float(rss) < 2 * GB, f"peak RSS {float(rss) / GB:.2f} GB"

@@ -1,0 +1,104 @@
+"""The local pipeline of ``lung-unet predict``: workers load and finish images, the network runs in batches here.
+
+``workers == 1`` is the single-process pipeline: reader threads and one finishing thread around
+the network. ``workers > 1`` gives loading (read, pre-process) and finishing (post-process, write)
+to that many processes, started from a forkserver that has imported the steps once, while this
+process keeps the model and runs the network on every batch, with its usual thread count. The
+network sees the same batches with the same threads for any ``workers``, and the steps are
+deterministic, so the masks are byte-identical whatever the count.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
+
+import numpy as np
+import torch
+
+from . import batch_steps
+from .batch_steps import Failed, Job, Loaded, Settings
+from .predict import Predictor
+from .results_table import Row
+
+Outcome = tuple[Job, "Row | Failed"]
+
+
+def _init_worker() -> None:
+    # each worker is one of ``workers`` busy processes: more torch threads would only oversubscribe the cores
+    torch.set_num_threads(1)
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    if sys.platform == "linux":
+        # forkserver: workers fork from a clean process that imported torch and the steps once (fast
+        # starts); plain fork would copy this process's OpenMP threads' state, which can deadlock
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["napari_lung_unet.batch_steps"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
+def run_local(jobs: list[Job], predictor: Predictor, settings: Settings, workers: int, batch_size: int) -> Iterator[Outcome]:
+    """Yield ``(job, row or failure)`` for every job: failed reads in input order, the others as they finish."""
+    with ExitStack() as stack:
+        if workers == 1:
+            loaders: Executor = stack.enter_context(ThreadPoolExecutor(2, thread_name_prefix="load"))
+            finishers: Executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="finish"))
+        else:
+            loaders = finishers = stack.enter_context(_process_pool(workers))
+        in_flight = batch_size + 2 * workers  # bounds memory: decoded images waiting and masks not yet written
+        finishing: deque[tuple[Job, Future[Row | Failed]]] = deque()
+        batch: list[tuple[Job, Loaded]] = []
+
+        def run_batch() -> None:
+            started = time.perf_counter()
+            probs = predictor.network(torch.from_numpy(np.stack([loaded.x for _, loaded in batch])))
+            share = (time.perf_counter() - started) / len(batch)
+            for (job, loaded), prob in zip(batch, probs):
+                loaded.x = np.empty(0, np.float32)  # the finisher does not need the input: do not ship it back
+                finishing.append((job, finishers.submit(batch_steps.finish, job, loaded, prob, share, settings)))
+            batch.clear()
+
+        def harvest(keep: int) -> Iterator[Outcome]:
+            while finishing and (len(finishing) > keep or finishing[0][1].done()):
+                job, future = finishing.popleft()
+                yield job, _result(future)
+
+        for job, loaded in _ordered(loaders, jobs, settings, window=in_flight):
+            if isinstance(loaded, Failed):
+                yield job, loaded
+                continue
+            batch.append((job, loaded))
+            if len(batch) >= batch_size:
+                run_batch()
+                yield from harvest(keep=in_flight)
+        if batch:
+            run_batch()
+        yield from harvest(keep=0)
+
+
+def _ordered(pool: Executor, jobs: list[Job], settings: Settings, window: int) -> Iterator[tuple[Job, Loaded | Failed]]:
+    """Load every job on ``pool``, ``window`` at a time, and yield them in input order (so batches never depend on timing)."""
+    pending: deque[tuple[Job, Future[Loaded | Failed]]] = deque()
+    for job in jobs:
+        pending.append((job, pool.submit(batch_steps.load, job, settings)))
+        if len(pending) >= window:
+            done, future = pending.popleft()
+            yield done, _result(future)
+    while pending:
+        done, future = pending.popleft()
+        yield done, _result(future)
+
+
+def _result(future: Future[Row | Failed] | Future[Loaded | Failed]) -> Row | Failed | Loaded:
+    try:
+        return future.result()
+    except Exception as exc:  # the worker died (killed, out of memory): this job failed, so did the pool
+        return Failed(f"{type(exc).__name__}: {exc}", "")
