@@ -165,11 +165,16 @@ def test_defect5_dock_fits_a_1366x768_laptop(make_napari_viewer, tiny_current, q
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1366, 768)
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    # napari's layer controls are widest (337 px) once a layer is open and a mask is selected
+    image, truth = make_phantom((128, 128), seed=2)
+    viewer.add_image(image, name="x-ray")
+    viewer.layers.selection.active = viewer.add_labels(truth, name="lungs x-ray")
     qtbot.wait(300)
     window = viewer.window._qt_window
     canvas = viewer.window._qt_viewer.canvas.native
     assert window.width() == 1366
-    assert canvas.width() >= 0.55 * window.width(), (canvas.width(), widget.width())
+    controls = viewer.window._qt_viewer.dockLayerControls.width()
+    assert canvas.width() >= 0.55 * window.width(), (canvas.width(), controls, widget.width())
     assert widget.height() <= window.height()  # scrolls rather than growing past the screen
     content = widget.scroll.widget()
     assert content.minimumSizeHint().width() <= widget.scroll.viewport().width()  # nothing cut off at the side

@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 
 # viewer-level shortcuts; overwrite=True because napari may already bind some of these keys
 SHORTCUTS = {"Shift-N": "next", "Shift-P": "previous", "Shift-A": "accept"}
-DOCK_WIDTH = 300  # px: beside napari's layer list (~270 px), the canvas keeps >= 55 % of a 1366-px window
-COMBO_CHARS = 10  # combo boxes show this many characters; the full names are in the list and tooltips
+DOCK_WIDTH = 240  # px: beside napari's layer controls (337 px once a layer is open), the canvas keeps >= 55 % of a 1366-px window
+COMBO_CHARS = 4  # the least a combo box asks for (it grows to the dock's width); full names are in the list and tooltips
 
 
 class _RefreshingComboBox(QComboBox):
@@ -157,6 +157,7 @@ class LungUNetWidget(QWidget):
         )
         model_tab = _column(_group(strings.FINETUNE, self.finetune), _group(strings.HISTORY_TITLE, self.history))
         self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)  # no frame around the pages: its pixels go to the controls in a 240-px dock
         self.tabs.addTab(review_tab, strings.TAB_REVIEW)
         self.tabs.addTab(model_tab, strings.TAB_MODEL)
 
@@ -320,6 +321,8 @@ class LungUNetWidget(QWidget):
         elif keep:
             self.model_combo.setEditText(keep)
         self.model_combo.setToolTip(f"{self.model_combo.currentText()}\n\n{strings.MODEL_TIP}")
+        # an editable box scrolls its text to the end when narrow ("lt-2 (current)"); the version's start names it
+        self.model_combo.lineEdit().setCursorPosition(0)
         view = self.model_combo.view()
         view.setMinimumWidth(view.sizeHintForColumn(0) + 24)  # the list shows full names, however narrow the box
         self.model_combo.blockSignals(False)
@@ -369,7 +372,7 @@ class LungUNetWidget(QWidget):
 def _group(title: str, *widgets: QWidget) -> QGroupBox:
     box = QGroupBox(title)
     layout = QVBoxLayout(box)
-    layout.setContentsMargins(4, 4, 4, 4)
+    layout.setContentsMargins(2, 4, 2, 4)
     for widget in widgets:
         layout.addWidget(widget)
     return box

@@ -66,10 +66,8 @@ class WorklistPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.open_button)
         layout.addWidget(self.list)
-        options = QHBoxLayout()
-        options.addWidget(self.only_unreviewed)
-        options.addWidget(self.auto_propose)
-        layout.addLayout(options)
+        layout.addWidget(self.only_unreviewed)  # each on its own row: side by side they widen the dock past 250 px
+        layout.addWidget(self.auto_propose)
         layout.addWidget(self.summary)
         layout.addLayout(nav)
         layout.addWidget(self.case_info)
