@@ -44,6 +44,7 @@ from .controls import QuickControls
 from .dock_state import DockState
 from .finetune_panel import FinetunePanel
 from .history import HistoryPanel
+from .pacs_dialog import open_pacs_dialog
 from .proposals import ProposalRunner
 from .readouts import ReadoutsLabel
 from .review import ReviewController
@@ -199,6 +200,7 @@ class LungUNetWidget(QWidget):
         state.models_changed.connect(self._on_models_changed)
 
         self.worklist_panel.open_folder_clicked.connect(self._browse_folder)
+        self.worklist_panel.open_pacs_clicked.connect(lambda: open_pacs_dialog(self, self.review.open_folder))
         self.worklist_panel.case_clicked.connect(review.open_case)
         self.worklist_panel.step_clicked.connect(review.step)
         self.worklist_panel.only_unreviewed.toggled.connect(lambda on: setattr(state, "only_unreviewed", on))

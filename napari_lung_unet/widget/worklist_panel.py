@@ -30,6 +30,7 @@ class _CaseList(QListWidget):
 
 class WorklistPanel(QWidget):
     open_folder_clicked = Signal()
+    open_pacs_clicked = Signal()
     case_clicked = Signal(int)  # index into the worklist
     step_clicked = Signal(int)  # -1 previous, +1 next
 
@@ -38,6 +39,9 @@ class WorklistPanel(QWidget):
         self.open_button = QPushButton(strings.OPEN_FOLDER)
         self.open_button.setToolTip(strings.OPEN_FOLDER_TIP)
         self.open_button.clicked.connect(self.open_folder_clicked)
+        self.pacs_button = QPushButton(strings.OPEN_PACS)
+        self.pacs_button.setToolTip(strings.OPEN_PACS_TIP)
+        self.pacs_button.clicked.connect(self.open_pacs_clicked)
         self.list = _CaseList()
         self.list.setMinimumHeight(70)
         self.list.itemActivated.connect(lambda item: self.case_clicked.emit(item.data(Qt.ItemDataRole.UserRole)))
@@ -65,6 +69,7 @@ class WorklistPanel(QWidget):
         layout = QVBoxLayout(self)  # one control per row where two would widen a laptop's dock
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.open_button)
+        layout.addWidget(self.pacs_button)
         layout.addWidget(self.list)
         layout.addWidget(self.only_unreviewed)  # each on its own row: side by side they widen the dock past 250 px
         layout.addWidget(self.auto_propose)
