@@ -16,8 +16,10 @@ import pytest
 from dicom_files import write_radiograph
 from test_dicom_seg import segment_masks
 
+from napari_lung_unet.atomic import atomic_write_json
 from napari_lung_unet.corrections import SEGS, CorrectionRecord, CorrectionsError, CorrectionsStore
 from napari_lung_unet.io import read_xray
+from napari_lung_unet.pacs_worklist import PACS_FILE
 from napari_lung_unet.widget.accepting import write_adhoc, write_case
 from napari_lung_unet.worklist import Worklist
 
@@ -111,3 +113,15 @@ def test_dicom_without_a_series_uid_is_accepted_with_a_warning(tmp_path: Path, r
     assert n == 1 and warning is not None
     assert warning.startswith("accepted without a DICOM SEG: ") and "SeriesInstanceUID" in warning
     assert CorrectionsStore(tmp_path / "store").case(f"wl-{CASE}").seg is None
+
+
+@pytest.mark.data
+def test_pacs_worklist_whose_server_is_gone_keeps_the_correction(dicom_case: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """Storing the SEG back is an extra: an unreachable PACS leaves the accepted case whole, with a warning."""
+    folder, labels = dicom_case
+    atomic_write_json(folder / PACS_FILE, {"root": "http://127.0.0.1:9/dicom-web", "studies": ["1.2.3"], "store_seg": True})
+    n, warning = _accept(folder, tmp_path / "store", labels)
+    assert n == 1 and warning is not None
+    assert warning.startswith("accepted, but the SEG was not stored in the PACS: ") and "server unreachable" in warning
+    assert "\n" not in warning
+    assert CorrectionsStore(tmp_path / "store").case(f"wl-{CASE}").seg is not None

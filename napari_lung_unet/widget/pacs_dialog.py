@@ -130,6 +130,8 @@ class PacsDialog(QDialog):
     # -- opening -------------------------------------------------------------------
     def open_chosen(self) -> None:
         chosen = self.chosen()
+        if self.busy:  # a double-click in the table while a request is in flight
+            return
         if not chosen:
             self._say(CHOOSE)
             return
