@@ -41,6 +41,7 @@ from ..registry import Registry
 from ..settings import corrections_dir
 from . import layers, strings
 from .controls import QuickControls
+from .current import read_current
 from .dock_state import DockState
 from .finetune_panel import FinetunePanel
 from .history import HistoryPanel
@@ -125,6 +126,9 @@ class LungUNetWidget(QWidget):
         self.progress.setMaximumHeight(8)
         self.progress.setVisible(False)
         self.status_label = _wrapping(QLabel(strings.STATUS_IDLE))
+        self.registry_problem = _wrapping(QLabel(""))  # shown only while models/CURRENT is damaged
+        self.registry_problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # to copy the command
+        self.registry_problem.setVisible(False)
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -166,6 +170,7 @@ class LungUNetWidget(QWidget):
         layout = QVBoxLayout(content)
         layout.setContentsMargins(2, 2, 2, 2)  # every pixel of width is the canvas's on a laptop
         layout.addLayout(form)
+        layout.addWidget(self.registry_problem)
         layout.addWidget(self.propose_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.status_label)
@@ -310,7 +315,9 @@ class LungUNetWidget(QWidget):
         """
         keep = self.state.model
         registry = Registry()
-        current = registry.current_version()
+        current, problem = read_current(registry)
+        self.registry_problem.setText(strings.REGISTRY_DAMAGED.format(message=problem) if problem else "")
+        self.registry_problem.setVisible(problem is not None)
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for card in registry.cards():
@@ -322,6 +329,8 @@ class LungUNetWidget(QWidget):
             self.model_combo.setCurrentIndex(index)
         elif keep:
             self.model_combo.setEditText(keep)
+        else:
+            self.model_combo.setCurrentIndex(-1)  # no current version (CURRENT damaged): never guess one
         self.model_combo.setToolTip(f"{self.model_combo.currentText()}\n\n{strings.MODEL_TIP}")
         # an editable box scrolls its text to the end when narrow ("lt-2 (current)"); the version's start names it
         self.model_combo.lineEdit().setCursorPosition(0)

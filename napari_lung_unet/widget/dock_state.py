@@ -18,6 +18,7 @@ from ..io import XRay
 from ..registry import Registry
 from ..worklist import Case, Worklist
 from . import layers
+from .current import read_current
 from .state import ProposalResult
 
 if TYPE_CHECKING:
@@ -116,8 +117,9 @@ class DockState(QObject):
         self.model = None
         self.models_changed.emit()
 
-    def current_model(self) -> str:
-        return Registry().current_version()
+    def current_model(self) -> str | None:
+        """The registry's current version, or None while models/CURRENT is damaged."""
+        return read_current(Registry())[0]
 
     # -- what is running ------------------------------------------------------------
     def set_running(self, running: bool) -> None:

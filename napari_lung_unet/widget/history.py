@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QAbstractItemView, QPushButton, QTableWidget, QTableW
 from ..card import ModelCard
 from ..registry import Registry, RegistryError
 from . import strings
+from .current import read_current
 
 CURRENT_MARK = "●"
 MIN_ROWS = 3  # rows always visible, however much the result text above grows
@@ -57,7 +58,7 @@ class HistoryPanel(QWidget):
 
     def refresh(self) -> None:
         registry = Registry()
-        current = registry.current_version()
+        current, _problem = read_current(registry)  # the dock shows the problem; no row is marked current
         cards = registry.cards()
         self.table.setRowCount(len(cards))
         for row, card in enumerate(cards):

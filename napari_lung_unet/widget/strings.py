@@ -114,6 +114,8 @@ FT_PROMOTED = "{version} is now the current model: {reason}."
 FT_REJECTED = "{version} was kept in Model history but is not used: {reason}."
 FT_UNVERIFIED = "{version} could not be fully checked and is not used yet: press Promote anyway to use it."
 
+# a damaged models/CURRENT: the registry's own message (file, cause, repair command), then the way in the dock
+REGISTRY_DAMAGED = "⚠ {message}\nOr pick a version in Model ▸ Model history and press Make selected current."
 HISTORY_TITLE = "Model history"
 TAB_REVIEW, TAB_MODEL = "Review", "Model"
 WORKLIST_TITLE, CORRECT_TITLE = "Worklist", "Correct"
