@@ -24,10 +24,12 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     labelled, n = ndimage.label(mask)
     if n == 0:
         return np.zeros(mask.shape, np.uint8)
-    sizes = ndimage.sum_labels(np.ones_like(mask, dtype=np.int32), labelled, index=np.arange(1, n + 1))
+    # pixel counts as float64, like the ndimage.sum_labels this replaces (~2 ms at 384²), so argsort breaks ties alike
+    sizes = np.bincount(labelled.ravel(), minlength=n + 1)[1:].astype(np.float64)
     order = np.argsort(sizes)[::-1][:2]
     keep = [int(i) + 1 for i in order if sizes[i] >= MIN_COMPONENT_FRACTION * sizes[order[0]]]
-    parts = [_fill_holes(labelled == k) for k in keep]
+    boxes = ndimage.find_objects(labelled, max_label=max(keep))
+    parts = [_fill_holes_in_box(labelled, k, boxes[k - 1]) for k in keep]
     if len(parts) == 1:
         return _split_single(parts[0])
     out = np.zeros(mask.shape, np.uint8)
@@ -37,6 +39,19 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     out[right] = RIGHT_LUNG
     out[left] = LEFT_LUNG
     return out
+
+
+def _fill_holes_in_box(labelled: np.ndarray, k: int, box: tuple[slice, slice]) -> np.ndarray:
+    """Component ``k`` with its holes filled, working only on its bounding box (a lung is ~1/4 of the image).
+
+    Exact: the box is padded with one ring of background, and a background pixel inside the box
+    reaches the image edge exactly when it reaches that ring (any path out crosses it, and every
+    pixel outside the box sees the edge in a straight line).
+    """
+    part = np.zeros(labelled.shape, bool)
+    crop = np.pad(labelled[box] == k, 1)
+    part[box] = _fill_holes(crop)[1:-1, 1:-1]
+    return part
 
 
 def _fill_holes(part: np.ndarray) -> np.ndarray:
@@ -79,13 +94,33 @@ def labels_from_probability(prob: np.ndarray, out_shape: tuple[int, int], thresh
     above = prob > threshold
     cleaned[(small_labels > 0) & ~above] = 1.0
     cleaned[(small_labels == 0) & above] = 0.0
-    # every pixel gets the label of its nearest lung, so bilinear edges never fall between labels
-    _, (ri, ci) = ndimage.distance_transform_edt(small_labels == 0, return_indices=True)
-    side = small_labels[ri, ci]
     if out_shape[0] >= prob.shape[0] and out_shape[1] >= prob.shape[1]:
+        # upsampling looks the side up only next to lung pixels: the lungs' box grown by 2 is enough
+        side = _nearest_lung(small_labels, margin=2)
         labels, pieces = _upsample_labels(cleaned, side, small_labels, out_shape, threshold)
         return labels if pieces <= 2 else _one_component_per_lung(labels)
-    return _one_component_per_lung(_resize_labels(cleaned, side, out_shape, threshold))
+    # the antialiased shrink samples the side map far from the lungs: everywhere
+    return _one_component_per_lung(_resize_labels(cleaned, _nearest_lung(small_labels), out_shape, threshold))
+
+
+def _nearest_lung(small_labels: np.ndarray, margin: int | None = None) -> np.ndarray:
+    """The label of the nearest lung pixel, so bilinear edges never fall between labels.
+
+    With ``margin``, only inside the lungs' bounding box grown by ``margin`` (0 elsewhere): the
+    distance transform, the largest cost of post-processing, then covers about half the image.
+    Every lung pixel lies in the box, so each pixel there finds the same nearest one.
+    """
+    box: tuple[slice, ...] = (slice(None), slice(None))
+    if margin is not None:
+        rows, cols = np.nonzero(small_labels.any(axis=1))[0], np.nonzero(small_labels.any(axis=0))[0]
+        h, w = small_labels.shape
+        box = (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)),
+               slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)))
+    crop = small_labels[box]
+    _, (ri, ci) = ndimage.distance_transform_edt(crop == 0, return_indices=True)
+    side = np.zeros_like(small_labels)
+    side[box] = crop[ri, ci]
+    return side
 
 
 def _resize_labels(cleaned: np.ndarray, side: np.ndarray, out_shape: tuple[int, int], threshold: float) -> np.ndarray:
