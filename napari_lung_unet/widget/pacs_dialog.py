@@ -112,6 +112,8 @@ class PacsDialog(QDialog):
         if not is_study_url(root):
             self._say(NEED_URL)
             return
+        self._studies = []  # the old server's rows must not stay choosable while another is listed
+        self.table.setRowCount(0)
         self._start(list_studies, root, returned=self._show_studies, busy=LISTING.format(root=root))
 
     def _show_studies(self, studies: list[StudySummary]) -> None:
