@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -58,9 +57,7 @@ def run_local(jobs: list[Job], predictor: Predictor, settings: Settings, workers
         batch: list[tuple[Job, Loaded]] = []
 
         def run_batch() -> None:
-            started = time.perf_counter()
-            probs = predictor.network(torch.from_numpy(np.stack([loaded.x for _, loaded in batch])))
-            share = (time.perf_counter() - started) / len(batch)
+            probs, share = batch_steps.network(predictor, [loaded for _, loaded in batch])
             for (job, loaded), prob in zip(batch, probs):
                 loaded.x = np.empty(0, np.float32)  # the finisher does not need the input: do not ship it back
                 finishing.append((job, finishers.submit(batch_steps.finish, job, loaded, prob, share, settings)))

@@ -1,4 +1,4 @@
-"""The per-image steps of ``lung-unet predict`` that need no model: load before the network, finish after it.
+"""The per-image steps of ``lung-unet predict``: load before the network, finish after it (neither needs the model).
 
 They run in worker processes (local ``--workers N``), in threads (``--workers 1``) or inside Dask
 workers, so everything they take and return is small and picklable, and they never raise: a
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .atomic import atomic_write_bytes, atomic_write_png, encode_png
 from .card import ModelCard
 from .io import is_dicom, read_xray
 from .labels import LEFT_LUNG, RIGHT_LUNG
-from .predict import finish_for, prepare_for
+from .predict import Predictor, finish_for, prepare_for
 from .results_table import FAILED, OK, Row
 from .worklist import is_uncertain
 
@@ -93,6 +94,13 @@ def load(job: Job, settings: Settings) -> Loaded | Failed:
         return Loaded(x.numpy(), shape, xray.spacing, pixels, time.perf_counter() - started)
     except Exception as exc:  # decoders raise many types for hostile files; each is this file's failure
         return failure(job.path, exc)
+
+
+def network(predictor: Predictor, batch: list[Loaded]) -> tuple[np.ndarray, float]:
+    """Run the network on one batch of loaded images; return the probabilities and each image's share of the time."""
+    started = time.perf_counter()
+    probs = predictor.network(torch.from_numpy(np.stack([loaded.x for loaded in batch])))
+    return probs, (time.perf_counter() - started) / len(batch)
 
 
 def finish(job: Job, loaded: Loaded, prob: np.ndarray, network_seconds: float, settings: Settings) -> Row | Failed:

@@ -33,7 +33,7 @@ with_display() {  # napari needs an X server with 24-bit colour for OpenGL; Xvfb
 }
 
 echo "== installing into .venv (PyQt5)"
-install .venv -e ".[test,qt]"
+install .venv -e ".[test,qt,cluster]"
 echo "== pytest: all tests"
 with_display .venv/bin/python -m pytest -q "$@"
 

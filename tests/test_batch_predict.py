@@ -126,3 +126,34 @@ def test_sigkill_of_the_process_group_leaves_no_partial_mask_and_resume_does_the
     assert sorted(p.name for p in out.iterdir()) == sorted([RESULTS_NAME, *(f.name for f in files)])  # no temp files left
     for mask in out.glob("*.png"):
         assert iio.imread(mask).shape == (512, 512)
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> str:
+    pytest.importorskip("distributed", reason="the [cluster] extra is not installed")
+    from dask_cluster import local_cluster  # pytest puts tests/ on sys.path
+
+    with local_cluster(tmp_path_factory.mktemp("dask")) as address:
+        yield address
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_writes_what_a_local_run_writes(
+    real_data: Path, tmp_path: Path, dask_scheduler: str, capsys: pytest.CaptureFixture
+) -> None:
+    inputs = tmp_path / "in"
+    files = _xrays(real_data, inputs, 3)
+    (inputs / "broken.png").write_bytes(b"not a png")
+    local, remote = tmp_path / "local", tmp_path / "cluster"
+    common = ["--device", "cpu", "--batch-size", "2"]
+    assert main(["predict", str(inputs), "-o", str(local), "--workers", "1", *common]) == 1
+    capsys.readouterr()
+    assert main(["predict", str(inputs), "-o", str(remote), "--scheduler", dask_scheduler, *common]) == 1
+    assert _summary(capsys.readouterr().err).startswith(f"done {len(files)}, skipped 0, failed 1 ")
+    assert _masks(remote) == _masks(local) and len(_masks(local)) == len(files)
+    ours, theirs = read_rows(remote / RESULTS_NAME), read_rows(local / RESULTS_NAME)
+    for key in ("status", "error", "right_lung_px", "left_lung_px", "confidence", "mask_sha256"):
+        assert {k: r[key] for k, r in ours.items()} == {k: r[key] for k, r in theirs.items()}
+    # a re-run on the cluster finds everything done
+    assert main(["predict", str(inputs), "-o", str(remote), "--scheduler", dask_scheduler, *common]) == 1
+    assert _summary(capsys.readouterr().err).startswith(f"done 0, skipped {len(files)}, failed 1 ")
