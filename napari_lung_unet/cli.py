@@ -1,32 +1,39 @@
 """The ``lung-unet`` command line: predict, models, train, finetune, evaluate, export.
 
-Each subcommand lives in its own module and registers itself through ``add_parser``; this
-file only dispatches and turns expected errors into one clear line instead of a traceback.
+Each subcommand lives in its own module (``napari_lung_unet/cli_*.py``, ``training/cli_*.py``),
+imported here by name, and registers itself through ``add_parser``; this file only dispatches and
+turns expected errors into one clear line instead of a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from .text import printable
-
-# Must be set before torch is imported. OpenMP threads otherwise spin while idle; on a 2-core
-# laptop where anything else holds a core, 2-thread inference then ran 10-30x slower than 1
-# thread (bench/proposal_latency.py --omp-passive). setdefault keeps a user's own choice.
+# Must be set before torch is imported (the subcommand modules below import it). OpenMP threads
+# otherwise spin while idle; on a 2-core laptop where anything else holds a core, 2-thread inference
+# then ran 10-30x slower than 1 thread (bench/proposal_latency.py --omp-passive). setdefault keeps a
+# user's own choice.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Static imports: a subcommand whose module is missing or broken is an ImportError here, never a
+# silently shorter command list.
+from training import cli_evaluate, cli_finetune, cli_train  # noqa: E402
+
+from . import cli_export, cli_models, cli_predict  # noqa: E402
+from .text import printable  # noqa: E402
+
 # subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``
-SUBCOMMANDS = {
-    "predict": "napari_lung_unet.cli_predict",
-    "models": "napari_lung_unet.cli_models",
-    "train": "training.cli_train",
-    "finetune": "training.cli_finetune",
-    "evaluate": "training.cli_evaluate",
-    "export": "napari_lung_unet.cli_export",
+SUBCOMMANDS: dict[str, ModuleType] = {
+    "predict": cli_predict,
+    "models": cli_models,
+    "train": cli_train,
+    "finetune": cli_finetune,
+    "evaluate": cli_evaluate,
+    "export": cli_export,
 }
 
 
@@ -34,14 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lung-unet", description="Lung segmentation of chest X-rays with a U-Net.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in SUBCOMMANDS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:  # not written yet: keep the others usable
-                continue
-            raise
-        mod.add_parser(sub)
+    for module in SUBCOMMANDS.values():
+        module.add_parser(sub)
     return parser
 
 
