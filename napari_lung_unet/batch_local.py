@@ -44,14 +44,29 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
 
 
-def run_local(jobs: list[Job], predictor: Predictor, settings: Settings, workers: int, batch_size: int) -> Iterator[Outcome]:
-    """Yield ``(job, row or failure)`` for every job: failed reads in input order, the others as they finish."""
+def start_workers(workers: int) -> ProcessPoolExecutor:
+    """The worker processes for :func:`run_local`, started now: their start (the forkserver imports
+    torch, ~2 s) then overlaps the model's loading instead of delaying the first batch."""
+    pool = _process_pool(workers)
+    for _ in range(workers):
+        pool.submit(int)  # a no-op per worker: the pool starts processes on demand
+    return pool
+
+
+def run_local(
+    jobs: list[Job], predictor: Predictor, settings: Settings, workers: int, batch_size: int,
+    pool: ProcessPoolExecutor | None = None,
+) -> Iterator[Outcome]:
+    """Yield ``(job, row or failure)`` for every job: failed reads in input order, the others as they finish.
+
+    ``pool``: workers from :func:`start_workers` (the caller shuts them down); made here when None.
+    """
     with ExitStack() as stack:
         if workers == 1:
             loaders: Executor = stack.enter_context(ThreadPoolExecutor(2, thread_name_prefix="load"))
             finishers: Executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="finish"))
         else:
-            loaders = finishers = stack.enter_context(_process_pool(workers))
+            loaders = finishers = pool or stack.enter_context(_process_pool(workers))
         in_flight = batch_size + 2 * workers  # bounds memory: decoded images waiting and masks not yet written
         finishing: deque[tuple[Job, Future[Row | Failed]]] = deque()
         batch: list[tuple[Job, Loaded]] = []

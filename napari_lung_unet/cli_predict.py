@@ -15,12 +15,14 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .atomic import remove_leftovers
-from .batch_local import run_local
+from .batch_local import run_local, start_workers
 from .batch_steps import OVERLAY_SUFFIX, Failed, Job, Settings, failed_row
 from .device import DEVICE_CHOICES
 from .io import list_images
@@ -136,6 +138,14 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(printable(note), file=sys.stderr)
 
+    with ExitStack() as stack:
+        pool = None
+        if not args.scheduler and args.workers > 1:
+            pool = stack.enter_context(start_workers(args.workers))  # they start while the model loads
+        return _run(args, jobs, output, pool, debug)
+
+
+def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessPoolExecutor | None, debug: bool) -> int:
     loaded = Registry().load(args.model)  # once, before any file is touched
     predictor = None if args.scheduler else Predictor(loaded, device=args.device)
     settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)))
@@ -154,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
             outcomes = run_cluster(args.scheduler, todo, loaded, settings, args.device, args.batch_size)
         else:
-            outcomes = run_local(todo, predictor, settings, args.workers, args.batch_size)
+            outcomes = run_local(todo, predictor, settings, args.workers, args.batch_size, pool)
         ok, failed = _record(outcomes, table, settings, len(todo), debug)
     seconds = time.perf_counter() - started
     print(printable(
