@@ -129,6 +129,8 @@ def run_napari(args: argparse.Namespace, screenshot: Path | None) -> int:
         print(f"launch: the proposal did not finish within {args.timeout:.0f} s", file=sys.stderr)
         viewer.close()
         return 1
+    dismiss_toasts(viewer)
+    QApplication.processEvents()
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(screenshot), canvas_only=False)
     print(f"launch: {widget.status_label.text()}")
@@ -136,6 +138,14 @@ def run_napari(args: argparse.Namespace, screenshot: Path | None) -> int:
     failed = widget.state.last_error is not None
     viewer.close()
     return 1 if failed else 0
+
+
+def dismiss_toasts(viewer) -> None:
+    """Close napari's pop-up notices (e.g. its PyQt5 deprecation warning): they would cover the canvas."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification  # napari has no public way
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
 
 
 def run_under_xvfb(args: argparse.Namespace) -> int:

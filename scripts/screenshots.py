@@ -1,9 +1,11 @@
 """Take the README screenshots of the review loop at laptop (1366×768) and desktop (1920×1080) sizes.
 
 Each size gets a fresh napari window of exactly that size with the Lung U-Net dock, a worklist
-folder opened and its first proposal in, then a screenshot of the whole window. The cases are real
-Montgomery radiographs when the shared data is present (``LUNG_UNET_DATA``), symlinked into a
-temporary folder so the worklist's state never lands in the data; else radiograph phantoms.
+folder opened and its first proposal in, then a screenshot of the whole window. The cases are
+radiograph phantoms: the README's screenshots are committed, and the repository carries no real
+X-rays (the data's terms). ``--real`` shows Montgomery radiographs from the shared data instead
+(``LUNG_UNET_DATA``), symlinked into a temporary folder so the worklist's state never lands in the
+data; for a look on this machine, not for committing.
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 """
@@ -17,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from launch import dismiss_toasts  # noqa: E402 - the launcher's own screenshot does the same
+
 SIZES = ((1366, 768), (1920, 1080))
 WAIT_S = 300.0
 
@@ -25,11 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("docs/screenshots"), help="folder for the PNGs (default: docs/screenshots)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps (default: cpu)")
+    p.add_argument("--real", action="store_true", help="real Montgomery radiographs from the shared data (do not commit the PNGs)")
     return p.parse_args(argv)
 
 
-def case_folder(work: Path) -> Path:
-    """Three cases: real radiographs when available, else phantoms."""
+def case_folder(work: Path, real: bool) -> Path:
+    """Three cases: radiograph phantoms, or real radiographs with ``real``."""
     import imageio.v3 as iio
     import numpy as np
 
@@ -38,12 +44,15 @@ def case_folder(work: Path) -> Path:
 
     folder = work / "cases"
     folder.mkdir(parents=True)
-    real = sorted((data_dir() / "montgomery" / "images").glob("*.png"))[:3]
-    for i, path in enumerate(real):
-        (folder / path.name).symlink_to(path)
-    if not real:
-        for i in range(3):
-            iio.imwrite(folder / f"phantom{i}.png", make_radiograph_phantom((1024, 1024), seed=20 + i, dtype=np.uint8)[0])
+    if real:
+        sources = sorted((data_dir() / "montgomery" / "images").glob("*.png"))[:3]
+        if not sources:
+            raise SystemExit(f"screenshots: no Montgomery images under {data_dir()}")
+        for path in sources:
+            (folder / path.name).symlink_to(path)
+        return folder
+    for i in range(3):
+        iio.imwrite(folder / f"chest_phantom_{i + 1}.png", make_radiograph_phantom((1024, 1024), seed=20 + i, dtype=np.uint8)[0])
     return folder
 
 
@@ -77,6 +86,7 @@ def shoot(size: tuple[int, int], folder: Path, out: Path, device: str) -> Path:
     viewer.open(folder, plugin="napari-lung-unet")  # as a user opening (or dropping) the folder
     wait_until(lambda: finished, app)
     viewer.reset_view()
+    dismiss_toasts(viewer)
     settle(app)
     path = out / f"review_{size[0]}x{size[1]}.png"
     viewer.window.screenshot(str(path), canvas_only=False)
@@ -92,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[HOME_ENV] = str(work / "home")  # the bundled model, an empty store: no user state shows
     args.out.mkdir(parents=True, exist_ok=True)
     for size in SIZES:
-        folder = case_folder(work / f"{size[0]}x{size[1]}")  # a fresh worklist each: its first proposal is shown
+        folder = case_folder(work / f"{size[0]}x{size[1]}", args.real)  # a fresh worklist each: its first proposal is shown
         print(f"screenshots: wrote {shoot(size, folder, args.out, args.device)}")
     return 0
 
