@@ -22,6 +22,7 @@ from napari_lung_unet.phantom import make_phantom
 from napari_lung_unet.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget import LungUNetWidget
+from napari_lung_unet.widget.dock import DOCK_WIDTH
 from napari_lung_unet.worklist import EDITED, PROPOSED, Worklist
 
 from test_widget import click_and_wait  # pytest puts tests/ on sys.path (rootdir-relative, no package)
@@ -101,7 +102,9 @@ def test_defect3_model_box_follows_rejection_and_rollback(widget, qtbot, xray_fo
     result = done.args[0]
     assert result is not None and not result["promoted"], result
     rejected = result["version"]
-    assert "rejected" in finetune.repropose.text() and "not the current model" in finetune.repropose.text()
+    assert "(rejected, not current)" in finetune.repropose.text()
+    # the result and its button wrap or clip inside the laptop-sized dock, never widen it past the screen
+    assert widget.scroll.widget().minimumSizeHint().width() <= DOCK_WIDTH - widget.scroll.verticalScrollBar().sizeHint().width()
     assert widget.selected_model() == "tiny" and "(current)" in widget.model_combo.currentText()
 
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as proposed:

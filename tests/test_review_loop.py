@@ -18,6 +18,7 @@ import pytest
 from napari_lung_unet.corrections import CorrectionsStore
 from napari_lung_unet.model_io import load_model
 from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
 from napari_lung_unet.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget import LungUNetWidget
@@ -217,8 +218,8 @@ def test_single_image_without_worklist_still_works(widget: LungUNetWidget, qtbot
 def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
     out = Path(SHOTS)
     out.mkdir(parents=True, exist_ok=True)
-    for i in range(3):  # bigger phantoms than the other tests: these are for people to look at
-        iio.imwrite(xray_folder / f"case{i}.png", make_phantom((512, 448), seed=20 + i, dtype=np.uint8)[0])
+    for i in range(3):  # radiograph phantoms, bigger than the other tests': these are for people to look at
+        iio.imwrite(xray_folder / f"case{i}.png", make_radiograph_phantom((512, 448), seed=20 + i, dtype=np.uint8)[0])
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1500, 1000)
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
@@ -233,7 +234,7 @@ def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
     lungs = viewer.layers["lungs"]
     widget.controls.set_label(2)
     # the clinician fills in what the model missed of the left lung (one undoable edit)
-    truth = make_phantom((512, 448), seed=20)[1]
+    truth = make_radiograph_phantom((512, 448), seed=20)[1]
     missed = np.nonzero((truth == 2) & (lungs.data == 0))
     lungs.data_setitem(missed, 2)
     shot("correction")
@@ -247,6 +248,7 @@ def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
     with qtbot.waitSignal(widget.finetune.finished, timeout=600_000) as done:
         widget.finetune.button.click()
     assert done.args[0] is not None
+    widget.tabs.setCurrentIndex(1)  # the result in plain words and Model history live on the Model tab
     shot("finetune")
 
 

@@ -20,7 +20,7 @@ from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QProcess, QTimer, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..corrections import CorrectionsStore
 from ..registry import Registry
@@ -63,6 +63,8 @@ class FinetunePanel(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.repropose = QPushButton("")
+        # never wider than the dock: the text is in short lines, and the tooltip has it all if a name is cut
+        self.repropose.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.repropose.setVisible(False)
         self.repropose.clicked.connect(self._on_repropose)
         self.promote_anyway = QPushButton(strings.PROMOTE_ANYWAY)

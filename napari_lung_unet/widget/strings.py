@@ -96,8 +96,9 @@ FINETUNE_PROGRESS = "Fine-tuning: step {step}/{steps}, loss {loss:.4f}, ETA {eta
 FINETUNE_STAGE = "Fine-tuning: {message}"
 FINETUNE_CANCELLED = "Fine-tuning cancelled; the current model is unchanged."
 FINETUNE_FAILED = "Fine-tuning failed (exit code {code}): {tail}"
-REPROPOSE = "Re-propose this case with {version}"
-REPROPOSE_NOT_CURRENT = "Re-propose this case with {version} ({status}: not the current model)"
+# one short line each: a button does not wrap, and a long one would widen the 240-px dock past the screen
+REPROPOSE = "Re-propose this case with\n{version}"
+REPROPOSE_NOT_CURRENT = "Re-propose this case with\n{version}\n({status}, not current)"
 PROMOTE_ANYWAY = "Promote anyway"
 PROMOTE_ANYWAY_TIP = (
     "The check against the base data could not be run. Make this version the current model "
