@@ -2,6 +2,9 @@
 
 With --rollback VERSION, make VERSION current again (for example after a fine-tune that
 turned out worse); the weights stay on disk, so any version can be made current later.
+With --promote VERSION, accept a fine-tuned version that the gate kept "unverified" (the
+original validation data was not on this computer): it becomes current only if its parent
+still is, so a rollback made meanwhile is not undone.
 """
 
 from __future__ import annotations
@@ -26,12 +29,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--rollback", metavar="VERSION", help="make VERSION the current model")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--rollback", metavar="VERSION", help="make VERSION the current model")
+    group.add_argument("--promote", metavar="VERSION", help="accept an unverified fine-tuned VERSION as the current model")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     registry = Registry()
+    if args.promote:
+        card = registry.card(args.promote)
+        if not card.parent:
+            raise ValueError(f"{args.promote} is not a fine-tuned version; use --rollback to make it current")
+        registry.promote(args.promote, expected_current=card.parent)  # PromotionConflict says why not
+        print(f"current model: {card.parent} -> {args.promote}")
+        return 0
     if args.rollback:
         try:
             before = registry.current_version()

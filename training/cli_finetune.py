@@ -4,7 +4,7 @@ The result says what it trained on, what it checked against what (before -> afte
 the new version was or was not promoted. When the original validation data is not on this
 computer, nothing can measure the model on the X-rays it already handled well: the new version
 is then kept "unverified" until you promote it (--promote now, or later with
-`lung-unet models --rollback VERSION`).
+`lung-unet models --promote VERSION`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-tolerance", type=float, default=d.dataset_tolerance,
                    help="allowed Dice loss on any one base dataset (e.g. Montgomery alone)")
     p.add_argument("--forgetting-budget", type=float, default=d.forgetting_budget,
-                   help="allowed estimated rise of the original training loss (Fisher check)")
+                   help="allowed estimated drift of predictions on the original training X-rays (Fisher check, nats per image)")
     p.add_argument("--device", default=d.device)
     p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")
     p.set_defaults(run=run)
@@ -75,4 +75,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.json_progress:
         print("\n".join(result.summary))
         print(f"{result.status.upper()}: {result.version} ({result.seconds:.0f} s)")
+        if result.status == "unverified":
+            print(f"To accept it anyway: lung-unet models --promote {result.version}")
     return 0

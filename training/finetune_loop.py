@@ -92,6 +92,7 @@ def train_candidate(
 
 
 @torch.no_grad()
-def estimated_rise(model: torch.nn.Module, reference: Reference) -> float:
-    """½ Σ F (θ − θ*)² with λ = 1: the second-order estimate of how much the original training loss rose."""
+def estimated_drift(model: torch.nn.Module, reference: Reference) -> float:
+    """½ Σ F (θ − θ*)² with λ = 1: the second-order estimate of the KL divergence between the parent's
+    and the candidate's pixel predictions on an original training image (see fisher.py)."""
     return float(ewc_penalty(model, reference.anchor, reference.fisher))

@@ -83,7 +83,7 @@ def load_fisher(folder: str | Path) -> dict[str, torch.Tensor] | None:
 
 
 def ewc_penalty(model: torch.nn.Module, anchor: dict[str, torch.Tensor], fisher: dict[str, torch.Tensor]) -> torch.Tensor:
-    """½ Σ F (θ − θ*)² over the trainable weights: with λ = 1, the estimated rise of the training loss."""
+    """½ Σ F (θ − θ*)² over the trainable weights: with λ = 1, the estimated KL drift per training image."""
     total = None
     for name, p in model.named_parameters():
         if p.requires_grad and name in fisher:

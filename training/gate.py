@@ -29,7 +29,7 @@ class Check:
         if self.passed is None:
             return f"NOT CHECKED  {self.name}: {self.what}"
         verdict = "passed" if self.passed else "FAILED"
-        numbers = f"{self.before:.4f} -> {self.after:.4f}" if self.before is not None else f"{self.after:.4f}"
+        numbers = _numbers(self)
         return f"{verdict:<12} {self.name}: {self.what}: {numbers} ({self.rule})"
 
     def to_dict(self) -> dict:
@@ -56,10 +56,13 @@ def base_checks(before: dict[str, float], after: dict[str, float], counts: dict[
     return checks
 
 
-def estimate_check(rise: float, budget: float, source: str) -> Check:
+def estimate_check(drift: float, budget: float, source: str) -> Check:
+    """Not a measurement on images: a second-order estimate of how far the candidate's pixel
+    predictions moved on the original training X-rays, from numbers shipped with the model."""
     return Check("estimate", "estimated forgetting",
-                 f"rise of the original training loss estimated from {source} (numbers shipped with the model, no images)",
-                 f"must stay under {budget:.4f}", None, rise, rise <= budget)
+                 f"how far predictions on the original training X-rays moved, estimated from {source} "
+                 "(KL divergence in nats per image; numbers shipped with the model, no images)",
+                 f"must stay under {budget:g}", None, drift, drift <= budget)
 
 
 def agreement_check(agreement: float, floor: float, n: int) -> Check:
@@ -89,4 +92,6 @@ def decide(checks: list[Check], confirmed: bool) -> tuple[Status, str]:
 
 
 def _numbers(check: Check) -> str:
-    return f"{check.before:.4f} -> {check.after:.4f}" if check.before is not None else f"{check.after:.4f}"
+    if check.before is None:
+        return f"{check.after:.4g}"
+    return f"{check.before:.4f} -> {check.after:.4f}"
