@@ -31,9 +31,14 @@ from training.finetune import FinetuneConfig, finetune  # noqa: E402
 
 DEFAULTS = FinetuneConfig()
 LEVERS: dict[str, FinetuneConfig] = {
-    "round-1 settings (130 x 5, no EWC)": replace(DEFAULTS, steps=130, batch_size=5, lr=7e-4, ewc=0.0),
-    "shorter (60 x 3), no EWC": replace(DEFAULTS, steps=60, batch_size=3, ewc=0.0),
-    "defaults": DEFAULTS,
+    "130 steps x 5 (with base data: 2 corrections + 3 replay)": replace(DEFAULTS, steps=130, batch_size=5),
+    "defaults (130 x 5 with base data, 60 x 3 without)": DEFAULTS,
+    "shorter (60 x 3)": replace(DEFAULTS, steps=60, batch_size=3),
+    "shorter + EWC 1.0": replace(DEFAULTS, steps=60, batch_size=3, ewc=1.0),
+    "shorter, decoder normalisation only, lr 3e-3": replace(DEFAULTS, steps=60, batch_size=3, train_layers="norm", lr=3e-3),
+    "shorter, last stage + head only": replace(DEFAULTS, steps=60, batch_size=3, train_layers="last"),
+    "shorter, 2 corrections + 2 replay": replace(DEFAULTS, steps=60, batch_size=4, replay_ratio=1.0),
+    "shorter, 2 + 2 replay, EWC 1.0": replace(DEFAULTS, steps=60, batch_size=4, replay_ratio=1.0, ewc=1.0),
 }
 
 
@@ -81,7 +86,8 @@ def main() -> None:
             result = finetune(cfg)
             v7_1, mont_1 = score(Registry(home).load(result.version))
             est = result.after.get("estimated_forgetting", float("nan"))
-            rows.append((name, setting, cfg.steps, cfg.batch_size, cfg.ewc, (v7_1 - v7_0) * 100, (mont_1 - mont_0) * 100, est, result.seconds, result.status))
+            ft = Registry(home).card(result.version).extra["finetune"]
+            rows.append((name, setting, ft["steps"], ft["batch_size"], cfg.ewc, (v7_1 - v7_0) * 100, (mont_1 - mont_0) * 100, est, result.seconds, result.status))
             print(f"{name} | data {setting}: v7labs {v7_1:.4f} ({(v7_1 - v7_0) * 100:+.2f} pts), Montgomery {mont_1:.4f} "
                   f"({(mont_1 - mont_0) * 100:+.2f} pts), estimate {est:.1f}, {result.seconds:.0f} s, {result.status}", flush=True)
     os.environ[DATA_ENV] = str(data)

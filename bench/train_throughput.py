@@ -8,7 +8,7 @@ Two measurements in one run, on the CPU and (when there is one) on the GPU:
 2. ``lung-unet train`` itself on a phantom dataset: images/s per epoch from its log.csv
    (the epoch's seconds include augmentation, data loading and the validation pass).
 
-The time to fine-tune on 20 corrections is measured by bench/finetune_adaptation.py, not here.
+The time to fine-tune on 20 corrections is measured by bench/finetune_levers.py, not here.
 
     python bench/train_throughput.py [--devices cpu cuda] [--steps 10] [--epoch-images 48]
 """
@@ -175,7 +175,7 @@ def main() -> None:
     if "cuda" in args.devices and "cuda" not in results:
         lines.append(f"| cuda | all variants | {NO_GPU} | |")
     lines += ["", "Target on the GPU: project step ≥ 1.5× the plain loop. Fine-tuning time on 20 corrections: see "
-              "the bench/finetune_adaptation.py section."]
+              "the bench/finetune_levers.py section."]
     print("\n".join(lines))
     if not args.no_record:
         append_markdown("Training throughput (bench/train_throughput.py)", " ".join(["python", *sys.argv]), lines)

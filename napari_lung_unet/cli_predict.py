@@ -64,9 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=_positive_int, default=4, metavar="N", help="images per network call (default: 4)")
     p.add_argument(
-        "--workers", type=_positive_int, default=_cores(), metavar="N",
+        "--workers", type=_positive_int, default=_default_workers(), metavar="N",
         help="processes that read, pre-process, post-process and write while the network runs here; "
-        f"1 keeps everything in this process (default: the number of cores, {_cores()})",
+        f"1 keeps everything in this process (default here: {_default_workers()}; the number of cores above 2)",
     )
     p.add_argument(
         "--overwrite", action="store_true",
@@ -84,6 +84,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _cores() -> int:
     """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _default_workers() -> int:
+    """Every core, except on a 2-core machine: there the network's two threads already use both
+    cores, and worker processes measured 0.95x of --workers 1 on an idle machine
+    (bench/batch_workers.py, docs/benchmarks.md), so the default must not be the slower one."""
+    cores = _cores()
+    return cores if cores > 2 else 1
 
 
 def _positive_int(text: str) -> int:

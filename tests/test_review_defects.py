@@ -34,11 +34,8 @@ WAIT_MS = 180_000
 
 
 @pytest.fixture
-def widget(make_napari_viewer, tiny_current) -> LungUNetWidget:
-    viewer = make_napari_viewer()
-    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    widget.device_combo.setCurrentText("cpu")
-    return widget
+def widget(docked_widget) -> LungUNetWidget:
+    return docked_widget
 
 
 def propose_and_wait(qtbot, widget: LungUNetWidget):

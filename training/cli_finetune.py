@@ -17,6 +17,7 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from .finetune import FinetuneConfig, finetune
+from .finetune_loop import TRAINABLE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +30,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder of your uncorrected X-rays (repeatable): replayed with the current model's masks, and checked for agreement")
     p.add_argument("--promote", action="store_true",
                    help="promote even though the original validation data is not on this computer (a failed check still rejects)")
-    p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps (default: 130 with base data replayed, 60 without)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step (default: 5 with base data replayed, 3 without)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--ewc", type=float, default=d.ewc, help="strength of the pull towards the current weights (Fisher information); 0: off")
     p.add_argument("--replay", action="append", metavar="DIR", help="base data to replay (default: the model's training data)")
     p.add_argument("--no-replay", action="store_true", help="train on the corrections only")
     p.add_argument("--replay-ratio", type=float, default=d.replay_ratio)
-    p.add_argument("--train-layers", choices=["all", "decoder"], default=d.train_layers)
+    p.add_argument("--train-layers", choices=sorted(TRAINABLE), default=d.train_layers,
+                   help="weights to train: decoder (default), all, norm (decoder normalisation only), last (last stage + head)")
     p.add_argument("--tolerance", type=float, default=d.tolerance, help="allowed base-validation Dice loss")
     p.add_argument("--dataset-tolerance", type=float, default=d.dataset_tolerance,
                    help="allowed Dice loss on any one base dataset (e.g. Montgomery alone)")
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             payload = {k: (asdict(v) | {"promoted": v.promoted} if k == "result" else v) for k, v in event.items()}
             print(json.dumps(payload), flush=True)
         elif event["stage"] == "train":
+            bar.total = event["steps"]  # known once the engine knows whether base data is replayed
             bar.update(1)
             bar.set_postfix(loss=f"{event['loss']:.4f}")
         elif event.get("message"):

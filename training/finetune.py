@@ -44,9 +44,12 @@ __all__ = ["FinetuneCancelled", "FinetuneConfig", "FinetuneResult", "fair_subset
 class FinetuneConfig:
     corrections: str | None = None  # default: the widget's store under LUNG_UNET_HOME
     base_version: str | None = None  # default: the current version
-    # Chosen with bench/finetune_levers.py on the 2-core CPU (docs/benchmarks.md).
-    steps: int = 130
-    batch_size: int = 5
+    # None: chosen by whether base data is replayed (bench/finetune_levers.py, docs/benchmarks.md).
+    # With replay, 130 steps of 2 corrections + 3 replayed images: the best gain/forgetting trade
+    # measured, ~3 minutes on 2 CPU cores. Without it, 60 steps of 3 corrections: 43 s instead of 168 s
+    # for +5.7 instead of +7.0 points on a new site; that candidate is unverified whatever it learnt.
+    steps: int | None = None
+    batch_size: int | None = None
     lr: float = 7e-4
     replay_ratio: float = 1.5  # replay images per correction in each batch, when the base data is on disk
     replay: list[str] | None = None  # base dataset folders; default: the parent's training data if found
@@ -58,7 +61,7 @@ class FinetuneConfig:
     tolerance: float = 0.005  # allowed mean-Dice loss on the base validation set
     dataset_tolerance: float = 0.01  # allowed loss on any one base dataset: looser, as 12 cases are noisy
     # A collapse detector, not a fine measure: on default-2 an ordinary fine-tune drifted 0.1-82 nats per
-    # image whatever it cost Montgomery (bench/finetune_levers.py), while a collapsed model drifts thousands.
+    # image whatever it cost Montgomery (bench/finetune_levers.py); it is there to catch a model trained to collapse.
     forgetting_budget: float = 200.0  # allowed estimated drift on the original training X-rays (nats per image)
     agreement_floor: float = 0.90  # least mean Dice with the parent on the user's uncorrected images
     max_base_val: int = 48  # cap the gate's base set so a fine-tune stays quick on a laptop
@@ -191,6 +194,13 @@ def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str,
     return lines
 
 
+def _schedule(cfg: FinetuneConfig, replaying: bool) -> tuple[int, int]:
+    """(steps, batch size): the config's, or the measured defaults for with / without replay."""
+    steps = cfg.steps if cfg.steps is not None else (130 if replaying else 60)
+    batch = cfg.batch_size if cfg.batch_size is not None else (5 if replaying else 3)
+    return steps, batch
+
+
 def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
     t0 = time.perf_counter()
     emit = progress or (lambda event: None)
@@ -206,8 +216,9 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     replay = inputs.replay if pseudo is None else pseudo if inputs.replay is None else ArrayData(
         torch.cat([inputs.replay.images, pseudo.images]), torch.cat([inputs.replay.masks, pseudo.masks]),
         inputs.replay.case_ids + pseudo.case_ids)
-    n_replay = round(cfg.batch_size * cfg.replay_ratio / (1 + cfg.replay_ratio)) if replay is not None else 0
-    settings = LoopSettings(cfg.steps, cfg.batch_size, cfg.lr, min(n_replay, cfg.batch_size - 1), cfg.train_layers, cfg.ewc, cfg.seed)
+    steps, batch = _schedule(cfg, replay is not None)
+    n_replay = round(batch * cfg.replay_ratio / (1 + cfg.replay_ratio)) if replay is not None else 0
+    settings = LoopSettings(steps, batch, cfg.lr, min(n_replay, batch - 1), cfg.train_layers, cfg.ewc, cfg.seed)
     model = train_candidate(parent.model, inputs.corrections, replay, inputs.reference, settings, device, emit, stop)
 
     version = registry.new_version_name()
@@ -216,7 +227,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
         threshold=card.threshold, training_data=[*card.training_data, f"corrections:{inputs.store}"], parent=card.version,
         created=utc_now(), status="candidate",
         extra={**{k: v for k, v in card.extra.items() if k == "train_config"},
-               "finetune": {"steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size, "replay_ratio": cfg.replay_ratio,
+               "finetune": {"steps": steps, "lr": cfg.lr, "batch_size": batch, "replay_ratio": cfg.replay_ratio,
                             "train_layers": cfg.train_layers, "ewc": cfg.ewc, "n_train": len(inputs.train_pairs),
                             "n_holdout": len(inputs.holdout_pairs), "replay_images": inputs.n_base_replay,
                             "unlabeled_images": len(inputs.unlabeled),

@@ -28,9 +28,19 @@ class LoopSettings:
     batch_size: int
     lr: float
     replay_per_batch: int  # replayed base (or pseudo-labelled) images added to each batch
-    train_layers: str  # "decoder" or "all"
+    train_layers: str  # see TRAINABLE
     ewc: float  # λ of the Fisher penalty; 0: none
     seed: int
+
+
+# Which weights a fine-tune may change (the rest keep the parent's values):
+TRAINABLE = {
+    "all": lambda name: True,
+    "decoder": lambda name: not name.startswith("encoders."),
+    # the decoder's normalisation scales and shifts only (a few thousand numbers)
+    "norm": lambda name: name.startswith("decoders.") and ".conv." in name and name.rsplit(".", 2)[-2] in ("1", "4"),
+    "last": lambda name: name.startswith(("head.", "decoders.3.")),  # the full-resolution stage and the head
+}
 
 
 def freeze_encoder(model: torch.nn.Module) -> None:
@@ -51,8 +61,10 @@ def train_candidate(
     if uses_channels_last(device):
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    if s.train_layers == "decoder":
+    if s.train_layers != "all":
         freeze_encoder(model)
+        for name, p in model.named_parameters():
+            p.requires_grad_(TRAINABLE[s.train_layers](name))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=s.lr)
     # Cosine decay to zero: at a constant lr the last few steps decide where the weights land, and
