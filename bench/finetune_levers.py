@@ -97,9 +97,9 @@ def main() -> None:
             f"Dice {v7_0:.4f}) and the Montgomery validation split ({len(mont_cases)} cases, Dice {mont_0:.4f}). 'none': LUNG_UNET_DATA is "
             "an empty folder; 'base': the real data (replay + base validation). Time: the whole finetune() call.",
             "",
-            "| lever | base data | steps × batch | EWC λ | v7labs gain (pts) | Montgomery change (pts) | forgetting estimate | time (s) | gate |",
+            "| lever | base data | steps × batch | EWC λ | v7labs gain (pts) | Montgomery change (pts) | forgetting estimate (nats per pixel) | time (s) | gate |",
             "|---|---|---|---|---|---|---|---|---|",
-            *(f"| {n} | {s} | {st} × {b} | {e:g} | {g:+.2f} | {m:+.2f} | {est:.1f} | {t:.0f} | {status} |" for n, s, st, b, e, g, m, est, t, status in rows),
+            *(f"| {n} | {s} | {st} × {b} | {e:g} | {g:+.2f} | {m:+.2f} | {est:.2e} | {t:.0f} | {status} |" for n, s, st, b, e, g, m, est, t, status in rows),
         ]
         append_markdown("Fine-tuning levers, with and without base data (bench/finetune_levers.py)", " ".join(["python", *sys.argv]), lines)
 

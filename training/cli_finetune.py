@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-tolerance", type=float, default=d.dataset_tolerance,
                    help="allowed Dice loss on any one base dataset (e.g. Montgomery alone)")
     p.add_argument("--forgetting-budget", type=float, default=d.forgetting_budget,
-                   help="allowed estimated drift of predictions on the original training X-rays (Fisher check, nats per image)")
+                   help="allowed estimated drift of predictions on the original training X-rays (Fisher check, nats per pixel)")
     p.add_argument("--device", default=d.device)
     p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")
     p.set_defaults(run=run)

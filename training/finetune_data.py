@@ -27,6 +27,7 @@ class Reference:
     anchor: dict[str, torch.Tensor]
     fisher: dict[str, torch.Tensor]
     source: str  # which version's Fisher file, for the gate's words
+    pixels: int  # pixels of one input image: the drift is reported per pixel, so one budget fits every input size
 
 
 def split_corrections(pairs: list[Pair], holdout_fraction: float, seed: int) -> tuple[list[Pair], list[Pair], bool]:
@@ -136,7 +137,7 @@ def find_reference(registry: Registry, parent: ModelCard, parent_model: torch.nn
         fisher = load_fisher(folder)
         if fisher is not None:
             anchor = {k: v.detach().clone() for k, v in parent_model.named_parameters()}
-            return Reference(anchor, fisher, f"the Fisher information of {version}'s training data")
+            return Reference(anchor, fisher, f"the Fisher information of {version}'s training data", parent.input_size**2)
         version = card.parent
     return None
 

@@ -105,6 +105,7 @@ def train_candidate(
 
 @torch.no_grad()
 def estimated_drift(model: torch.nn.Module, reference: Reference) -> float:
-    """½ Σ F (θ − θ*)² with λ = 1: the second-order estimate of the KL divergence between the parent's
-    and the candidate's pixel predictions on an original training image (see fisher.py)."""
-    return float(ewc_penalty(model, reference.anchor, reference.fisher))
+    """½ Σ F (θ − θ*)² with λ = 1, per pixel: the second-order estimate of the KL divergence between
+    the parent's and the candidate's predictions on an original training image (see fisher.py),
+    divided by its pixels so that a tiny test model and default-2 share one budget."""
+    return float(ewc_penalty(model, reference.anchor, reference.fisher)) / reference.pixels

@@ -61,7 +61,7 @@ def estimate_check(drift: float, budget: float, source: str) -> Check:
     predictions moved on the original training X-rays, from numbers shipped with the model."""
     return Check("estimate", "estimated forgetting",
                  f"how far predictions on the original training X-rays moved, estimated from {source} "
-                 "(KL divergence in nats per image; numbers shipped with the model, no images)",
+                 "(KL divergence in nats per pixel; numbers shipped with the model, no images)",
                  f"must stay under {budget:g}", None, drift, drift <= budget)
 
 
