@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -29,6 +30,13 @@ def median_time(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> flo
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def publish(title: str, lines: list[str], record: bool) -> None:
+    """Print a benchmark's table; with ``record``, also append it under the command that ran it."""
+    print("\n".join(lines))
+    if record:
+        append_markdown(title, " ".join(["python", *sys.argv]), lines)
 
 
 def append_markdown(title: str, command: str, lines: list[str]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import append_markdown  # noqa: E402
+from _report import publish  # noqa: E402
 from cli_batch_throughput import lung_unet_command  # noqa: E402
 
 from napari_lung_unet.settings import data_dir  # noqa: E402
@@ -119,9 +119,7 @@ def main() -> None:
     best = max(args.workers, key=lambda n: med(n, "ips"))
     ratio = med(best, "ips") / med(base, "ips")
     lines += ["", f"Best ({best} workers) vs --workers {base}: **{ratio:.2f}×** (target ≥ {TARGET}×: {'met' if ratio >= TARGET else 'missed'})."]
-    print("\n".join(lines))
-    if not args.no_record:
-        append_markdown("Batch predict, worker processes (bench/batch_workers.py)", " ".join(["python", *sys.argv]), lines)
+    publish("Batch predict, worker processes (bench/batch_workers.py)", lines, record=not args.no_record)
 
 
 if __name__ == "__main__":

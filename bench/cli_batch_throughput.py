@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import append_markdown  # noqa: E402
+from _report import publish  # noqa: E402
 from proposal_latency import phantom_file  # noqa: E402
 
 TARGET = 3.0
@@ -90,9 +90,7 @@ def main() -> None:
         f"Folder run vs per-file loop: **{ratio:.1f}×** (target ≥ {TARGET:.0f}×: {verdict}). The folder run loads the model once, "
         "prefetches reads on 2 threads and writes masks on a writer thread while the network runs.",
     ]
-    print("\n".join(lines))
-    if not args.no_record:
-        append_markdown("Batch CLI throughput (bench/cli_batch_throughput.py)", " ".join(["python", *sys.argv]), lines)
+    publish("Batch CLI throughput (bench/cli_batch_throughput.py)", lines, record=not args.no_record)
 
 
 if __name__ == "__main__":

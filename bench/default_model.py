@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _convention import looks_like_other_convention  # noqa: E402
-from _report import append_markdown, median_time  # noqa: E402
+from _report import median_time, publish  # noqa: E402
 
 from napari_lung_unet.card import WEIGHTS_NAME  # noqa: E402
 from napari_lung_unet.io import read_xray  # noqa: E402
@@ -59,9 +59,7 @@ def main() -> None:
     sample = sorted((data_dir() / "montgomery" / "images").glob("*.png"))[0]
     latency = median_time(lambda: predictor.predict(read_xray(sample)), runs=7)
     lines += ["", f"End-to-end `read_xray` + `predict` of one 512×512 Montgomery PNG on this CPU: median {latency * 1000:.0f} ms (7 runs)."]
-    print("\n".join(lines))
-    if not args.no_record:
-        append_markdown("Default model accuracy (bench/default_model.py)", " ".join(["python", *sys.argv]), lines)
+    publish("Default model accuracy (bench/default_model.py)", lines, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import append_markdown  # noqa: E402
+from _report import publish  # noqa: E402
 from cli_batch_throughput import lung_unet_command  # noqa: E402
 from proposal_latency import BIG, bench_inputs  # noqa: E402
 
@@ -85,9 +85,7 @@ def main() -> None:
         "",
         f"Target < {TARGET_GB} GB for the 4020×4892 PNG: **{verdict}** ({big:.2f} GB).",
     ]
-    print("\n".join(lines))
-    if not args.no_record:
-        append_markdown("Peak memory of the CLI (bench/memory_peak.py)", " ".join(["python", *sys.argv]), lines)
+    publish("Peak memory of the CLI (bench/memory_peak.py)", lines, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import torch
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import append_markdown, median_time  # noqa: E402
+from _report import median_time, publish  # noqa: E402
 
 from napari_lung_unet import postprocess as pp  # noqa: E402
 from napari_lung_unet.io import read_xray  # noqa: E402
@@ -80,9 +80,7 @@ def main() -> None:
         "",
         "Results byte-identical (checked here per image, and in tests/test_postprocess_boxes.py).",
     ]
-    print("\n".join(lines))
-    if not args.no_record:
-        append_markdown("Post-processing on bounding boxes (bench/postprocess_boxes.py)", " ".join(["python", *sys.argv]), lines)
+    publish("Post-processing on bounding boxes (bench/postprocess_boxes.py)", lines, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import append_markdown, median_time  # noqa: E402
+from _report import median_time, publish  # noqa: E402
 
 from napari_lung_unet.io import read_xray  # noqa: E402
 from napari_lung_unet.phantom import make_phantom  # noqa: E402
@@ -308,9 +308,7 @@ def main() -> None:
         "|---|---|---|---|",
         *(f"| {n} | {ms(a)} | {ms(b)} | {a / b:.2f}× |" for n, a, b in layouts),
     ]
-    print("\n".join(lines))
-    if not args.no_record:
-        append_markdown("Proposal latency, end to end (bench/proposal_latency.py)", " ".join(["python", *sys.argv]), lines)
+    publish("Proposal latency, end to end (bench/proposal_latency.py)", lines, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _convention import looks_like_other_convention  # noqa: E402
-from _report import append_markdown  # noqa: E402
+from _report import publish  # noqa: E402
 
 from napari_lung_unet.model_io import load_model  # noqa: E402
 from napari_lung_unet.predict import Predictor  # noqa: E402
@@ -55,9 +55,7 @@ def main() -> None:
     flagged_all = [s for s in scores if looks_like_other_convention(s)]
     lines += ["", f"Flagged: {len(flagged_all)} of {len(scores)} (Dice {mean_dice(flagged_all):.4f}); "
               f"the others: Dice {mean_dice([s for s in scores if s not in flagged_all]):.4f}."]
-    print("\n".join(lines))
-    if not args.no_record:
-        append_markdown("Shenzhen mask conventions by case id (bench/shenzhen_convention.py)", " ".join(["python", *sys.argv]), lines)
+    publish("Shenzhen mask conventions by case id (bench/shenzhen_convention.py)", lines, record=not args.no_record)
 
 
 if __name__ == "__main__":

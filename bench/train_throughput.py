@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import append_markdown, median_time  # noqa: E402
+from _report import median_time, publish  # noqa: E402
 
 from napari_lung_unet.card import Normalisation  # noqa: E402
 from napari_lung_unet.device import autocast_dtype, uses_channels_last  # noqa: E402
@@ -176,9 +176,7 @@ def main() -> None:
         lines.append(f"| cuda | all variants | {NO_GPU} | |")
     lines += ["", "Target on the GPU: project step ≥ 1.5× the plain loop. Fine-tuning time on 20 corrections: see "
               "the bench/finetune_levers.py section."]
-    print("\n".join(lines))
-    if not args.no_record:
-        append_markdown("Training throughput (bench/train_throughput.py)", " ".join(["python", *sys.argv]), lines)
+    publish("Training throughput (bench/train_throughput.py)", lines, record=not args.no_record)
 
 
 if __name__ == "__main__":
