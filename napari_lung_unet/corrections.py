@@ -55,7 +55,7 @@ def sha256_of(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -159,7 +159,7 @@ class CorrectionsStore:
             raise CorrectionsError(f"case {case_id}: record {self.record_path(case_id)} names an invalid {folder} file {name!r}")
         path = self.root / folder / name
         try:
-            actual = _sha256_file(path)
+            actual = sha256_file(path)
         except OSError as exc:
             raise CorrectionsError(f"case {case_id}: {path} is missing or unreadable ({exc.strerror or exc})") from None
         if actual != sha256:

@@ -135,7 +135,7 @@ def _pseudo_labelled(predictor: Predictor, images: list[np.ndarray], card: Model
     x = prepare_unlabeled(images, card)
     if x is None:
         return None
-    masks = torch.from_numpy(np.stack([predictor.network(x[i : i + 1])[0] for i in range(len(x))]) > card.threshold).float()
+    masks = torch.from_numpy(predictor.network(x) > card.threshold).float()
     return ArrayData(x, masks, [f"unlabeled-{i}" for i in range(len(x))])
 
 

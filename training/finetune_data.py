@@ -3,7 +3,6 @@ disk), the user's uncorrected images, and the reference shipped beside the paren
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 
 from napari_lung_unet.card import ModelCard
+from napari_lung_unet.corrections import sha256_file
 from napari_lung_unet.io import IMAGE_SUFFIXES, ImageError, read_xray
 from napari_lung_unet.preprocess import prepare_input
 from napari_lung_unet.registry import Registry
@@ -87,15 +87,11 @@ def fair_subset(pairs: list[Pair], limit: int) -> list[Pair]:
     return [p for name in groups for p in kept[name]]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def unlabeled_images(folders: list[str], exclude: list[Pair], limit: int) -> list[np.ndarray]:
     """Up to ``limit`` readable X-rays from the user's folders, evenly spread, minus the corrected
     ones (same content, whatever the file is called). Unreadable files are skipped: they are
     optional extra evidence, and the worklist already reports them."""
-    corrected = {_sha256(p.image) for p in exclude}
+    corrected = {sha256_file(p.image) for p in exclude}
     files: list[Path] = []
     for folder in folders:
         root = Path(folder)
@@ -108,7 +104,7 @@ def unlabeled_images(folders: list[str], exclude: list[Pair], limit: int) -> lis
         if len(images) >= limit:
             break
         try:
-            if _sha256(f) in corrected:
+            if sha256_file(f) in corrected:
                 continue
             images.append(read_xray(f).pixels)
         except (ImageError, OSError):
