@@ -15,7 +15,7 @@ BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 def machine() -> str:
     import torch
 
-    from napari_lung_unet.device import describe_device
+    from napari_lung_unet.nn.device import describe_device
 
     gpu = f", {describe_device(torch.device('cuda'))}" if torch.cuda.is_available() else ""
     return f"{describe_device(torch.device('cpu'))}, torch {torch.__version__}, {torch.get_num_threads()} threads{gpu}"

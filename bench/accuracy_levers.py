@@ -21,10 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import append_markdown  # noqa: E402
 
-from napari_lung_unet.model_io import LoadedModel, load_model  # noqa: E402
-from napari_lung_unet.postprocess import labels_from_probability  # noqa: E402
-from napari_lung_unet.predict import Predictor  # noqa: E402
-from napari_lung_unet.preprocess import resize  # noqa: E402
+from napari_lung_unet.nn.model_io import LoadedModel, load_model  # noqa: E402
+from napari_lung_unet.nn.postprocess import labels_from_probability  # noqa: E402
+from napari_lung_unet.nn.predict import Predictor  # noqa: E402
+from napari_lung_unet.nn.preprocess import resize  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
 from training.evaluate import LoadedCase, load_cases  # noqa: E402
 from training.metrics import binary_metrics  # noqa: E402

@@ -1,7 +1,7 @@
 """Batch CLI throughput: ``lung-unet predict`` on a folder of 200 images, against one call per file.
 
 The folder run loads the model once, reads upcoming files on reader threads and writes masks on a
-writer thread while the network runs (napari_lung_unet/cli_predict.py). The per-file loop pays
+writer thread while the network runs (napari_lung_unet/batch/). The per-file loop pays
 interpreter start, imports and model loading every time; to keep the benchmark short it is timed
 on a sample (``--sample``, default 20 files) and its mean cost per file is extrapolated to the
 whole folder, which the table says. Target: the folder run ≥ 3× faster than the loop.

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from _report import publish  # noqa: E402
 from dicom_files import write_radiograph  # noqa: E402
 
-from napari_lung_unet.registry import Registry  # noqa: E402
+from napari_lung_unet.nn.registry import Registry  # noqa: E402
 from napari_lung_unet.settings import DATA_ENV, data_dir  # noqa: E402
 from training.data import read_mask, split_of_run  # noqa: E402
 from training.metrics import binary_metrics  # noqa: E402

@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _convention import looks_like_other_convention  # noqa: E402
 from _report import median_time, publish  # noqa: E402
 
-from napari_lung_unet.card import WEIGHTS_NAME  # noqa: E402
-from napari_lung_unet.io import read_xray  # noqa: E402
-from napari_lung_unet.model import count_parameters  # noqa: E402
-from napari_lung_unet.model_io import load_model  # noqa: E402
-from napari_lung_unet.predict import Predictor  # noqa: E402
+from napari_lung_unet.nn.card import WEIGHTS_NAME  # noqa: E402
+from napari_lung_unet.images.read import read_xray  # noqa: E402
+from napari_lung_unet.nn.model import count_parameters  # noqa: E402
+from napari_lung_unet.nn.model_io import load_model  # noqa: E402
+from napari_lung_unet.nn.predict import Predictor  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
 from training.evaluate import load_cases, mean_dice, score_cases, summarise  # noqa: E402
 from training.data import split_of_run  # noqa: E402

@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import append_markdown  # noqa: E402
 
-from napari_lung_unet.predict import Predictor  # noqa: E402
-from napari_lung_unet.registry import Registry  # noqa: E402
+from napari_lung_unet.nn.predict import Predictor  # noqa: E402
+from napari_lung_unet.nn.registry import Registry  # noqa: E402
 from napari_lung_unet.settings import DATA_ENV, HOME_ENV, data_dir  # noqa: E402
 from training.data import discover_pairs, split_of_run, stable_split  # noqa: E402
 from training.evaluate import load_cases, mean_dice, score_cases  # noqa: E402

@@ -24,7 +24,7 @@ from _report import publish  # noqa: E402
 from cli_batch_throughput import lung_unet_command  # noqa: E402
 from proposal_latency import BIG, bench_inputs  # noqa: E402
 
-from napari_lung_unet.registry import Registry  # noqa: E402
+from napari_lung_unet.nn.registry import Registry  # noqa: E402
 
 TARGET_GB = 1.5
 
@@ -71,7 +71,7 @@ def main() -> None:
                     rows.append((build, label, overlay, gb, wall))
                     print(f"{build:12s} {label:16s} overlay={overlay!s:5s} peak RSS {gb:.2f} GB ({wall:.1f} s)", flush=True)
         # the floor: the same process shape without touching an image
-        idle_gb, _ = peak_rss([sys.executable, "-c", "import torch, napari_lung_unet.predict, napari_lung_unet.cli"], dict(os.environ))
+        idle_gb, _ = peak_rss([sys.executable, "-c", "import torch, napari_lung_unet.nn.predict, napari_lung_unet.cli"], dict(os.environ))
 
     big = next(gb for build, label, overlay, gb, _ in rows if build == "this" and label == BIG and not overlay)
     verdict = "met" if big < TARGET_GB else "missed"

@@ -29,10 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import append_markdown, median_time  # noqa: E402
 
-from napari_lung_unet.model import UNet, UNetConfig  # noqa: E402
-from napari_lung_unet.phantom import make_phantom  # noqa: E402
-from napari_lung_unet.preprocess import prepare_input, resize  # noqa: E402
-from napari_lung_unet.registry import Registry  # noqa: E402
+from napari_lung_unet.nn.model import UNet, UNetConfig  # noqa: E402
+from napari_lung_unet.images.phantom import make_phantom  # noqa: E402
+from napari_lung_unet.nn.preprocess import prepare_input, resize  # noqa: E402
+from napari_lung_unet.nn.registry import Registry  # noqa: E402
 from training.steps import train_step  # noqa: E402
 
 TITLE = "Network throughput, batched, GPU (bench/network_throughput_gpu.py)"

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import median_time, publish  # noqa: E402
 
 from napari_lung_unet import postprocess as pp  # noqa: E402
-from napari_lung_unet.io import read_xray  # noqa: E402
-from napari_lung_unet.predict import Predictor  # noqa: E402
+from napari_lung_unet.images.read import read_xray  # noqa: E402
+from napari_lung_unet.nn.predict import Predictor  # noqa: E402
 from napari_lung_unet.settings import data_dir  # noqa: E402
 
 

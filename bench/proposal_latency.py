@@ -35,10 +35,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import median_time, publish  # noqa: E402
 
-from napari_lung_unet.io import read_xray  # noqa: E402
-from napari_lung_unet.phantom import make_phantom  # noqa: E402
-from napari_lung_unet.predict import Predictor  # noqa: E402
-from napari_lung_unet.registry import Registry  # noqa: E402
+from napari_lung_unet.images.read import read_xray  # noqa: E402
+from napari_lung_unet.images.phantom import make_phantom  # noqa: E402
+from napari_lung_unet.nn.predict import Predictor  # noqa: E402
+from napari_lung_unet.nn.registry import Registry  # noqa: E402
 
 BIG = "png 4020×4892"
 INPUTS = {  # name -> (file name, shape, phantom seed)

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _convention import looks_like_other_convention  # noqa: E402
 from _report import publish  # noqa: E402
 
-from napari_lung_unet.model_io import load_model  # noqa: E402
-from napari_lung_unet.predict import Predictor  # noqa: E402
+from napari_lung_unet.nn.model_io import load_model  # noqa: E402
+from napari_lung_unet.nn.predict import Predictor  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
 from training.evaluate import load_cases, mean_dice, score_cases  # noqa: E402
 from training.data import split_of_run  # noqa: E402

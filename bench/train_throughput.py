@@ -30,11 +30,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import median_time, publish  # noqa: E402
 
-from napari_lung_unet.card import Normalisation  # noqa: E402
-from napari_lung_unet.device import autocast_dtype, uses_channels_last  # noqa: E402
-from napari_lung_unet.model import UNet  # noqa: E402
-from napari_lung_unet.phantom import make_phantom  # noqa: E402
-from napari_lung_unet.preprocess import prepare_input, resize  # noqa: E402
+from napari_lung_unet.nn.card import Normalisation  # noqa: E402
+from napari_lung_unet.nn.device import autocast_dtype, uses_channels_last  # noqa: E402
+from napari_lung_unet.nn.model import UNet  # noqa: E402
+from napari_lung_unet.images.phantom import make_phantom  # noqa: E402
+from napari_lung_unet.nn.preprocess import prepare_input, resize  # noqa: E402
 from napari_lung_unet.settings import HOME_ENV  # noqa: E402
 from training.metrics import dice_bce_loss  # noqa: E402
 from training.steps import train_step  # noqa: E402

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .io import list_images
+from .images.read import list_images
 
 PLUGIN, WIDGET = "napari-lung-unet", "Lung U-Net"  # the manifest's plugin name and widget display name
 PathOrPaths = str | Path | Sequence[str | Path]

@@ -1,7 +1,7 @@
 """napari reader contribution for DICOM chest X-rays and their lung Segmentations (``.seg.dcm``).
 
-All decoding and validation is :func:`napari_lung_unet.io.read_xray` (shared with the CLI and
-the widget) and :func:`napari_lung_unet.dicom_seg.read_seg`; this module only turns their
+All decoding and validation is :func:`napari_lung_unet.images.read.read_xray` (shared with the CLI and
+the widget) and :func:`napari_lung_unet.dicom.seg.read_seg`; this module only turns their
 results into layer tuples. A SEG opens as a Labels layer with its source's pixel spacing as
 scale, so it lies exactly over the source X-ray opened by the same reader.
 PNG/TIFF/JPEG are left to napari's built-in reader (we return ``None`` for them).
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .io import XRay, is_dicom, read_xray
+from .images.read import XRay, is_dicom, read_xray
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 PathOrPaths = str | Path | Sequence[str | Path]
@@ -30,18 +30,18 @@ def napari_get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerDa
 def read_dicom(path: PathOrPaths) -> list[LayerDataTuple]:
     """One layer per file: an image scaled in mm when the file gives a pixel spacing, or labels for a SEG.
 
-    A corrupt or unusable file raises :class:`~napari_lung_unet.io.ImageError`; napari shows
+    A corrupt or unusable file raises :class:`~napari_lung_unet.images.read.ImageError`; napari shows
     its message, which names the file and the reason.
     """
-    from .dicom_seg import is_seg
+    from .dicom.seg import is_seg
 
     return [seg_layer(p) if is_seg(p) else xray_layer(read_xray(p)) for p in _as_list(path)]
 
 
 def seg_layer(path: Path) -> LayerDataTuple:
     """The napari labels-layer tuple for a lung DICOM SEG (0 background, 1 right lung, 2 left lung)."""
-    from .dicom_seg import read_seg
-    from .labels import NAPARI_COLORMAP
+    from .dicom.seg import read_seg
+    from .images.labels import NAPARI_COLORMAP
 
     labels, spacing, source_uid = read_seg(path)
     name = path.name[: -len(".seg.dcm")] if path.name.lower().endswith(".seg.dcm") else path.stem

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write, atomic_write_png
+from .store.atomic import atomic_write, atomic_write_png
 
 PNG_SUFFIXES = (".png",)
 TIFF_SUFFIXES = (".tif", ".tiff")

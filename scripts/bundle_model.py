@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_lung_unet.card import ModelCard
-from napari_lung_unet.model_io import load_model, save_model
-from napari_lung_unet.predict import Predictor
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.nn.model_io import load_model, save_model
+from napari_lung_unet.nn.predict import Predictor
 from napari_lung_unet.settings import bundled_model_dir, data_dir
 from training.evaluate import load_cases, score_cases, summarise
 from training.data import split_of_run

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from napari_lung_unet.device import resolve_device
-from napari_lung_unet.model_io import load_model
+from napari_lung_unet.nn.device import resolve_device
+from napari_lung_unet.nn.model_io import load_model
 from napari_lung_unet.settings import dataset_path
 from training.data import load_arrays, split_of_run
 from training.fisher import compute_fisher, save_fisher

@@ -97,7 +97,7 @@ def run_napari(args: argparse.Namespace, screenshot: Path | None) -> int:
     from qtpy.QtWidgets import QApplication
 
     from napari_lung_unet._reader import xray_layer
-    from napari_lung_unet.io import read_xray
+    from napari_lung_unet.images.read import read_xray
 
     viewer = napari.Viewer(title="napari - Lung U-Net")
     viewer.window.resize(*WINDOW_SIZE)
@@ -170,7 +170,7 @@ def run_cli_fallback(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
 
     from napari_lung_unet._sample_data import SAMPLE_SEED, SAMPLE_SHAPE
-    from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
+    from napari_lung_unet.images.phantom_radiograph import make_radiograph_phantom
 
     if args.image is not None:
         source = args.image

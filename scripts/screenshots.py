@@ -39,7 +39,7 @@ def case_folder(work: Path, real: bool) -> Path:
     import imageio.v3 as iio
     import numpy as np
 
-    from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
+    from napari_lung_unet.images.phantom_radiograph import make_radiograph_phantom
     from napari_lung_unet.settings import data_dir
 
     folder = work / "cases"

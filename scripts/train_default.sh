@@ -6,7 +6,7 @@
 #      22 epochs at lr 3e-4, same schedule (default-2 was stopped by hand at 22: a plateau at lr 3e-5, best at 18).
 # Each stage keeps its best checkpoint by validation Dice, and both are resumable: re-run this
 # script after a crash or Ctrl-C and each stage continues from its last.ckpt.
-# Multi-GPU: replace `lung-unet train` with `torchrun --nproc_per_node=N -m training.cli_train`.
+# Multi-GPU: replace `lung-unet train` with `torchrun --nproc_per_node=N -m napari_lung_unet.cli.train`.
 set -euo pipefail
 DATA="${LUNG_UNET_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}"
 OUT="${1:-runs}"

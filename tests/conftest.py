@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_lung_unet.card import ModelCard
-from napari_lung_unet.model import UNet, UNetConfig
-from napari_lung_unet.model_io import save_model
-from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.nn.model import UNet, UNetConfig
+from napari_lung_unet.nn.model_io import save_model
+from napari_lung_unet.images.phantom import make_phantom
 from napari_lung_unet.settings import DATA_ENV, HOME_ENV, data_dir
 
 TINY = UNetConfig(base_channels=4, depth=2)
@@ -87,8 +87,8 @@ def fresh_predictor_cache():
 @pytest.fixture
 def tiny_current(tiny_model_dir: Path) -> str:
     """Register the tiny model and make it current, so GUI proposals and fine-tunes take seconds."""
-    from napari_lung_unet.model_io import load_model
-    from napari_lung_unet.registry import Registry
+    from napari_lung_unet.nn.model_io import load_model
+    from napari_lung_unet.nn.registry import Registry
 
     loaded = load_model(tiny_model_dir)
     Registry().add(loaded.model, loaded.card)

@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from napari_lung_unet.atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_png
+from napari_lung_unet.store.atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_png
 
 
 def _half_then_fail(tmp: Path) -> None:

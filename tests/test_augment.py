@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.images.phantom import make_phantom
 from training.augment import AugmentConfig, augment
 
 

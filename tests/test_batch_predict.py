@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from napari_lung_unet.cli import main
-from napari_lung_unet.results_table import FIELDS, RESULTS_NAME, read_rows
+from napari_lung_unet.batch.results import FIELDS, RESULTS_NAME, read_rows
 
 
 def _lung_unet() -> list[str]:
@@ -69,7 +69,7 @@ def test_masks_are_byte_identical_for_any_worker_count(real_data: Path, tmp_path
 def test_rerun_skips_checked_outputs_and_repairs_a_torn_table(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from napari_lung_unet.phantom import make_phantom
+    from napari_lung_unet.images.phantom import make_phantom
 
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()

@@ -13,11 +13,11 @@ import pytest
 import tifffile
 import torch
 
-from napari_lung_unet.card import ModelCard
-from napari_lung_unet.cli import SUBCOMMANDS, build_parser, main
-from napari_lung_unet.model import UNet, UNetConfig
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.cli.dispatch import SUBCOMMANDS, build_parser, main
+from napari_lung_unet.nn.model import UNet, UNetConfig
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.registry import Registry
 
 GOOD_SHAPES = {"case_a": (300, 260), "case_b": (257, 391)}
 
@@ -145,7 +145,7 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture) -> None:
 
 
 def test_every_subcommand_is_registered() -> None:
-    # imported statically: a missing module fails the import of napari_lung_unet.cli, not this list
+    # imported statically: a missing module fails the import of napari_lung_unet.cli.dispatch, not this list
     assert set(SUBCOMMANDS) == {"predict", "models", "train", "finetune", "evaluate", "export"}
     choices = build_parser()._subparsers._group_actions[0].choices
     assert set(choices) == set(SUBCOMMANDS)

@@ -16,12 +16,12 @@ import pytest
 from dicom_files import write_radiograph
 from test_dicom_seg import segment_masks
 
-from napari_lung_unet.atomic import atomic_write_json
-from napari_lung_unet.corrections import SEGS, CorrectionRecord, CorrectionsError, CorrectionsStore
-from napari_lung_unet.io import read_xray
-from napari_lung_unet.pacs_worklist import PACS_FILE
+from napari_lung_unet.store.atomic import atomic_write_json
+from napari_lung_unet.store.corrections import SEGS, CorrectionRecord, CorrectionsError, CorrectionsStore
+from napari_lung_unet.images.read import read_xray
+from napari_lung_unet.dicom.pacs_worklist import PACS_FILE
 from napari_lung_unet.widget.accepting import write_adhoc, write_case
-from napari_lung_unet.worklist import Worklist
+from napari_lung_unet.store.worklist import Worklist
 
 CASE = "MCUCXR_0001_0"
 

@@ -16,10 +16,10 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from napari_lung_unet.cli_export import export_store
-from napari_lung_unet.corrections import CorrectionRecord, CorrectionsError, CorrectionsStore, sha256_of
-from napari_lung_unet.masks import MaskError
-from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.cli.export import export_store
+from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsError, CorrectionsStore, sha256_of
+from napari_lung_unet.images.masks import MaskError
+from napari_lung_unet.images.phantom import make_phantom
 from training.data import discover_pairs, read_pair
 
 SHAPE = (96, 80)  # both accepts share it, so no shape check can tell their files apart
@@ -39,9 +39,9 @@ def _accept_in_subprocess(store: Path, seed: int, kill_at: int) -> subprocess.Co
         f"""
         import os, signal
         import numpy as np
-        from napari_lung_unet import atomic
-        from napari_lung_unet.corrections import CorrectionRecord, CorrectionsStore, sha256_of
-        from napari_lung_unet.phantom import make_phantom
+        from napari_lung_unet.store import atomic
+        from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore, sha256_of
+        from napari_lung_unet.images.phantom import make_phantom
 
         calls = 0
         def kill(tmp, target):

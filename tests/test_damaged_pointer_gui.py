@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_lung_unet.registry import DamagedPointer, Registry
+from napari_lung_unet.nn.registry import DamagedPointer, Registry
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
@@ -42,7 +42,7 @@ def test_dock_opens_on_a_damaged_pointer_and_says_how_to_repair(make_napari_view
 
 
 def test_proposal_on_a_damaged_pointer_fails_in_one_line(make_napari_viewer, isolated_home, qtbot):
-    from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
+    from napari_lung_unet.images.phantom_radiograph import make_radiograph_phantom
 
     message = damage_pointer(isolated_home)
     viewer = make_napari_viewer()

@@ -21,7 +21,7 @@ def test_two_rank_ddp_training_ends_with_identical_weights(phantom_dataset: Path
         "trainer = Trainer(cfg)\n"
         "trainer.run()\n"
         "import torch.distributed as dist\n"
-        "from napari_lung_unet.model_io import load_model\n"
+        "from napari_lung_unet.nn.model_io import load_model\n"
         "# each rank dumps the weights it holds in memory, not the checkpoint rank 0 wrote\n"
         f"save_file(trainer.final_state, os.path.join({str(tmp_path)!r}, f'rank{{dist.get_rank()}}.safetensors'))\n"
         "dist.destroy_process_group()\n"

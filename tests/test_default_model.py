@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_lung_unet.registry import Registry
-from napari_lung_unet.predict import Predictor
+from napari_lung_unet.nn.registry import Registry
+from napari_lung_unet.nn.predict import Predictor
 from training.data import discover_pairs, stable_split
 from training.evaluate import load_cases, score_cases
 
@@ -32,7 +32,7 @@ def test_default_model_dice_on_montgomery_validation_sample(real_data: Path) -> 
 
 
 def test_default_model_labels_right_and_left_on_a_real_xray(real_data: Path) -> None:
-    from napari_lung_unet.io import read_xray
+    from napari_lung_unet.images.read import read_xray
 
     image = sorted((real_data / "montgomery" / "images").glob("*.png"))[0]
     labels = Predictor.from_registry(device="cpu").predict(read_xray(image)).labels

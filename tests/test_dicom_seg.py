@@ -11,8 +11,8 @@ import pytest
 from dicom_files import SPACING, write_radiograph
 
 from napari_lung_unet.cli import main
-from napari_lung_unet.dicom_seg import make_seg, read_seg, write_seg
-from napari_lung_unet.labels import LUNGS
+from napari_lung_unet.dicom.seg import make_seg, read_seg, write_seg
+from napari_lung_unet.images.labels import LUNGS
 
 CASE = "montgomery/images/MCUCXR_0001_0.png"
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -88,7 +88,7 @@ def test_empty_lung_still_gets_its_segment(tmp_path: Path) -> None:
 
 
 def test_labels_of_another_size_are_refused(tmp_path: Path) -> None:
-    from napari_lung_unet.dicom_seg import SegError
+    from napari_lung_unet.dicom.seg import SegError
 
     image = (np.random.default_rng(0).random((64, 80)) * 255).astype(np.uint8)
     source = pydicom.dcmread(write_radiograph(tmp_path / "x.dcm", image), stop_before_pixels=True)
@@ -97,7 +97,7 @@ def test_labels_of_another_size_are_refused(tmp_path: Path) -> None:
 
 
 def test_seg_is_not_read_as_an_x_ray(tmp_path: Path) -> None:
-    from napari_lung_unet.io import ImageError, read_xray
+    from napari_lung_unet.images.read import ImageError, read_xray
 
     image = (np.random.default_rng(0).random((64, 80)) * 255).astype(np.uint8)
     source = pydicom.dcmread(write_radiograph(tmp_path / "x.dcm", image), stop_before_pixels=True)

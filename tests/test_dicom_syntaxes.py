@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from dicom_files import LOSSY, SYNTAXES, write_radiograph
 
-from napari_lung_unet.io import ImageError, read_xray
-from napari_lung_unet.predict import Predictor
+from napari_lung_unet.images.read import ImageError, read_xray
+from napari_lung_unet.nn.predict import Predictor
 
 CASE = "montgomery/images/MCUCXR_0001_0.png"
 
@@ -77,7 +77,7 @@ def test_undecodable_syntax_names_it_and_what_to_install(tmp_path: Path, image8:
         import sys
         for name in ("pylibjpeg", "libjpeg", "jpeg_ls", "_CharLS", "gdcm"):
             sys.modules[name] = None  # as if not installed: importing it raises ImportError
-        from napari_lung_unet.io import ImageError, read_xray
+        from napari_lung_unet.images.read import ImageError, read_xray
         try:
             read_xray({str(path)!r})
         except ImageError as exc:

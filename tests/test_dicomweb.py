@@ -18,7 +18,7 @@ from dicom_files import write_radiograph
 from orthanc import PASSWORD, USER, Orthanc, available, running_orthanc
 
 from napari_lung_unet.cli import main
-from napari_lung_unet.dicomweb import PASSWORD_ENV, USER_ENV
+from napari_lung_unet.dicom.web import PASSWORD_ENV, USER_ENV
 
 # two Montgomery cases: one stored as JPEG 2000, one uncompressed
 CASES = {"MCUCXR_0001_0": "jpeg2000", "MCUCXR_0002_0": "explicit"}
@@ -100,7 +100,7 @@ def write_sr(path: Path, study_uid: str | None = None) -> pydicom.Dataset:
 
 @pytest.mark.data
 def test_list_studies_gives_the_worklist_columns(orthanc: Orthanc, studies: dict[str, pydicom.Dataset], credentials: None) -> None:
-    from napari_lung_unet.dicomweb import list_studies
+    from napari_lung_unet.dicom.web import list_studies
 
     rows = {row.url.study: row for row in list_studies(orthanc.dicomweb)}
     for source in studies.values():

@@ -8,8 +8,8 @@ import imageio.v3 as iio
 import numpy as np
 
 from napari_lung_unet.cli import main
-from napari_lung_unet.corrections import CorrectionRecord, CorrectionsStore
-from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore
+from napari_lung_unet.images.phantom import make_phantom
 from napari_lung_unet.settings import corrections_dir
 from training.data import discover_pairs
 

@@ -16,13 +16,13 @@ import pytest
 import torch
 from scipy import ndimage
 
-from napari_lung_unet import postprocess
-from napari_lung_unet.card import ModelCard, Normalisation
-from napari_lung_unet.model import UNet, UNetConfig
-from napari_lung_unet.model_io import LoadedModel
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.predict import Predictor
-from napari_lung_unet.preprocess import normalise, prepare_input, resize
+from napari_lung_unet.nn import postprocess
+from napari_lung_unet.nn.card import ModelCard, Normalisation
+from napari_lung_unet.nn.model import UNet, UNetConfig
+from napari_lung_unet.nn.model_io import LoadedModel
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.predict import Predictor
+from napari_lung_unet.nn.preprocess import normalise, prepare_input, resize
 from training.steps import train_step
 
 INPUT = 64

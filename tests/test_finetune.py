@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from napari_lung_unet.card import ModelCard
-from napari_lung_unet.corrections import CorrectionRecord, CorrectionsStore
-from napari_lung_unet.model import UNet
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore
+from napari_lung_unet.nn.model import UNet
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.registry import Registry
 from training.data import DatasetError, Pair
 from training import gate
 from training.finetune import FinetuneCancelled, FinetuneConfig, fair_subset, finetune
 
-from napari_lung_unet.model import UNetConfig
+from napari_lung_unet.nn.model import UNetConfig
 
 TINY = UNetConfig(base_channels=4, depth=2)
 

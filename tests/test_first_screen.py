@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from napari_lung_unet._sample_data import SAMPLE_SEED, SAMPLE_SHAPE, make_chest_phantom
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
-from napari_lung_unet.predict import Predictor
-from napari_lung_unet.worklist import is_uncertain
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.images.phantom_radiograph import make_radiograph_phantom
+from napari_lung_unet.nn.predict import Predictor
+from napari_lung_unet.store.worklist import is_uncertain
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

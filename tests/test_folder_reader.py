@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from napari_lung_unet._folder_reader import get_folder_reader
-from napari_lung_unet.worklist import PROPOSED
+from napari_lung_unet.store.worklist import PROPOSED
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 from qtpy.QtWidgets import QApplication
 
-from napari_lung_unet.corrections import CorrectionsStore
-from napari_lung_unet.model_io import load_model
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.store.corrections import CorrectionsStore
+from napari_lung_unet.nn.model_io import load_model
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget.engine import clear_cache
-from napari_lung_unet.worklist import EDITED, Worklist
+from napari_lung_unet.store.worklist import EDITED, Worklist
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 

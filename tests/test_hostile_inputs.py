@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_lung_unet.cli import main
-from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.images.phantom import make_phantom
 from napari_lung_unet.settings import dataset_path
 from napari_lung_unet.text import printable
 from training.data import DatasetError, discover_pairs, read_pair

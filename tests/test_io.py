@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_lung_unet.io import ImageError, list_images, read_xray, to_grey
-from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.images.read import ImageError, list_images, read_xray, to_grey
+from napari_lung_unet.images.phantom import make_phantom
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from napari_lung_unet.card import ModelCard
-from napari_lung_unet.model import UNet, UNetConfig, count_parameters
-from napari_lung_unet.model_io import load_model, save_model
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.nn.model import UNet, UNetConfig, count_parameters
+from napari_lung_unet.nn.model_io import load_model, save_model
 
 TINY = UNetConfig(base_channels=4, depth=2)
 

@@ -19,9 +19,9 @@ from test_dicomweb import CASES, credentials, orthanc  # noqa: F401 - the real O
 from orthanc import Orthanc
 
 from napari_lung_unet._folder_reader import PLUGIN, WIDGET
-from napari_lung_unet.corrections import CorrectionsStore
-from napari_lung_unet.dicomweb import PASSWORD_ENV, USER_ENV
-from napari_lung_unet.pacs_worklist import PACS_DIR
+from napari_lung_unet.store.corrections import CorrectionsStore
+from napari_lung_unet.dicom.web import PASSWORD_ENV, USER_ENV
+from napari_lung_unet.dicom.pacs_worklist import PACS_DIR
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget.pacs_dialog import PacsDialog
 

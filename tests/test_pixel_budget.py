@@ -20,7 +20,7 @@ import pytest
 import tifffile
 from dicom_files import radiograph_dataset, write_deflated_bomb, write_radiograph
 
-from napari_lung_unet.io import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, ImageError, max_pixels, read_xray
+from napari_lung_unet.images.read import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, ImageError, max_pixels, read_xray
 
 SIDE = 30000
 GB = 1024**3
@@ -67,7 +67,7 @@ def peak_rss_reading(path: Path) -> tuple[str, float]:
     script = textwrap.dedent(
         f"""
         import json, resource
-        from napari_lung_unet.io import ImageError, read_xray
+        from napari_lung_unet.images.read import ImageError, read_xray
         try:
             read_xray({str(path)!r})
             message = "read without error"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_lung_unet import postprocess as pp
-from napari_lung_unet.phantom import make_phantom
+from napari_lung_unet.nn import postprocess as pp
+from napari_lung_unet.images.phantom import make_phantom
 
 
 def _probabilities(seed: int) -> np.ndarray:

@@ -9,15 +9,15 @@ import pytest
 import torch
 from scipy import ndimage
 
-from napari_lung_unet.card import ModelCard
-from napari_lung_unet.io import read_xray
-from napari_lung_unet.model import UNet, UNetConfig
-from napari_lung_unet.model_io import save_model
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.postprocess import LEFT_LUNG, RIGHT_LUNG, clean_mask, labels_from_probability
-from napari_lung_unet.predict import Predictor
-from napari_lung_unet.registry import Registry
-from napari_lung_unet.preprocess import prepare_input
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.images.read import read_xray
+from napari_lung_unet.nn.model import UNet, UNetConfig
+from napari_lung_unet.nn.model_io import save_model
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.postprocess import LEFT_LUNG, RIGHT_LUNG, clean_mask, labels_from_probability
+from napari_lung_unet.nn.predict import Predictor
+from napari_lung_unet.nn.registry import Registry
+from napari_lung_unet.nn.preprocess import prepare_input
 
 
 @pytest.fixture

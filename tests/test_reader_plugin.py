@@ -12,7 +12,7 @@ from napari.layers import Labels
 
 from napari_lung_unet._reader import napari_get_reader, read_dicom
 from napari_lung_unet._writer import write_labels
-from napari_lung_unet.io import ImageError
+from napari_lung_unet.images.read import ImageError
 
 PLUGIN = "napari-lung-unet"
 SPACING = (0.2, 0.3)

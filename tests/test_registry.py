@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from napari_lung_unet.card import CARD_NAME, WEIGHTS_NAME, ModelCard
-from napari_lung_unet.model import UNet, UNetConfig
-from napari_lung_unet.model_io import ModelLoadError, load_model, save_model
-from napari_lung_unet.registry import Registry, RegistryError
+from napari_lung_unet.nn.card import CARD_NAME, WEIGHTS_NAME, ModelCard
+from napari_lung_unet.nn.model import UNet, UNetConfig
+from napari_lung_unet.nn.model_io import ModelLoadError, load_model, save_model
+from napari_lung_unet.nn.registry import Registry, RegistryError
 
 TINY = UNetConfig(base_channels=4, depth=2)
 
@@ -198,16 +198,16 @@ def test_process_killed_while_staging_leaves_registry_loadable(isolated_home: Pa
     script = textwrap.dedent(
         """
         import os, safetensors.torch as st
-        from napari_lung_unet.card import ModelCard
-        from napari_lung_unet.model import UNet, UNetConfig
-        from napari_lung_unet.registry import Registry
+        from napari_lung_unet.nn.card import ModelCard
+        from napari_lung_unet.nn.model import UNet, UNetConfig
+        from napari_lung_unet.nn.registry import Registry
 
         def die(tensors, filename, metadata=None):
             with open(filename, "wb") as fh:
                 fh.write(b"partial")
             os._exit(9)
 
-        import napari_lung_unet.model_io as mio
+        import napari_lung_unet.nn.model_io as mio
         mio.save_file = die
         cfg = UNetConfig(base_channels=4, depth=2)
         Registry().add(UNet(cfg), ModelCard(version="v2", architecture=cfg))

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from napari_lung_unet.card import CARD_NAME, ModelCard
+from napari_lung_unet.nn.card import CARD_NAME, ModelCard
 from napari_lung_unet.cli import main
-from napari_lung_unet.model import UNet, UNetConfig
-from napari_lung_unet.model_io import ModelLoadError, ModelSaveError
-from napari_lung_unet.registry import PromotionConflict, Registry, RegistryError
+from napari_lung_unet.nn.model import UNet, UNetConfig
+from napari_lung_unet.nn.model_io import ModelLoadError, ModelSaveError
+from napari_lung_unet.nn.registry import PromotionConflict, Registry, RegistryError
 
 TINY = UNetConfig(base_channels=4, depth=2)
 
@@ -157,7 +157,7 @@ def test_rollback_in_another_process_during_promotion_wins(isolated_home: Path) 
     started = isolated_home / "started"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import pathlib, time
-        from napari_lung_unet.registry import Registry
+        from napari_lung_unet.nn.registry import Registry
         r = Registry()
         with r.locked():
             pathlib.Path({str(started)!r}).touch()
@@ -184,8 +184,8 @@ def test_kill_during_promotion_never_leaves_a_false_card_or_leftovers(isolated_h
     registry.set_current("v1")
     result = _python(f"""
         import os, signal
-        from napari_lung_unet import atomic
-        from napari_lung_unet.registry import Registry
+        from napari_lung_unet.store import atomic
+        from napari_lung_unet.nn.registry import Registry
         calls = 0
         def kill(tmp, target):
             global calls
@@ -211,10 +211,10 @@ def test_next_start_removes_a_killed_adds_staging_folder(isolated_home: Path) ->
     _add(registry, "v1")
     result = _python("""
         import os, signal
-        from napari_lung_unet import atomic
-        from napari_lung_unet.card import ModelCard
-        from napari_lung_unet.model import UNet, UNetConfig
-        from napari_lung_unet.registry import Registry
+        from napari_lung_unet.store import atomic
+        from napari_lung_unet.nn.card import ModelCard
+        from napari_lung_unet.nn.model import UNet, UNetConfig
+        from napari_lung_unet.nn.registry import Registry
         atomic.before_replace = lambda tmp, target: os.kill(os.getpid(), signal.SIGKILL)
         cfg = UNetConfig(base_channels=4, depth=2)
         Registry().add(UNet(cfg), ModelCard(version="v2", architecture=cfg))
@@ -234,10 +234,10 @@ def test_full_disk_while_saving_is_one_clear_line(isolated_home: Path) -> None:
     # the kernel refuses to grow any file past 2 kB: the weights write fails as on a full disk
     result = _python("""
         import resource, signal
-        from napari_lung_unet.card import ModelCard
-        from napari_lung_unet.model import UNet, UNetConfig
-        from napari_lung_unet.model_io import ModelSaveError
-        from napari_lung_unet.registry import Registry
+        from napari_lung_unet.nn.card import ModelCard
+        from napari_lung_unet.nn.model import UNet, UNetConfig
+        from napari_lung_unet.nn.model_io import ModelSaveError
+        from napari_lung_unet.nn.registry import Registry
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         cfg = UNetConfig(base_channels=4, depth=2)
         registry = Registry()

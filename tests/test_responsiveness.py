@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QTimer
 
-from napari_lung_unet.corrections import CorrectionRecord, CorrectionsStore
-from napari_lung_unet.model_io import load_model
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore
+from napari_lung_unet.nn.model_io import load_model
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]

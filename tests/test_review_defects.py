@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
 
-from napari_lung_unet.card import ModelCard
-from napari_lung_unet.corrections import CorrectionRecord, CorrectionsStore, sha256_of
-from napari_lung_unet.model_io import load_model
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore, sha256_of
+from napari_lung_unet.nn.model_io import load_model
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget import LungUNetWidget
 from napari_lung_unet.widget.dock import DOCK_WIDTH
-from napari_lung_unet.worklist import EDITED, PROPOSED, Worklist
+from napari_lung_unet.store.worklist import EDITED, PROPOSED, Worklist
 
 from test_widget import click_and_wait  # pytest puts tests/ on sys.path (rootdir-relative, no package)
 

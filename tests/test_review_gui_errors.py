@@ -10,10 +10,10 @@ import pytest
 import tifffile
 from napari.utils.notifications import NotificationSeverity
 
-from napari_lung_unet.corrections import CorrectionsStore
-from napari_lung_unet.model_io import load_model
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.store.corrections import CorrectionsStore
+from napari_lung_unet.nn.model_io import load_model
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget import LungUNetWidget
 

@@ -15,14 +15,14 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from napari_lung_unet.corrections import CorrectionsStore
-from napari_lung_unet.model_io import load_model
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.store.corrections import CorrectionsStore
+from napari_lung_unet.nn.model_io import load_model
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.images.phantom_radiograph import make_radiograph_phantom
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget import LungUNetWidget
-from napari_lung_unet.worklist import ACCEPTED, EDITED, PROPOSED, Worklist
+from napari_lung_unet.store.worklist import ACCEPTED, EDITED, PROPOSED, Worklist
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
@@ -262,7 +262,7 @@ def test_removing_the_lungs_layer_saves_the_draft(widget: LungUNetWidget, qtbot,
 
 
 def test_next_case_is_read_ahead_but_never_shown_stale(widget: LungUNetWidget, qtbot, xray_folder: Path):
-    from napari_lung_unet.io import read_xray
+    from napari_lung_unet.images.read import read_xray
 
     review, viewer = widget.review, widget.viewer
     open_and_wait(qtbot, widget, xray_folder)  # the read-ahead starts once the proposal is back

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_lung_unet.model_io import load_model
+from napari_lung_unet.nn.model_io import load_model
 from training.data import DatasetError, discover_pairs
 from training.metrics import METRIC_NAMES
 from training.trainer import LAST_CHECKPOINT, TrainConfig, train
@@ -79,7 +79,7 @@ def test_empty_and_unknown_folders(tmp_path: Path) -> None:
 
 
 def test_seed_montgomery_layout_sums_left_and_right(tmp_path: Path) -> None:
-    from napari_lung_unet.phantom import make_phantom
+    from napari_lung_unet.images.phantom import make_phantom
     from training.data import read_pair
 
     root = tmp_path / "MontgomerySet"

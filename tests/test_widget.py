@@ -12,9 +12,9 @@ import pytest
 from napari.layers import Image, Labels
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.phantom_radiograph import make_radiograph_phantom
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.images.phantom_radiograph import make_radiograph_phantom
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.widget import LungUNetWidget
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]

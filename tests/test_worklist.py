@@ -9,8 +9,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from napari_lung_unet.phantom import make_phantom
-from napari_lung_unet.worklist import (
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.store.worklist import (
     ACCEPTED,
     EDITED,
     PROPOSED,

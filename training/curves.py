@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_lung_unet.atomic import atomic_write
+from napari_lung_unet.store.atomic import atomic_write
 
 from .metrics import METRIC_NAMES
 from .runlog import read_log

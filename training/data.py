@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from napari_lung_unet.card import ModelCard, Normalisation
-from napari_lung_unet.corrections import RECORDS, CorrectionsStore
-from napari_lung_unet.io import IMAGE_SUFFIXES, ImageError, read_xray
-from napari_lung_unet.masks import MaskError, checked_mask
-from napari_lung_unet.preprocess import prepare_input, resize
+from napari_lung_unet.nn.card import ModelCard, Normalisation
+from napari_lung_unet.store.corrections import RECORDS, CorrectionsStore
+from napari_lung_unet.images.read import IMAGE_SUFFIXES, ImageError, read_xray
+from napari_lung_unet.images.masks import MaskError, checked_mask
+from napari_lung_unet.nn.preprocess import prepare_input, resize
 
 
 # The split every training run makes unless told otherwise; cards of older runs omit them.

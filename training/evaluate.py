@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_lung_unet.atomic import atomic_write_csv
-from napari_lung_unet.predict import Predictor
+from napari_lung_unet.store.atomic import atomic_write_csv
+from napari_lung_unet.nn.predict import Predictor
 
 from .data import Pair, read_pair
 from .metrics import METRIC_NAMES, binary_metrics

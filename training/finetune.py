@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_lung_unet.card import ModelCard, utc_now
-from napari_lung_unet.device import resolve_device
-from napari_lung_unet.model_io import LoadedModel
-from napari_lung_unet.predict import Predictor
-from napari_lung_unet.registry import PromotionConflict, Registry
+from napari_lung_unet.nn.card import ModelCard, utc_now
+from napari_lung_unet.nn.device import resolve_device
+from napari_lung_unet.nn.model_io import LoadedModel
+from napari_lung_unet.nn.predict import Predictor
+from napari_lung_unet.nn.registry import PromotionConflict, Registry
 from napari_lung_unet.settings import corrections_dir
 
 from . import gate

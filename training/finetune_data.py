@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_lung_unet.card import ModelCard
-from napari_lung_unet.corrections import sha256_file
-from napari_lung_unet.io import IMAGE_SUFFIXES, ImageError, read_xray
-from napari_lung_unet.preprocess import prepare_input
-from napari_lung_unet.registry import Registry
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.store.corrections import sha256_file
+from napari_lung_unet.images.read import IMAGE_SUFFIXES, ImageError, read_xray
+from napari_lung_unet.nn.preprocess import prepare_input
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import dataset_path
 
 from .data import DatasetError, Pair, discover_pairs, split_of_run, stable_split

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from napari_lung_unet.device import autocast_dtype, uses_channels_last
+from napari_lung_unet.nn.device import autocast_dtype, uses_channels_last
 
 from .augment import AugmentConfig, AugmentedDataset
 from .data import ArrayData

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from napari_lung_unet.atomic import atomic_path
+from napari_lung_unet.store.atomic import atomic_path
 
 from .data import ArrayData
 

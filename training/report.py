@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_lung_unet.atomic import atomic_write
-from napari_lung_unet.predict import Predictor
+from napari_lung_unet.store.atomic import atomic_write
+from napari_lung_unet.nn.predict import Predictor
 
 from .evaluate import CaseScore, LoadedCase
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from napari_lung_unet.atomic import atomic_write_csv
+from napari_lung_unet.store.atomic import atomic_write_csv
 
 from .metrics import METRIC_NAMES
 

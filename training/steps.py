@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from napari_lung_unet.device import uses_channels_last
+from napari_lung_unet.nn.device import uses_channels_last
 
 from .metrics import dice_bce_loss
 

@@ -1,7 +1,7 @@
 """Train a U-Net from scratch: Adam, ReduceLROnPlateau, early stopping, best checkpoint, CSV log, resume, DDP.
 
 Run on one device with ``lung-unet train``, or on several with
-``torchrun --nproc_per_node=N -m training.cli_train ...`` (same arguments): each rank trains on
+``torchrun --nproc_per_node=N -m napari_lung_unet.cli.train ...`` (same arguments): each rank trains on
 its own shard and DDP averages the gradients, so all ranks hold identical weights.
 """
 
@@ -22,11 +22,11 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from napari_lung_unet.atomic import atomic_path, atomic_write_json
-from napari_lung_unet.card import ModelCard, Normalisation
-from napari_lung_unet.device import autocast_dtype, describe_device, resolve_device, uses_channels_last
-from napari_lung_unet.model import UNet, UNetConfig
-from napari_lung_unet.model_io import load_model, save_model
+from napari_lung_unet.store.atomic import atomic_path, atomic_write_json
+from napari_lung_unet.nn.card import ModelCard, Normalisation
+from napari_lung_unet.nn.device import autocast_dtype, describe_device, resolve_device, uses_channels_last
+from napari_lung_unet.nn.model import UNet, UNetConfig
+from napari_lung_unet.nn.model_io import load_model, save_model
 
 from .augment import AugmentConfig, AugmentedDataset
 from .data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, ArrayData, discover_pairs, load_arrays, stable_split

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..corrections import CorrectionRecord, CorrectionsStore, safe_case_id, sha256_of
-from ..io import ImageError, is_dicom, to_grey
-from ..worklist import Worklist
+from ..images.read import ImageError, is_dicom, to_grey
+from ..store.corrections import CorrectionRecord, CorrectionsStore, safe_case_id, sha256_of
+from ..store.worklist import Worklist
 
 
 def write_case(
@@ -47,7 +47,7 @@ def write_case(
 
 def _dicom_seg(record: CorrectionRecord, labels: np.ndarray) -> tuple[bytes | None, str | None]:
     """The encoded SEG of ``labels`` when the case's source is a DICOM file, and why there is none if it fails."""
-    from ..dicom_seg import seg_bytes, seg_for_image
+    from ..dicom.seg import seg_bytes, seg_for_image
 
     source = Path(record.source_path)
     if not (source.is_file() and is_dicom(source)):
@@ -59,8 +59,8 @@ def _dicom_seg(record: CorrectionRecord, labels: np.ndarray) -> tuple[bytes | No
 
 
 def _send_to_pacs(folder: Path, seg: Path | None) -> str | None:
-    from ..dicomweb import DicomWebError
-    from ..pacs_worklist import store_seg_back
+    from ..dicom.pacs_worklist import store_seg_back
+    from ..dicom.web import DicomWebError
 
     if seg is None:
         return None

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from napari.layers import Labels
 from qtpy.QtWidgets import QButtonGroup, QGridLayout, QLabel, QPushButton, QSpinBox, QWidget
 
-from ..labels import LEFT_LUNG as LEFT
-from ..labels import RIGHT_LUNG as RIGHT
+from ..images.labels import LEFT_LUNG as LEFT
+from ..images.labels import RIGHT_LUNG as RIGHT
 from . import strings
 from .layers import follow
 

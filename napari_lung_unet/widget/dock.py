@@ -36,8 +36,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..device import DEVICE_CHOICES, resolve_device
-from ..registry import Registry
+from ..nn.device import DEVICE_CHOICES, resolve_device
+from ..nn.registry import Registry
 from ..settings import corrections_dir
 from . import layers, strings
 from .controls import QuickControls

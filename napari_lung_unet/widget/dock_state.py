@@ -14,9 +14,9 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import QObject, Signal
 
-from ..io import XRay
-from ..registry import Registry
-from ..worklist import Case, Worklist
+from ..images.read import XRay
+from ..nn.registry import Registry
+from ..store.worklist import Case, Worklist
 from . import layers
 from .current import read_current
 from .state import ProposalResult

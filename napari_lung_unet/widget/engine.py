@@ -13,12 +13,12 @@ from collections.abc import Generator
 
 import numpy as np
 
-from ..card import WEIGHTS_NAME
-from ..device import resolve_device
-from ..io import ImageError, to_grey
-from ..model_io import load_model
-from ..predict import Predictor
-from ..registry import Registry
+from ..images.read import ImageError, to_grey
+from ..nn.card import WEIGHTS_NAME
+from ..nn.device import resolve_device
+from ..nn.model_io import load_model
+from ..nn.predict import Predictor
+from ..nn.registry import Registry
 from . import strings
 from .state import ProposalRequest, ProposalResult
 

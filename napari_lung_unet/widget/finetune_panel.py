@@ -22,8 +22,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QProcess, QTimer, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from ..corrections import CorrectionsStore
-from ..registry import Registry
+from ..nn.registry import Registry
+from ..store.corrections import CorrectionsStore
 from . import strings
 from .finetune_text import PROMOTED, UNVERIFIED, result_lines, result_status
 

@@ -7,8 +7,8 @@ from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QFont
 from qtpy.QtWidgets import QAbstractItemView, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from ..card import ModelCard
-from ..registry import Registry, RegistryError
+from ..nn.card import ModelCard
+from ..nn.registry import Registry, RegistryError
 from . import strings
 from .current import read_current
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image, Labels
 
-from ..labels import LUNG_COLOURS
+from ..images.labels import LUNG_COLOURS
 
 if TYPE_CHECKING:
     import napari
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 PAIR_KEY = "lung_unet_image"  # labels-layer metadata: the unique_id of the image it belongs to
 LUNGS = "lungs"  # every paired layer's name starts with this
 OPACITY = 0.5
-# napari's colour map for the label convention of napari_lung_unet.labels (RGBA 0..1)
+# napari's colour map for the label convention of napari_lung_unet.images.labels (RGBA 0..1)
 COLORMAP: dict[int | None, Any] = {
     None: "transparent",
     0: "transparent",

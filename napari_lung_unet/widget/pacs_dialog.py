@@ -2,8 +2,8 @@
 
 Every request (QIDO-RS listing, WADO-RS fetching) runs in a worker, so the GUI thread never
 waits on the network; it only fills the table and shows one-line errors. Credentials come from
-the same environment variables as the CLI (:func:`napari_lung_unet.dicomweb.connect`). The fetched
-studies land in a folder under ``$LUNG_UNET_HOME/pacs`` (:mod:`napari_lung_unet.pacs_worklist`),
+the same environment variables as the CLI (:func:`napari_lung_unet.dicom.web.connect`). The fetched
+studies land in a folder under ``$LUNG_UNET_HOME/pacs`` (:mod:`napari_lung_unet.dicom.pacs_worklist`),
 which the dock opens exactly as "Open folder…" does.
 """
 
@@ -32,8 +32,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..dicomweb import TOKEN_ENV, USER_ENV, DicomWebError, StudySummary, is_study_url, list_studies
-from ..pacs_worklist import fetch_worklist
+from ..dicom.pacs_worklist import fetch_worklist
+from ..dicom.web import TOKEN_ENV, USER_ENV, DicomWebError, StudySummary, is_study_url, list_studies
 from . import strings
 
 URL_ENV = "LUNG_UNET_DICOMWEB_URL"  # the server the dialog starts with, so a site sets it once

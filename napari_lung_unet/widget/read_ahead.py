@@ -13,7 +13,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..io import XRay, read_xray
+from ..images.read import XRay, read_xray
 
 
 def _signature(path: Path) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QLabel
 
-from ..labels import LEFT_LUNG, LUNGS, RIGHT_LUNG
+from ..images.labels import LEFT_LUNG, LUNGS, RIGHT_LUNG
 from . import strings
 
 N_LABELS = 1 + len(LUNGS)  # background and each lung, indexed by label value

@@ -22,10 +22,10 @@ from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
-from ..corrections import CorrectionRecord, safe_case_id
-from ..io import ImageError, XRay, read_xray
+from ..images.read import ImageError, XRay, read_xray
 from ..settings import corrections_dir
-from ..worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError, is_uncertain
+from ..store.corrections import CorrectionRecord, safe_case_id
+from ..store.worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError, is_uncertain
 from . import layers, strings
 from .accepting import source_of, write_adhoc, write_case
 from .dock_state import DockState

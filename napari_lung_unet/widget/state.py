@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..predict import Prediction
+from ..nn.predict import Prediction
 
 
 @dataclass(frozen=True)

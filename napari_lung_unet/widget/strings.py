@@ -1,6 +1,6 @@
 """User-visible text of the Lung U-Net widget, in one place so wording stays consistent."""
 
-from .. import labels as _labels
+from ..images import labels as _labels
 
 WIDGET_TITLE = "Lung U-Net"
 LUNGS_LAYER = "lungs"  # the worklist's labels layer; another image's is "lungs (<image>)"

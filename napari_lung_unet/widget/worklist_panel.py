@@ -1,6 +1,6 @@
 """The worklist list view: cases with their status, Previous/Next, and the unreviewed filter.
 
-It only displays a :class:`~napari_lung_unet.worklist.Worklist` and reports clicks; the review
+It only displays a :class:`~napari_lung_unet.store.worklist.Worklist` and reports clicks; the review
 controller decides what opening a case means.
 """
 
@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..worklist import Case, Worklist
+from ..store.worklist import Case, Worklist
 from . import strings
 
 

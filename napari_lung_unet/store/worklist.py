@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..images.read import list_images
+from ..settings import home_dir
 from .atomic import atomic_write_json, atomic_write_png
 from .corrections import safe_case_id
-from .io import list_images
-from .settings import home_dir
 
 NEW, PROPOSED, EDITED, ACCEPTED, SKIPPED = "new", "proposed", "edited", "accepted", "skipped"
 STATUSES = (NEW, PROPOSED, EDITED, ACCEPTED, SKIPPED)

@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_path, atomic_write_json
+from ..store.atomic import atomic_path, atomic_write_json
 from .card import CARD_NAME, WEIGHTS_NAME, ModelCard
 from .model import UNet
 

@@ -29,9 +29,9 @@ import numpy as np
 from filelock import FileLock
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from ..images.masks import checked_mask
+from ..nn.card import describe, utc_now
 from .atomic import atomic_write_bytes, atomic_write_json, encode_png
-from .card import describe, utc_now
-from .masks import checked_mask
 
 IMAGES, MASKS, SEGS, RECORDS = "images", "masks", "segs", "records"
 SEG_SUFFIX = ".seg.dcm"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .io import ImageError, _short, check_pixel_budget
+from ..images.errors import ImageError, _short, check_pixel_budget
 
 if TYPE_CHECKING:  # pydicom loads lazily, only when a DICOM is read
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from napari_lung_unet.predict import Predictor
-
-from .data import discover_pairs
-from .evaluate import load_cases, score_cases, summarise, write_scores_csv
-from .metrics import METRIC_NAMES
+from napari_lung_unet.nn.predict import Predictor
+from training.data import discover_pairs
+from training.evaluate import load_cases, score_cases, summarise, write_scores_csv
+from training.metrics import METRIC_NAMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         write_scores_csv(scores, args.csv)
     if args.report:
-        from .report import dice_histogram, worst_cases_grid
+        from training.report import dice_histogram, worst_cases_grid
 
         report = Path(args.report)
         report.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .trainer import TrainConfig, train
+from training.trainer import TrainConfig, train
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> None:  # ``torchrun -m training.cli_train ...``
+def main() -> None:  # ``torchrun -m napari_lung_unet.cli.train ...``
     import sys
 
-    parser = argparse.ArgumentParser(prog="training.cli_train")
+    parser = argparse.ArgumentParser(prog="napari_lung_unet.cli.train")
     sub = parser.add_subparsers()
     add_parser(sub)
     args = parser.parse_args(["train", *sys.argv[1:]])

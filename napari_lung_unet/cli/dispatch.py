@@ -1,6 +1,6 @@
 """The ``lung-unet`` command line: predict, models, train, finetune, evaluate, export.
 
-Each subcommand lives in its own module (``napari_lung_unet/cli_*.py``, ``training/cli_*.py``),
+Each subcommand lives in its own module of this package (``napari_lung_unet/cli/<name>.py``),
 imported here by name, and registers itself through ``add_parser``; this file only dispatches and
 turns expected errors into one clear line instead of a traceback.
 """
@@ -21,10 +21,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Static imports: a subcommand whose module is missing or broken is an ImportError here, never a
 # silently shorter command list.
-from training import cli_evaluate, cli_finetune, cli_train  # noqa: E402
-
-from . import cli_export, cli_models, cli_predict  # noqa: E402
-from .text import printable  # noqa: E402
+from ..text import printable  # noqa: E402
+from . import evaluate as cli_evaluate  # noqa: E402
+from . import export as cli_export  # noqa: E402
+from . import finetune as cli_finetune  # noqa: E402
+from . import models as cli_models  # noqa: E402
+from . import predict as cli_predict  # noqa: E402
+from . import train as cli_train  # noqa: E402
 
 # subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``
 SUBCOMMANDS: dict[str, ModuleType] = {
@@ -62,7 +65,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {printable(exc)}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

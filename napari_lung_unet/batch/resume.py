@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .batch_steps import Job, Settings, input_key, sha256
-from .results_table import OK
+from .results import OK
+from .steps import Job, Settings, input_key, sha256
 
 
 def is_done(job: Job, record: Mapping[str, str] | None, settings: Settings) -> bool:

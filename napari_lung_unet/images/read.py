@@ -6,12 +6,20 @@ entry point accepts and rejects exactly the same files with the same messages.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .errors import (  # noqa: F401  (re-exported: the readers' one error type and pixel budget)
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_ENV,
+    ImageError,
+    _short,
+    check_pixel_budget,
+    max_pixels,
+)
 
 if TYPE_CHECKING:  # Pillow loads lazily, only for raster files
     import PIL.Image
@@ -20,10 +28,6 @@ MIN_SIDE = 32
 RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 DICOM_SUFFIXES = (".dcm", ".dicom")
 IMAGE_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES
-
-
-class ImageError(ValueError):
-    """The file or array is not a usable 2-D chest X-ray; the message says why."""
 
 
 @dataclass
@@ -135,45 +139,9 @@ def _open_pillow(path: Path) -> PIL.Image.Image:
 
 
 def _read_dicom(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    from .dicom_read import read_dicom_pixels  # lazy: pydicom and its plugins load only for DICOM
+    from ..dicom.read import read_dicom_pixels  # lazy: pydicom and its plugins load only for DICOM
 
     return read_dicom_pixels(path)
-
-
-# -- pixel budget ---------------------------------------------------------------------------
-
-MAX_PIXELS_ENV = "LUNG_UNET_MAX_PIXELS"
-# the largest flat-panel detectors are about 4300 × 4300 (18.5 Mpx); 25 Mpx keeps a margin while
-# a 30000² decompression bomb (900 Mpx, 1.8 GB at 16 bit before float conversion) is refused
-DEFAULT_MAX_PIXELS = 25_000_000
-
-
-def max_pixels() -> int:
-    """The most pixels any reader decodes: ``$LUNG_UNET_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`."""
-    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_PIXELS
-    try:
-        value = int(float(text))  # accepts 25e6 as well as 25000000
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ImageError(f"{MAX_PIXELS_ENV}={text!r} is not a positive pixel count")
-    return value
-
-
-def check_pixel_budget(path: Path, shape: tuple[int, ...], count: int) -> None:
-    """Raise :class:`ImageError` naming ``path`` when a header's ``count`` pixels exceed :func:`max_pixels`.
-
-    Called with the header's numbers before anything is decoded, so the refusal costs no memory.
-    """
-    limit = max_pixels()
-    if count > limit:
-        size = "×".join(str(int(n)) for n in shape)
-        raise ImageError(
-            f"{path}: image is {size} ({count / 1e6:.1f} Mpx), over the {limit / 1e6:.1f} Mpx limit; "
-            f"set {MAX_PIXELS_ENV} to change it"
-        )
 
 
 def to_grey(array: np.ndarray) -> np.ndarray:
@@ -224,8 +192,3 @@ def list_images(paths: list[str | Path]) -> list[Path]:
         else:
             found.append(item)
     return found
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text[:160]

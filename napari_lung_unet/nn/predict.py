@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..images.read import XRay, to_grey
 from .card import ModelCard
 from .device import autocast_dtype, resolve_device, uses_channels_last
-from .io import XRay, to_grey
 from .model import UNet
 from .model_io import LoadedModel
 from .postprocess import labels_from_probability

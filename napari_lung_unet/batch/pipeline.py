@@ -1,17 +1,14 @@
-"""lung-unet predict: segment the lungs in chest X-ray files or folders.
+"""The ``lung-unet predict`` pipeline behind the command line's arguments: plan, resume, run, record.
 
-Writes OUTPUT/<stem>.png, a uint8 label image at the input's size (0 background,
-1 right lung, 2 left lung), with --overlay OUTPUT/<stem>_overlay.png, and with --seg
-OUTPUT/<stem>.seg.dcm, a DICOM Segmentation in the source's study, for every DICOM input.
-OUTPUT/results.csv gets one row per input as the run goes (status, lung areas, confidence,
-model version, seconds). Bad files are reported as "FAILED <path>: <reason>" and skipped; the
-exit code is 1 if any failed. Running the same command again skips the inputs already done.
+:func:`run` takes the parsed arguments (:mod:`napari_lung_unet.cli.predict` only parses them):
+it lists the inputs, gives each a unique output name (:func:`plan_outputs`), skips what an earlier
+run finished, runs the rest locally (:mod:`.local`) or on a Dask cluster (:mod:`.cluster`), and
+appends a row per input to ``results.csv`` as the outcomes come.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -21,84 +18,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .atomic import remove_leftovers
-from .batch_local import run_local, start_workers
-from .batch_steps import OVERLAY_SUFFIX, Failed, Job, Settings, failed_row
-from .device import DEVICE_CHOICES
-from .io import list_images
-from .predict import Predictor
-from .registry import Registry
-from .results_table import RESULTS_NAME, ResultsTable, Row
+from ..images.read import list_images
+from ..nn.predict import Predictor
+from ..nn.registry import Registry
+from ..store.atomic import remove_leftovers
+from ..text import printable
+from .local import run_local, start_workers
+from .results import RESULTS_NAME, ResultsTable, Row
 from .resume import split_done
-from .text import printable
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "predict",
-        help="segment lungs in X-ray files or folders",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT",
-        help="image files (PNG, TIFF, JPEG, DICOM) or folders of them, or DICOMweb study URLs <root>/studies/<uid>",
-    )
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the masks (created if missing)")
-    p.add_argument(
-        "--model", default=None, metavar="NAME_OR_PATH",
-        help="registered version or a model folder/file (default: the current version, see `lung-unet models`)",
-    )
-    p.add_argument(
-        "--device", default="auto", metavar="{" + ",".join(DEVICE_CHOICES) + "}",
-        help="compute device; auto picks cuda, then mps, then cpu (default: auto)",
-    )
-    p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png: the image with tinted lungs")
-    p.add_argument(
-        "--seg", action="store_true",
-        help="for DICOM inputs also write <stem>.seg.dcm: a DICOM Segmentation of the lungs in the source's study",
-    )
-    p.add_argument(
-        "--store-seg", action="store_true",
-        help="DICOMweb inputs: store each SEG back into its study (STOW-RS); implies --seg",
-    )
-    p.add_argument("--batch-size", type=_positive_int, default=4, metavar="N", help="images per network call (default: 4)")
-    p.add_argument(
-        "--workers", type=_positive_int, default=_default_workers(), metavar="N",
-        help="processes that read, pre-process, post-process and write while the network runs here; "
-        f"1 keeps everything in this process (default here: {_default_workers()}; the number of cores above 2)",
-    )
-    p.add_argument(
-        "--overwrite", action="store_true",
-        help=f"redo every input; by default inputs whose outputs an earlier run completed (checked against {RESULTS_NAME}) are skipped",
-    )
-    p.add_argument(
-        "--scheduler", default=None, metavar="tcp://HOST:PORT",
-        help="run on a Dask distributed cluster (pip install 'napari-lung-unet[cluster]'); inputs and output must be on storage every worker sees",
-    )
-    # SUPPRESS keeps `lung-unet --debug predict ...` working: a default here would overwrite it
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks for failures")
-    p.set_defaults(run=run)
-
-
-def _cores() -> int:
-    """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _default_workers() -> int:
-    """Every core, except on a 2-core machine: there the network's two threads already use both
-    cores, and worker processes measured 0.95x of --workers 1 on an idle machine
-    (bench/batch_workers.py, docs/benchmarks.md), so the default must not be the slower one."""
-    cores = _cores()
-    return cores if cores > 2 else 1
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from .steps import OVERLAY_SUFFIX, Failed, Job, Settings, failed_row
 
 
 def plan_outputs(files: list[Path], output: Path, overlay: bool) -> tuple[list[Job], list[str]]:
@@ -133,7 +61,7 @@ def _free(stem: str, taken: set[str], protected: set[Path], output: Path, overla
 
 
 def run(args: argparse.Namespace) -> int:
-    from .predict_dicomweb import run_studies, wants_dicomweb
+    from .dicomweb_studies import run_studies, wants_dicomweb
 
     if wants_dicomweb(args):  # fetch the studies to a temporary folder, then come back here with files
         return run_studies(args, run_local=run)
@@ -168,7 +96,7 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessP
             + (f", {len(done)} already done" if done else "") + f" -> {output}"
         ), file=sys.stderr)
         if args.scheduler:
-            from .batch_cluster import run_cluster  # lazy: distributed is the optional [cluster] extra
+            from .cluster import run_cluster  # lazy: distributed is the optional [cluster] extra
 
             outcomes = run_cluster(args.scheduler, todo, loaded, settings, args.device, args.batch_size)
         else:

@@ -18,9 +18,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .atomic import atomic_write_json
-from .dicomweb import DicomWebError, StudyUrl, fetch_study, store
-from .settings import home_dir
+from ..settings import home_dir
+from ..store.atomic import atomic_write_json
+from .web import DicomWebError, StudyUrl, fetch_study, store
 
 PACS_DIR = "pacs"
 PACS_FILE = ".lung_unet_pacs.json"  # hidden: the worklist lists only image files, never this
@@ -88,7 +88,7 @@ def store_seg_back(folder: Path, seg: Path) -> str | None:
     source = pacs_source(folder)
     if source is None or not source.store_seg:
         return None
-    # the SEG lies in its source's study (dicom_seg copies it), which is where it must go
+    # the SEG lies in its source's study (dicom/seg.py copies it), which is where it must go
     study = StudyUrl(source.root, str(pydicom.dcmread(seg, stop_before_pixels=True).StudyInstanceUID))
     store(study, [seg])
     return str(study)

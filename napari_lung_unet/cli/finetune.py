@@ -16,8 +16,8 @@ from dataclasses import asdict
 
 from tqdm import tqdm
 
-from .finetune import FinetuneConfig, finetune
-from .finetune_loop import TRAINABLE
+from training.finetune import FinetuneConfig, finetune
+from training.finetune_loop import TRAINABLE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

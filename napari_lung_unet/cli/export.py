@@ -11,10 +11,10 @@ import argparse
 import shutil
 from pathlib import Path
 
-from .atomic import atomic_write
-from .corrections import IMAGES, MASKS, RECORDS, SEG_SUFFIX, SEGS, CorrectionsStore
-from .settings import corrections_dir
-from .text import printable
+from ..settings import corrections_dir
+from ..store.atomic import atomic_write
+from ..store.corrections import IMAGES, MASKS, RECORDS, SEG_SUFFIX, SEGS, CorrectionsStore
+from ..text import printable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

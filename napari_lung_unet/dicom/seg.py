@@ -1,6 +1,6 @@
 """Lung labels as a DICOM Segmentation (SEG) of a source radiograph, and back.
 
-Segment numbers, names, SNOMED CT codes and colours come from :mod:`napari_lung_unet.labels`.
+Segment numbers, names, SNOMED CT codes and colours come from :mod:`napari_lung_unet.images.labels`.
 The SEG lives in the source's study, references the source SOP Instance UID, has the source's
 rows and columns, and names the model version in its algorithm identification, so PACS viewers
 (OHIF, 3D Slicer) overlay it on the right image.
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .atomic import atomic_write
-from .io import ImageError, _short
-from .labels import ANATOMICAL_STRUCTURE, LUNGS, Code
+from ..images.errors import ImageError, _short
+from ..images.labels import ANATOMICAL_STRUCTURE, LUNGS, Code
+from ..store.atomic import atomic_write
 
 if TYPE_CHECKING:  # highdicom and pydicom load lazily, only when a SEG is made or read
     from highdicom import PixelMeasuresSequence
@@ -102,7 +102,7 @@ _SOURCE_IDENTITY = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "
 
 def seg_for_image(image_path: str | Path, labels: np.ndarray, model_version: str, reviewed: bool = False) -> Segmentation:
     """The SEG of ``labels`` for the DICOM X-ray at ``image_path`` (its header is re-read, not its pixels)."""
-    from .dicom_read import read_header
+    from .read import read_header
 
     source = read_header(Path(image_path))
     missing = [key for key in _SOURCE_IDENTITY if not str(getattr(source, key, "") or "")]
@@ -132,7 +132,7 @@ def is_seg(path: str | Path) -> bool:
     """True when ``path`` is a DICOM Segmentation (its header says so; the name is not trusted)."""
     from pydicom.uid import SegmentationStorage
 
-    from .dicom_read import read_header
+    from .read import read_header
 
     try:
         return str(getattr(read_header(Path(path)), "SOPClassUID", "")) == SegmentationStorage
@@ -190,7 +190,7 @@ def _seg_spacing(seg: Dataset) -> tuple[float, float] | None:
 def _pixel_measures(source: Dataset) -> PixelMeasuresSequence | None:
     import highdicom as hd
 
-    from .dicom_read import pixel_spacing
+    from .read import pixel_spacing
 
     spacing = pixel_spacing(source)
     if spacing is None:

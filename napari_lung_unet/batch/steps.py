@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_write_bytes, atomic_write_png, encode_png
-from .card import ModelCard
-from .io import is_dicom, read_xray
-from .labels import LEFT_LUNG, RIGHT_LUNG
-from .predict import Predictor, finish_for, prepare_for
-from .results_table import FAILED, OK, Row
-from .worklist import is_uncertain
+from ..images.labels import LEFT_LUNG, RIGHT_LUNG
+from ..images.read import is_dicom, read_xray
+from ..nn.card import ModelCard
+from ..nn.predict import Predictor, finish_for, prepare_for
+from ..store.atomic import atomic_write_bytes, atomic_write_png, encode_png
+from ..store.worklist import is_uncertain
+from .results import FAILED, OK, Row
 
 OVERLAY_SUFFIX = "_overlay"
 
@@ -52,7 +52,7 @@ class Settings:
         if self.overlay:
             paths.append(self.output / f"{job.stem}{OVERLAY_SUFFIX}.png")
         if self.seg and is_dicom(job.path):
-            from .dicom_seg import SEG_SUFFIX  # lazy: highdicom loads only for --seg
+            from ..dicom.seg import SEG_SUFFIX  # lazy: highdicom loads only for --seg
 
             paths.append(self.output / f"{job.stem}{SEG_SUFFIX}")
         return paths
@@ -145,12 +145,12 @@ def _write(job: Job, settings: Settings, labels: np.ndarray, pixels: np.ndarray 
     try:
         for target in targets[1:]:
             if target.name.endswith(f"{OVERLAY_SUFFIX}.png"):
-                from .overlay import make_overlay
+                from ..images.overlay import make_overlay
 
                 assert pixels is not None, "load() keeps the pixels when settings.overlay"
                 written.append(atomic_write_png(target, make_overlay(pixels, labels)))
             else:
-                from .dicom_seg import write_seg_for_image
+                from ..dicom.seg import write_seg_for_image
 
                 written.append(write_seg_for_image(job.path, target, labels, settings.card.version))
     except BaseException:

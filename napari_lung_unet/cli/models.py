@@ -14,9 +14,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from .card import ModelCard
-from .registry import DamagedPointer, Registry
-from .text import printable
+from ..nn.card import ModelCard
+from ..nn.registry import DamagedPointer, Registry
+from ..text import printable
 
 KEY_METRICS = ("dice", "iou")  # the headline numbers; the card keeps the rest
 MAX_METRICS = 3

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .atomic import atomic_write_bytes, atomic_write_json
+from ..settings import bundled_model_dir, home_dir
+from ..store.atomic import atomic_write_bytes, atomic_write_json
 from .card import CARD_NAME, ModelCard, is_version_name
 from .model import UNet
 from .model_io import LoadedModel, ModelLoadError, load_model, resolve_model_folder, save_model
-from .settings import bundled_model_dir, home_dir
 
 POINTER_NAME = "CURRENT"
 LOCK_NAME = ".registry.lock"

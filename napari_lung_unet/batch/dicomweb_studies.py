@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .dicomweb import StudyUrl, fetch_study, is_study_url, parse_study_url, store
+from ..dicom.web import StudyUrl, fetch_study, is_study_url, parse_study_url, store
 
 
 def wants_dicomweb(args: argparse.Namespace) -> bool:
@@ -24,7 +24,7 @@ def wants_dicomweb(args: argparse.Namespace) -> bool:
 
 def run_studies(args: argparse.Namespace, run_local: Callable[[argparse.Namespace], int]) -> int:
     """Fetch, segment with ``run_local`` (the local predict), and store SEGs back when asked."""
-    from .dicom_seg import SEG_SUFFIX
+    from ..dicom.seg import SEG_SUFFIX
 
     if not any(is_study_url(item) for item in args.inputs):
         raise ValueError("--store-seg needs DICOMweb study URLs (<root>/studies/<uid>) as inputs")

@@ -17,7 +17,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .atomic import atomic_write_csv
+from ..store.atomic import atomic_write_csv
 
 RESULTS_NAME = "results.csv"
 OK, FAILED = "ok", "failed"

@@ -20,10 +20,10 @@ from contextlib import ExitStack
 import numpy as np
 import torch
 
-from . import batch_steps
-from .batch_steps import Failed, Job, Loaded, Settings
-from .predict import Predictor
-from .results_table import Row
+from ..nn.predict import Predictor
+from . import steps
+from .results import Row
+from .steps import Failed, Job, Loaded, Settings
 
 Outcome = tuple[Job, "Row | Failed"]
 
@@ -38,7 +38,7 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
         # forkserver: workers fork from a clean process that imported torch and the steps once (fast
         # starts); plain fork would copy this process's OpenMP threads' state, which can deadlock
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["napari_lung_unet.batch_steps"])
+        context.set_forkserver_preload(["napari_lung_unet.batch.steps"])
     else:
         context = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
@@ -72,10 +72,10 @@ def run_local(
         batch: list[tuple[Job, Loaded]] = []
 
         def run_batch() -> None:
-            probs, share = batch_steps.network(predictor, [loaded for _, loaded in batch])
+            probs, share = steps.network(predictor, [loaded for _, loaded in batch])
             for (job, loaded), prob in zip(batch, probs):
                 loaded.x = np.empty(0, np.float32)  # the finisher does not need the input: do not ship it back
-                finishing.append((job, finishers.submit(batch_steps.finish, job, loaded, prob, share, settings)))
+                finishing.append((job, finishers.submit(steps.finish, job, loaded, prob, share, settings)))
             batch.clear()
 
         def harvest(keep: int) -> Iterator[Outcome]:
@@ -100,7 +100,7 @@ def _ordered(pool: Executor, jobs: list[Job], settings: Settings, window: int) -
     """Load every job on ``pool``, ``window`` at a time, and yield them in input order (so batches never depend on timing)."""
     pending: deque[tuple[Job, Future[Loaded | Failed]]] = deque()
     for job in jobs:
-        pending.append((job, pool.submit(batch_steps.load, job, settings)))
+        pending.append((job, pool.submit(steps.load, job, settings)))
         if len(pending) >= window:
             done, future = pending.popleft()
             yield done, _result(future)

@@ -13,7 +13,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .labels import LEFT_LUNG, RIGHT_LUNG  # the one label convention; re-exported for older imports
+from ..images.labels import LEFT_LUNG, RIGHT_LUNG  # the one label convention; re-exported for older imports
 from .preprocess import resize
 
 MIN_COMPONENT_FRACTION = 0.02  # of the largest component; drops specks but keeps a small collapsed lung

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import batch_steps
-from .batch_steps import Failed, Job, Loaded, Settings
-from .model_io import LoadedModel
-from .predict import Predictor
-from .results_table import Row
+from ..nn.model_io import LoadedModel
+from ..nn.predict import Predictor
+from . import steps
+from .results import Row
+from .steps import Failed, Job, Loaded, Settings
 
 CONNECT_TIMEOUT = "15s"
 
@@ -67,15 +67,15 @@ def segment_batch(jobs: list[Job], loaded: LoadedModel, settings: Settings, devi
     outcomes: list[tuple[Job, Row | Failed]] = []
     good: list[tuple[Job, Loaded]] = []
     for job in jobs:
-        result = batch_steps.load(job, settings)
+        result = steps.load(job, settings)
         if isinstance(result, Failed):
             outcomes.append((job, result))
         else:
             good.append((job, result))
     if good:
-        probs, share = batch_steps.network(predictor, [result for _, result in good])
+        probs, share = steps.network(predictor, [result for _, result in good])
         for (job, result), prob in zip(good, probs):
-            outcomes.append((job, batch_steps.finish(job, result, np.asarray(prob), share, settings)))
+            outcomes.append((job, steps.finish(job, result, np.asarray(prob), share, settings)))
     return outcomes
 
 

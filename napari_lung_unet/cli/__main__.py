@@ -1,0 +1,7 @@
+"""``python -m napari_lung_unet.cli ...``: the same as the ``lung-unet`` console script."""
+
+import sys
+
+from .dispatch import main
+
+sys.exit(main())

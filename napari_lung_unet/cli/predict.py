@@ -1,0 +1,86 @@
+"""lung-unet predict: segment the lungs in chest X-ray files or folders.
+
+Writes OUTPUT/<stem>.png, a uint8 label image at the input's size (0 background,
+1 right lung, 2 left lung), with --overlay OUTPUT/<stem>_overlay.png, and with --seg
+OUTPUT/<stem>.seg.dcm, a DICOM Segmentation in the source's study, for every DICOM input.
+OUTPUT/results.csv gets one row per input as the run goes (status, lung areas, confidence,
+model version, seconds). Bad files are reported as "FAILED <path>: <reason>" and skipped; the
+exit code is 1 if any failed. Running the same command again skips the inputs already done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..batch.pipeline import run
+from ..batch.results import RESULTS_NAME
+from ..nn.device import DEVICE_CHOICES
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="segment lungs in X-ray files or folders",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="image files (PNG, TIFF, JPEG, DICOM) or folders of them, or DICOMweb study URLs <root>/studies/<uid>",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the masks (created if missing)")
+    p.add_argument(
+        "--model", default=None, metavar="NAME_OR_PATH",
+        help="registered version or a model folder/file (default: the current version, see `lung-unet models`)",
+    )
+    p.add_argument(
+        "--device", default="auto", metavar="{" + ",".join(DEVICE_CHOICES) + "}",
+        help="compute device; auto picks cuda, then mps, then cpu (default: auto)",
+    )
+    p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png: the image with tinted lungs")
+    p.add_argument(
+        "--seg", action="store_true",
+        help="for DICOM inputs also write <stem>.seg.dcm: a DICOM Segmentation of the lungs in the source's study",
+    )
+    p.add_argument(
+        "--store-seg", action="store_true",
+        help="DICOMweb inputs: store each SEG back into its study (STOW-RS); implies --seg",
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=4, metavar="N", help="images per network call (default: 4)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=_default_workers(), metavar="N",
+        help="processes that read, pre-process, post-process and write while the network runs here; "
+        f"1 keeps everything in this process (default here: {_default_workers()}; the number of cores above 2)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help=f"redo every input; by default inputs whose outputs an earlier run completed (checked against {RESULTS_NAME}) are skipped",
+    )
+    p.add_argument(
+        "--scheduler", default=None, metavar="tcp://HOST:PORT",
+        help="run on a Dask distributed cluster (pip install 'napari-lung-unet[cluster]'); inputs and output must be on storage every worker sees",
+    )
+    # SUPPRESS keeps `lung-unet --debug predict ...` working: a default here would overwrite it
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks for failures")
+    p.set_defaults(run=run)
+
+
+def _cores() -> int:
+    """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _default_workers() -> int:
+    """Every core, except on a 2-core machine: there the network's two threads already use both
+    cores, and worker processes measured 0.95x of --workers 1 on an idle machine
+    (bench/batch_workers.py, docs/benchmarks.md), so the default must not be the slower one."""
+    cores = _cores()
+    return cores if cores > 2 else 1
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
