@@ -40,7 +40,9 @@ def export_store(store_dir: str | Path, output: str | Path, records: bool = Fals
     # inconsistent case stops the export by name, and no garbage is copied
     cases = [store.case(case_id) for case_id in ids]
     for case in cases:
-        copies = [(case.image, out / IMAGES / f"{case.case_id}.png"), (case.mask, out / MASKS / f"{case.case_id}.png")]
+        # the image keeps its stored kind (.png, .tif, or a DICOM case's .dcm): training/data.py reads all three
+        image_name = f"{case.case_id}{case.image.suffix}"
+        copies = [(case.image, out / IMAGES / image_name), (case.mask, out / MASKS / f"{case.case_id}.png")]
         if case.seg is not None:  # a DICOM case's SEG, for PACS viewers
             copies.append((case.seg, out / SEGS / f"{case.case_id}{SEG_SUFFIX}"))
         if records:

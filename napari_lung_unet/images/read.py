@@ -57,6 +57,24 @@ def is_dicom(path: Path) -> bool:
 
 def read_xray(path: str | Path) -> XRay:
     path = Path(path)
+    pixels, spacing = _read_pixels(path)
+    try:
+        grey = to_grey(pixels)
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
+    return XRay(pixels=grey, spacing=spacing, path=path)
+
+
+def read_source_pixels(path: str | Path) -> np.ndarray:
+    """The file's pixels as its decoder gives them (DICOM: after its LUTs), before any grey conversion.
+
+    What the corrections store keeps and hashes (store/source_image.py); ``read_xray`` is
+    :func:`to_grey` of exactly these pixels.
+    """
+    return _read_pixels(Path(path))[0]
+
+
+def _read_pixels(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
     if not path.exists():
         raise ImageError(f"{path}: file not found")
     if path.is_dir():
@@ -64,14 +82,8 @@ def read_xray(path: str | Path) -> XRay:
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: file is empty (0 bytes)")
     if is_dicom(path):
-        pixels, spacing = _read_dicom(path)
-    else:
-        pixels, spacing = _read_raster(path), None
-    try:
-        grey = to_grey(pixels)
-    except ImageError as exc:
-        raise ImageError(f"{path}: {exc}") from None
-    return XRay(pixels=grey, spacing=spacing, path=path)
+        return _read_dicom(path)
+    return _read_raster(path), None
 
 
 def _read_raster(path: Path) -> np.ndarray:

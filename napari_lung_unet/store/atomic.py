@@ -21,6 +21,7 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+_TEMP_PREFIX_BYTES = 120
 
 # Fault injection for crash tests: called with (temp file, target) just before the rename that
 # publishes a file, so a test can SIGKILL the process at exactly the n-th rename of an operation.
@@ -37,7 +38,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    # the temp name carries the target's (so a leftover says whose it was), cut short: a 240-byte
+    # target name must not make a temp name over the 255-byte limit
+    prefix = os.fsdecode(os.fsencode(target.name)[:_TEMP_PREFIX_BYTES])
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".tmp" + target.suffix[:16], dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -101,12 +105,14 @@ def atomic_write_png(target: str | os.PathLike[str], array: np.ndarray) -> Path:
     return atomic_write_bytes(target, encode_png(array))
 
 
-def atomic_write_csv(target: str | os.PathLike[str], fieldnames: list[str], rows: Iterable[dict[str, Any]]) -> Path:
+def atomic_write_csv(
+    target: str | os.PathLike[str], fieldnames: list[str], rows: Iterable[dict[str, Any]], restval: str = "",
+) -> Path:
     import csv
 
     def writer(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            out = csv.DictWriter(handle, fieldnames=fieldnames)
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            out = csv.DictWriter(handle, fieldnames=fieldnames, restval=restval)
             out.writeheader()
             out.writerows(rows)
 

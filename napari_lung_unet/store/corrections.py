@@ -2,10 +2,14 @@
 
 Layout (one JSON record per case, naming its image and mask files)::
 
-    <store>/images/<case_id>.<hash16>.png   grey image, uint8 or uint16 as read
-    <store>/masks/<case_id>.<hash16>.png    uint8 labels: 0 background, 1 right lung, 2 left lung
-    <store>/segs/<case_id>.<hash16>.seg.dcm  DICOM cases only: the accepted labels as a DICOM SEG
-    <store>/records/<case_id>.json          provenance, and the names and sha256 of its files
+    <store>/images/<name>.<hash16>.png|.tif|.dcm  the source's pixels as read, or its DICOM file (source_image.py)
+    <store>/masks/<name>.<hash16>.png       uint8 labels: 0 background, 1 right lung, 2 left lung
+    <store>/segs/<name>.<hash16>.seg.dcm    DICOM cases only: the accepted labels as a DICOM SEG
+    <store>/records/<name>.json             provenance, and the names and sha256 of its files
+    <store>/.pending/<name>.<random>.json   the files an accept writes or replaces, until it has committed
+
+``<name>`` is :func:`store_name` of the case id: the id itself when it is a clean file name, else
+its cleaned form and a hash of the exact id, so ``ward a-x`` and ``ward_a-x`` never share a name.
 
 A case is one unit. Image, mask (and SEG) are written under names taken from their content, so they
 never overwrite the files a record already names; then the record is replaced by one atomic
@@ -14,6 +18,12 @@ it the new one. Readers check both files against the record's sha256, so a damag
 hand-mixed case is refused by name instead of training on another image's mask. Re-accepting
 replaces the case, so it never duplicates.
 
+The store touches only its own files: it refuses a sub-folder that is a symbolic link (or not a
+folder) before writing anything, and it deletes only files a record of its own named (the
+replaced accept's) or that an accept listed in ``.pending/`` before writing them (a killed
+accept's), plus its own temp names. Anything else in its folders (a ``.thumbnails`` folder, a
+user's file) is left alone.
+
 Stores written before this layout (``images/<case_id>.png``, no file hashes) are still read:
 their image is checked against the record's pixel hash instead.
 """
@@ -21,7 +31,10 @@ their image is checked against the record's pixel hash instead.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,15 +44,17 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from ..images.masks import checked_mask
 from ..nn.card import describe, utc_now
-from .atomic import atomic_write_bytes, atomic_write_json, encode_png
+from .atomic import atomic_write_bytes, atomic_write_json, encode_png, remove_leftovers
+from .source_image import StoredImage, sha256_of, stored_image
 
-IMAGES, MASKS, SEGS, RECORDS = "images", "masks", "segs", "records"
+IMAGES, MASKS, SEGS, RECORDS, PENDING = "images", "masks", "segs", "records", ".pending"
 SEG_SUFFIX = ".seg.dcm"
 LOCK_NAME = ".lock"
 LOCK_TIMEOUT_S = 60.0  # another accept holds it for well under a second
 MAX_RECORD_BYTES = 1 << 20
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
-_CONTENT_FILE = re.compile(r"^(?P<case>.+)\.[0-9a-f]{16}(\.png|\.seg\.dcm)$")
+_CONTENT_FILE = re.compile(r"^(?P<case>.+)\.[0-9a-f]{16}(\.png|\.tif|\.dcm|\.seg\.dcm)$")
+MAX_NAME = 200  # the longest stored name: <name>.<16 hex>.seg.dcm stays under the 255-byte limit
 
 
 class CorrectionsError(ValueError):
@@ -51,8 +66,17 @@ def safe_case_id(name: str) -> str:
     return cleaned or "case"
 
 
-def sha256_of(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+def store_name(case_id: str) -> str:
+    """The one stored name of ``case_id``: itself when it is a clean name, else cleaned + a hash of the exact id.
+
+    Clean names (every name this store wrote before) map to themselves, so old stores keep their
+    names; the function is idempotent on its own output.
+    """
+    cleaned = safe_case_id(case_id)
+    if cleaned == case_id and len(cleaned) <= MAX_NAME:
+        return cleaned
+    digest = hashlib.sha256(case_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{cleaned[: MAX_NAME - 14]}-h{digest}"
 
 
 def sha256_file(path: Path) -> str:
@@ -98,21 +122,13 @@ class StoredCase:
     seg: Path | None = None  # the DICOM SEG of this accept, for a DICOM case
 
 
-def to_storable_image(pixels: np.ndarray) -> np.ndarray:
-    """Keep 8-/16-bit data as is; rescale anything else to uint16 so PNG can hold it losslessly enough."""
-    if pixels.dtype in (np.uint8, np.uint16):
-        return pixels
-    lo, hi = float(np.min(pixels)), float(np.max(pixels))
-    return np.round((pixels - lo) / max(hi - lo, 1e-12) * 65535.0).astype(np.uint16)
-
-
 class CorrectionsStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
     # -- reading ---------------------------------------------------------------
     def record_path(self, case_id: str) -> Path:
-        return self.root / RECORDS / f"{case_id}.json"
+        return self.root / RECORDS / f"{store_name(case_id)}.json"
 
     def case_ids(self) -> list[str]:
         folder = self.root / RECORDS
@@ -133,13 +149,14 @@ class CorrectionsStore:
             raise CorrectionsError(f"case {case_id}: garbled record {path}: {describe(exc)}") from None
         except (OSError, ValueError) as exc:
             raise CorrectionsError(f"case {case_id}: unreadable record {path}: {exc}") from None
-        if record.case_id != case_id:
+        if store_name(record.case_id) != store_name(case_id):
             raise CorrectionsError(f"case {case_id}: record {path} is for case {record.case_id!r}")
         return record
 
     def case(self, case_id: str) -> StoredCase:
         """The case's files, checked against its record: never an image of one accept with the mask of another."""
         record = self.record(case_id)
+        case_id = store_name(case_id)
         if not record.image_file:
             return self._legacy_case(case_id, record)
         image = self._named_file(IMAGES, record.image_file, record.image_file_sha256, case_id)
@@ -185,60 +202,109 @@ class CorrectionsStore:
         return len(self.case_ids())
 
     # -- writing ---------------------------------------------------------------
-    def add(self, image: np.ndarray, labels: np.ndarray, record: CorrectionRecord, seg: bytes | None = None) -> None:
-        """Store one accepted case as a unit; an earlier accept of the same case is replaced whole.
+    def add(
+        self, image: np.ndarray | str | Path | StoredImage, labels: np.ndarray, record: CorrectionRecord,
+        seg: bytes | None = None,
+    ) -> str:
+        """Store one accepted case as a unit; an earlier accept of the same case is replaced whole. Returns its stored name.
 
-        ``seg`` is the encoded DICOM SEG of ``labels`` for a DICOM case: it joins the same unit
-        (named by the record), so a reader never gets the SEG of another accept.
+        ``image``: the source file's path (kept as read: see :mod:`.source_image`), or the pixels
+        when there is no file. ``seg`` is the encoded DICOM SEG of ``labels`` for a DICOM case: it
+        joins the same unit (named by the record), so a reader never gets the SEG of another accept.
         """
-        case_id = safe_case_id(record.case_id)
-        labels = checked_mask(labels, image.shape, f"case {case_id}", binary_255=False)
-        image_png, mask_png = encode_png(to_storable_image(image)), encode_png(labels.astype(np.uint8))
-        record.case_id = case_id
+        source = image if isinstance(image, StoredImage) else stored_image(image)
+        name = store_name(record.case_id)
+        labels = checked_mask(labels, source.shape, f"case {record.case_id}", binary_255=False)
+        mask_png = encode_png(labels.astype(np.uint8))
         record.shape = list(labels.shape)
-        record.image_file_sha256 = hashlib.sha256(image_png).hexdigest()
+        record.image_sha256 = source.pixels_sha256
+        record.image_file_sha256 = hashlib.sha256(source.data).hexdigest()
         record.mask_file_sha256 = hashlib.sha256(mask_png).hexdigest()
-        record.image_file = f"{case_id}.{record.image_file_sha256[:16]}.png"
-        record.mask_file = f"{case_id}.{record.mask_file_sha256[:16]}.png"
+        record.image_file = f"{name}.{record.image_file_sha256[:16]}{source.suffix}"
+        record.mask_file = f"{name}.{record.mask_file_sha256[:16]}.png"
         record.seg_file_sha256 = hashlib.sha256(seg).hexdigest() if seg is not None else ""
-        record.seg_file = f"{case_id}.{record.seg_file_sha256[:16]}{SEG_SUFFIX}" if seg is not None else ""
+        record.seg_file = f"{name}.{record.seg_file_sha256[:16]}{SEG_SUFFIX}" if seg is not None else ""
+        self._check_own_folders()  # before anything is written, lock file included
         self.root.mkdir(parents=True, exist_ok=True)
-        # one writer at a time: the sweep below must not delete another accept's uncommitted files
+        # one writer at a time: the clean-up below must not delete another accept's uncommitted files
         with FileLock(self.root / LOCK_NAME, timeout=LOCK_TIMEOUT_S):
-            atomic_write_bytes(self.root / IMAGES / record.image_file, image_png)
+            self._check_own_folders()
+            written = [(IMAGES, record.image_file), (MASKS, record.mask_file), (SEGS, record.seg_file)]
+            # every file this accept writes or replaces, listed before the first write: whatever a kill
+            # leaves, the next accept removes exactly those of them that no record names
+            listed = [pair for pair in written + self._replaced_files(name, record.case_id) if pair[1]]
+            # one intent per accept (a killed accept of the same case may have left one: both are needed)
+            atomic_write_json(self.root / PENDING / f"{name}.{uuid.uuid4().hex[:12]}.json", {"case": name, "files": listed})
+            atomic_write_bytes(self.root / IMAGES / record.image_file, source.data)
             atomic_write_bytes(self.root / MASKS / record.mask_file, mask_png)
             if seg is not None:
                 atomic_write_bytes(self.root / SEGS / record.seg_file, seg)
-            atomic_write_json(self.record_path(case_id), asdict(record))  # the commit
-            self._sweep()
+            atomic_write_json(self.record_path(name), asdict(record))  # the commit
+            self._finish_pending()
+        return name
 
-    def _sweep(self) -> None:
-        """Delete files no record names: the previous accept's, and what a killed accept left."""
-        named: dict[str, set[str] | None] = {}  # case -> its record's files; None if the record is garbled
+    def _check_own_folders(self) -> None:
+        """Refuse a store whose sub-folder is a symbolic link or a file: it would write (and clean) outside itself."""
+        for folder in (IMAGES, MASKS, SEGS, RECORDS, PENDING):
+            path = self.root / folder
+            if path.is_symlink():
+                raise CorrectionsError(
+                    f"{path} is a symbolic link (to {os.readlink(path)}); the corrections store writes only "
+                    "into its own folders: replace the link by a folder"
+                )
+            if path.exists() and not path.is_dir():
+                raise CorrectionsError(f"{path} is not a folder; the corrections store needs it as one")
 
-        def files_of(case_id: str) -> set[str] | None:
-            if case_id not in named:
-                try:
-                    rec = self.record(case_id)
-                    named[case_id] = {rec.image_file, rec.mask_file, rec.seg_file} - {""} if rec.image_file else set()
-                except CorrectionsError:
-                    exists = self.record_path(case_id).exists()
-                    named[case_id] = None if exists else set()  # keep a garbled case's files for its owner
-            return named[case_id]
+    def _replaced_files(self, name: str, case_id: str) -> list[tuple[str, str]]:
+        """(folder, file) this store wrote for the accept that the new one replaces; none when its record is garbled."""
+        if not self.record_path(name).exists():
+            return []
+        try:
+            old = self.record(name)
+        except CorrectionsError:
+            return []  # keep a garbled case's files for its owner to inspect
+        if old.case_id != case_id and old.case_id != name:
+            raise CorrectionsError(f"case {case_id!r}: its stored name {name!r} holds case {old.case_id!r}; rename one of them")
+        if not old.image_file:  # the layout before file hashes: <name>.png in images/ and masks/
+            return [(IMAGES, f"{name}.png"), (MASKS, f"{name}.png")]
+        return [(folder, file) for folder, file in ((IMAGES, old.image_file), (MASKS, old.mask_file), (SEGS, old.seg_file)) if file]
 
-        for folder in (IMAGES, MASKS, SEGS, RECORDS):
-            if not (self.root / folder).is_dir():
-                continue
-            for path in (self.root / folder).iterdir():
-                if path.name.startswith("."):  # temp file of a killed write
-                    path.unlink(missing_ok=True)
+    def _finish_pending(self) -> None:
+        """Remove what killed accepts wrote but never committed (each listed its files first), then temp files."""
+        pending = self.root / PENDING
+        if pending.is_dir():
+            for entry in os.scandir(pending):
+                if not (entry.name.endswith(".json") and entry.is_file(follow_symlinks=False)):
                     continue
-                match = _CONTENT_FILE.match(path.name)
-                if folder != RECORDS and match is not None:
-                    keep = files_of(match["case"])
-                    if keep is not None and path.name not in keep:
-                        path.unlink(missing_ok=True)
-        for case_id, keep in named.items():
-            if keep:  # the case is in the current layout now: its pre-layout files are stale
-                for folder in (IMAGES, MASKS):
-                    (self.root / folder / f"{case_id}.png").unlink(missing_ok=True)
+                try:
+                    listed = json.loads(Path(entry.path).read_text(encoding="utf-8"))
+                    kept = self._named_now(str(listed["case"]))
+                    files = [(str(folder), str(file)) for folder, file in listed["files"]]
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue  # not an intent this store wrote: leave it
+                if kept is not None:
+                    for folder, file in files:
+                        plain = file == Path(file).name and not file.startswith(".")
+                        if folder in (IMAGES, MASKS, SEGS) and plain and file not in kept:
+                            _unlink_file(self.root / folder / file)
+                _unlink_file(Path(entry.path))
+        for folder in (IMAGES, MASKS, SEGS, RECORDS, PENDING):
+            remove_leftovers(self.root / folder)  # only atomic_path's own temp names
+
+    def _named_now(self, name: str) -> set[str] | None:
+        """The files the case's committed record names; None when its record is garbled (touch nothing)."""
+        if not self.record_path(name).exists():
+            return set()
+        try:
+            rec = self.record(name)
+        except CorrectionsError:
+            return None
+        return {rec.image_file, rec.mask_file, rec.seg_file} - {""}
+
+
+def _unlink_file(path: Path) -> None:
+    """Delete a file (or a symbolic link itself, never its target); leave a folder alone."""
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        pass
