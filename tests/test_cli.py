@@ -107,12 +107,17 @@ def test_same_stem_does_not_overwrite(tmp_path: Path, tiny_model_dir: Path, caps
     assert capsys.readouterr().err.count("note:") == 2
 
 
-def test_output_into_the_input_folder_never_replaces_an_xray(good_folder: Path, tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("inside", ["", "masks"])
+def test_output_into_the_input_folder_is_refused_and_nothing_is_written(
+    good_folder: Path, tiny_model_dir: Path, inside: str, capsys: pytest.CaptureFixture,
+) -> None:
+    """Issue 21 #9: masks written into an input folder were segmented as X-rays by the next run."""
     before = {p.name: p.read_bytes() for p in good_folder.iterdir()}
-    assert main(["predict", str(good_folder), "-o", str(good_folder), "--model", str(tiny_model_dir)]) == 0
-    for name, data in before.items():
-        assert (good_folder / name).read_bytes() == data
-    assert {"case_a-2.png", "case_b-2.png"} <= {p.name for p in good_folder.iterdir()}
+    output = good_folder / inside if inside else good_folder
+    assert main(["predict", str(good_folder), "-o", str(output), "--model", str(tiny_model_dir)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: -o {output} is") and "choose an output folder outside the inputs" in err
+    assert {p.name: p.read_bytes() for p in good_folder.iterdir()} == before
 
 
 def test_expected_errors_are_one_line(tmp_path: Path, good_folder: Path, capsys: pytest.CaptureFixture) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
+import signal
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -103,35 +101,18 @@ def test_a_dirty_images_folder_keeps_everything_that_is_not_the_stores(tmp_path:
 
 
 def test_a_killed_accept_is_cleaned_up_by_the_next_one_but_only_its_own_files(tmp_path: Path) -> None:
+    from test_corrections_store import SHAPE, _accept_in_subprocess
+
     store = CorrectionsStore(tmp_path / "store")
-    image, labels = _image_and_labels(1)
+    image, labels = _image_and_labels(1, SHAPE)
     store.add(image, labels, _record("c"))
     user_file = store.root / "images" / "c.0123456789abcdef.png"  # looks like the store's, was put there by a user
     user_file.write_bytes(b"user")
-    # a real process killed by SIGKILL after it wrote the new image, before its record (the commit)
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        from napari_lung_unet.store import atomic
-        from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore
-        from napari_lung_unet.images.phantom import make_phantom
-        import numpy as np
-        calls = 0
-        def kill(tmp, target):
-            global calls
-            calls += 1
-            if calls == 3:  # intent, image, then the mask: killed there
-                os.kill(os.getpid(), signal.SIGKILL)
-        atomic.before_replace = kill
-        image, labels = make_phantom((64, 56), seed=2, dtype=np.uint8)
-        CorrectionsStore({str(store.root)!r}).add(image, labels, CorrectionRecord("c", "/x/c.png", "", "v1", 0.1))
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == -9, result.stderr
+    # a real process re-accepting c, SIGKILLed at its 3rd rename (intent, image, mask): after its image, before its record
+    assert _accept_in_subprocess(store.root, seed=2, kill_at=3).returncode == -signal.SIGKILL
     assert len(list((store.root / "images").iterdir())) == 3  # the committed image, the uncommitted one, the user's
 
-    store.add(*_image_and_labels(3), _record("d"))  # any next accept finishes the killed one's clean-up
+    store.add(*_image_and_labels(3, SHAPE), _record("d"))  # any next accept finishes the killed one's clean-up
     names = sorted(p.name for p in (store.root / "images").iterdir())
     assert names == sorted([store.case("c").image.name, store.case("d").image.name, user_file.name])
     assert user_file.read_bytes() == b"user"

@@ -9,6 +9,8 @@ appends a row per input to ``results.csv`` as the outcomes come.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -18,11 +20,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+
 from ..images.read import list_images
 from ..nn.predict import Predictor
 from ..nn.registry import Registry
 from ..store.atomic import remove_leftovers
 from ..text import printable
+from .guard import check_output_outside_inputs, output_lock, sigterm_unwinds
 from .local import run_local, start_workers
 from .results import RESULTS_NAME, ResultsTable, Row
 from .resume import split_done
@@ -40,16 +45,28 @@ def plan_outputs(files: list[Path], output: Path, overlay: bool) -> tuple[list[J
     taken: set[str] = set()
     jobs, notes = [], []
     for path in files:
-        stem, n = path.stem, 1
+        base = _fitting_stem(path.stem)
+        stem, n = base, 1
         while not _free(stem, taken, protected, output, overlay):
             n += 1
-            stem = f"{path.stem}-{n}"
+            stem = f"{_fitting_stem(base, reserve=len(f'-{n}'))}-{n}"
         names = _names(stem, overlay)
         taken.update(names)
         if n > 1:
-            notes.append(f"note: {path} is written as {names[0]} ({path.stem}.png is taken by another input)")
+            notes.append(f"note: {path} is written as {names[0]} ({base}.png is taken by another input)")
+        elif base != path.stem:
+            notes.append(f"note: {path} is written as {names[0]} (its own name is too long for the outputs' suffixes)")
         jobs.append(Job(path, stem))
     return jobs, notes
+
+
+def _fitting_stem(stem: str, reserve: int = 0) -> str:
+    """``stem``, or when its outputs' names would pass the 255-byte limit, its start and a hash of all of it."""
+    raw = os.fsencode(stem)
+    room = NAME_MAX - len(f"{OVERLAY_SUFFIX}.png") - reserve  # the longest suffix, and a rename's "-N"
+    if len(raw) <= room:
+        return stem
+    return os.fsdecode(raw[: room - 13]) + "-" + hashlib.sha256(raw).hexdigest()[:12]
 
 
 def _names(stem: str, overlay: bool) -> list[str]:
@@ -67,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return run_studies(args, run_local=run)
     debug = bool(getattr(args, "debug", False))
     output = Path(args.output)
+    check_output_outside_inputs(output, args.inputs)
     files = list_images(args.inputs)
     if not files:
         raise ValueError(f"no images found in {', '.join(map(str, args.inputs))}")
@@ -75,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(printable(note), file=sys.stderr)
 
     with ExitStack() as stack:
+        stack.enter_context(sigterm_unwinds())  # SIGTERM unwinds through start_workers, which kills the workers
         pool = None
         if not args.scheduler and args.workers > 1:
             pool = stack.enter_context(start_workers(args.workers))  # they start while the model loads
@@ -86,9 +105,11 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessP
     predictor = None if args.scheduler else Predictor(loaded, device=args.device)
     settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)))
     output.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(output)  # temp files of a run killed before its renames
-    started = time.perf_counter()
-    with ResultsTable(output / RESULTS_NAME) as table:
+    with output_lock(output), ResultsTable(output / RESULTS_NAME) as table:
+        remove_leftovers(output)  # temp files of a run killed before its renames (no other run writes here)
+        for note in table.notes:
+            print(printable(f"note: {note}"), file=sys.stderr)
+        started = time.perf_counter()
         todo, done = (jobs, []) if args.overwrite else split_done(jobs, table.rows, settings)
         where = f"cluster {args.scheduler}" if args.scheduler else f"{predictor.device}, {args.workers} worker(s)"
         print(printable(
@@ -102,7 +123,7 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessP
         else:
             outcomes = run_local(todo, predictor, settings, args.workers, args.batch_size, pool)
         ok, failed = _record(outcomes, table, settings, len(todo), debug)
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
     print(printable(
         f"done {ok}, skipped {len(done)}, failed {failed} in {seconds:.1f} s "
         f"({ok / seconds if seconds > 0 else 0.0:.2f} images/s) -> {output}"

@@ -6,7 +6,9 @@ A researcher feeds this table into the next analysis, so it stays plain CSV that
 - every row is one ``os.write`` of a whole line on an ``O_APPEND`` descriptor, then ``fsync``;
   a kill can at worst leave the last line torn (no trailing newline);
 - :func:`read_rows` ignores such a torn line, and :meth:`ResultsTable.open` rewrites the file
-  atomically without it (and with one row per input, the newest) before appending again.
+  atomically without it (and with one row per input, the newest) before appending again;
+- columns a user added are kept (empty in new rows); a table that cannot be used whole is copied
+  to ``results.csv.unused`` first and the run says so in a note, so nothing is silently lost or redone.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..store.atomic import atomic_write_csv
+from ..store.atomic import atomic_write_bytes, atomic_write_csv
 
 RESULTS_NAME = "results.csv"
 OK, FAILED = "ok", "failed"
@@ -51,29 +53,63 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
-    # the table is one line per input: a newline in an error or a file name would split a row
-    return str(value).replace("\r", "\\r").replace("\n", "\\n")
+    # the table is one line per input: a newline in an error or a file name would split a row;
+    # and it is UTF-8: a message quoting an undecodable file name keeps its bytes as \udcxx
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def read_rows(path: Path) -> dict[str, dict[str, str]]:
-    """The newest complete row per input; a torn last line and rows of another layout are ignored."""
+@dataclass
+class Parsed:
+    """What an existing results.csv holds: its columns (ours and the user's), a row per input, and what did not parse."""
+
+    columns: list[str]
+    rows: dict[str, dict[str, str]]
+    problem: str = ""  # why some or all of it could not be used; "" when all of it was
+
+
+def parse(path: Path) -> Parsed:
+    """Read results.csv: the newest complete row per input. A torn last line is dropped quietly (a kill
+    leaves it); columns the user added are kept; anything else that does not parse is named in ``problem``."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return {}
-    text = data.decode("utf-8", errors="replace")
+        return Parsed(list(FIELDS), {})
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Parsed(list(FIELDS), {}, f"not UTF-8 text (byte {exc.start})")
     if not text.endswith("\n"):  # the line a kill cut short
         text = text[: text.rfind("\n") + 1]
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header != FIELDS:
-        return {}  # another version's table: nothing in it can prove an output complete
-    rows: dict[str, dict[str, str]] = {}
-    for values in reader:
-        if len(values) == len(FIELDS):
-            record = dict(zip(FIELDS, values))
-            rows[record["input"]] = record
-    return rows
+    try:
+        header = next(reader, None)
+        if header is None:
+            return Parsed(list(FIELDS), {})
+        missing = [name for name in FIELDS if name not in header]
+        if missing or len(set(header)) != len(header) or "" in header:
+            why = f"missing column(s) {', '.join(missing)}" if missing else "repeated or empty column names"
+            return Parsed(list(FIELDS), {}, f"not a lung-unet results table ({why})")
+        rows: dict[str, dict[str, str]] = {}
+        bad = 0
+        for values in reader:
+            if len(values) == len(header):
+                record = dict(zip(header, values))
+                rows[record["input"]] = record
+            else:
+                bad += 1
+    except csv.Error as exc:
+        return Parsed(list(FIELDS), {}, f"not CSV ({exc})")
+    return Parsed(header, rows, f"{bad} line(s) with the wrong number of cells" if bad else "")
+
+
+def read_rows(path: Path) -> dict[str, dict[str, str]]:
+    """The newest complete row per input; a torn last line and tables of another layout are ignored."""
+    return parse(path).rows
+
+
+def input_key_of(row: Row) -> str:
+    return _cell(row.input)
 
 
 class ResultsTable:
@@ -82,19 +118,30 @@ class ResultsTable:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows: dict[str, dict[str, str]] = {}
+        self.columns: list[str] = list(FIELDS)
+        self.notes: list[str] = []  # for the user: what of an earlier table could not be used, and where it is kept
         self._fd: int | None = None
 
     def open(self) -> ResultsTable:
-        """Read what an earlier run left, rewrite it whole (repairing a torn line), then append from here."""
-        self.rows = read_rows(self.path)
+        """Read what an earlier run left, rewrite it whole (repairing a torn line), then append from here.
+
+        A table with lines it cannot use is copied aside first, so a user's data is never lost by the rewrite.
+        """
+        parsed = parse(self.path)
+        self.rows, self.columns = parsed.rows, parsed.columns
+        if parsed.problem:
+            kept = self._keep_aside()
+            redo = "its inputs are done again" if not parsed.rows else "the rows it could read are kept"
+            self.notes.append(f"{self.path} is {parsed.problem}: copied to {kept.name}; {redo}")
         self._rewrite()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         return self
 
     def append(self, row: Row) -> None:
-        record = row.as_record()
+        # a user's columns keep their values for this input: the new result replaces only ours
+        record = {**self.rows.get(input_key_of(row), {}), **row.as_record()}
         buffer = io.StringIO()
-        csv.DictWriter(buffer, fieldnames=FIELDS).writerow(record)  # "\r\n" like the rewrite
+        csv.DictWriter(buffer, fieldnames=self.columns, restval="").writerow(record)  # "\r\n" like the rewrite
         assert self._fd is not None, "ResultsTable.open() first"
         os.write(self._fd, buffer.getvalue().encode("utf-8"))  # one write: a line is whole or torn, never interleaved
         os.fsync(self._fd)
@@ -108,7 +155,16 @@ class ResultsTable:
             self._rewrite()
 
     def _rewrite(self) -> None:
-        atomic_write_csv(self.path, FIELDS, self.rows.values())
+        atomic_write_csv(self.path, self.columns, self.rows.values(), restval="")
+
+    def _keep_aside(self) -> Path:
+        """Copy the table as it is to results.csv.unused[-N] (never over an earlier copy); return the copy."""
+        n, target = 1, self.path.with_name(self.path.name + ".unused")
+        while target.exists():
+            n += 1
+            target = self.path.with_name(f"{self.path.name}.unused-{n}")
+        atomic_write_bytes(target, self.path.read_bytes())
+        return target
 
     def __enter__(self) -> ResultsTable:
         return self.open()

@@ -11,14 +11,14 @@ import os
 from collections.abc import Mapping
 
 from .results import OK
-from .steps import Job, Settings, input_key, sha256
+from .steps import Job, Settings, input_key, path_text, sha256
 
 
 def is_done(job: Job, record: Mapping[str, str] | None, settings: Settings) -> bool:
     if record is None or record.get("status") != OK or record.get("model_version") != settings.card.version:
         return False
     outputs = settings.outputs(job)
-    if record.get("output") != os.path.abspath(outputs[0]):
+    if record.get("output") != path_text(os.path.abspath(outputs[0])):
         return False
     try:
         digest = sha256(outputs[0].read_bytes())

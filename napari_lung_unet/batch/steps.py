@@ -116,7 +116,7 @@ def finish(job: Job, loaded: Loaded, prob: np.ndarray, network_seconds: float, s
     cm2 = loaded.spacing[0] * loaded.spacing[1] / 100.0 if loaded.spacing else None  # mm² per pixel -> cm²
     confidence = prediction.confidence
     return Row(
-        input=input_key(job.path), output=os.path.abspath(settings.mask_path(job)), status=OK,
+        input=input_key(job.path), output=path_text(os.path.abspath(settings.mask_path(job))), status=OK,
         right_lung_px=right, left_lung_px=left,
         right_lung_cm2=right * cm2 if cm2 else None, left_lung_cm2=left * cm2 if cm2 else None,
         confidence=round(confidence, 4), uncertain=is_uncertain(confidence), model_version=settings.card.version,
@@ -130,7 +130,15 @@ def failed_row(job: Job, failed: Failed, settings: Settings) -> Row:
 
 def input_key(path: Path) -> str:
     """How results.csv names an input: absolute, so a re-run from another folder still finds its row."""
-    return os.path.abspath(path)
+    return path_text(os.path.abspath(path))
+
+
+def path_text(path: str | Path) -> str:
+    """A file name as one line of UTF-8 text, the same on every run: bytes that are not UTF-8 as ``\\xf6``,
+    a newline as ``\\n``. The OS may hand out any bytes but a CSV cell must be text, and a re-run must
+    find the same key again to count the input as done."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def sha256(data: bytes) -> str:

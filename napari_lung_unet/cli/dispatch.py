@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -21,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Static imports: a subcommand whose module is missing or broken is an ImportError here, never a
 # silently shorter command list.
+from ..batch.guard import Terminated  # noqa: E402
 from ..text import printable  # noqa: E402
 from . import evaluate as cli_evaluate  # noqa: E402
 from . import export as cli_export  # noqa: E402
@@ -57,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):  # SIGTERM during predict: its workers are already stopped
+            print("terminated", file=sys.stderr)
+            return 128 + signal.SIGTERM
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as exc:

@@ -19,6 +19,8 @@ from tqdm import tqdm
 from training.finetune import FinetuneConfig, finetune
 from training.finetune_loop import TRAINABLE
 
+from .numbers import FRACTION, NON_NEGATIVE, POSITIVE_INT
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = FinetuneConfig()
@@ -30,19 +32,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder of your uncorrected X-rays (repeatable): replayed with the current model's masks, and checked for agreement")
     p.add_argument("--promote", action="store_true",
                    help="promote even though the original validation data is not on this computer (a failed check still rejects)")
-    p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps (default: 130 with base data replayed, 60 without)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step (default: 5 with base data replayed, 3 without)")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--ewc", type=float, default=d.ewc, help="strength of the pull towards the current weights (Fisher information); 0: off")
+    p.add_argument("--steps", type=POSITIVE_INT, default=d.steps, help="optimiser steps (default: 130 with base data replayed, 60 without)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help="images per step (default: 5 with base data replayed, 3 without)")
+    p.add_argument("--lr", type=NON_NEGATIVE, default=d.lr, help="learning rate (0 leaves the weights as they are)")
+    p.add_argument("--ewc", type=NON_NEGATIVE, default=d.ewc, help="strength of the pull towards the current weights (Fisher information); 0: off")
     p.add_argument("--replay", action="append", metavar="DIR", help="base data to replay (default: the model's training data)")
     p.add_argument("--no-replay", action="store_true", help="train on the corrections only")
-    p.add_argument("--replay-ratio", type=float, default=d.replay_ratio)
+    p.add_argument("--replay-ratio", type=NON_NEGATIVE, default=d.replay_ratio)
     p.add_argument("--train-layers", choices=sorted(TRAINABLE), default=d.train_layers,
                    help="weights to train: decoder (default), all, norm (decoder normalisation only), last (last stage + head)")
-    p.add_argument("--tolerance", type=float, default=d.tolerance, help="allowed base-validation Dice loss")
-    p.add_argument("--dataset-tolerance", type=float, default=d.dataset_tolerance,
+    p.add_argument("--tolerance", type=FRACTION, default=d.tolerance, help="allowed base-validation Dice loss")
+    p.add_argument("--dataset-tolerance", type=FRACTION, default=d.dataset_tolerance,
                    help="allowed Dice loss on any one base dataset (e.g. Montgomery alone)")
-    p.add_argument("--forgetting-budget", type=float, default=d.forgetting_budget,
+    p.add_argument("--forgetting-budget", type=NON_NEGATIVE, default=d.forgetting_budget,
                    help="allowed estimated drift of predictions on the original training X-rays (Fisher check, nats per pixel)")
     p.add_argument("--device", default=d.device)
     p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")

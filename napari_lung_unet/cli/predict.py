@@ -17,6 +17,8 @@ from ..batch.pipeline import run
 from ..batch.results import RESULTS_NAME
 from ..nn.device import DEVICE_CHOICES
 
+from .numbers import POSITIVE_INT
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -47,9 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--store-seg", action="store_true",
         help="DICOMweb inputs: store each SEG back into its study (STOW-RS); implies --seg",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=4, metavar="N", help="images per network call (default: 4)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=4, metavar="N", help="images per network call (default: 4)")
     p.add_argument(
-        "--workers", type=_positive_int, default=_default_workers(), metavar="N",
+        "--workers", type=POSITIVE_INT, default=_default_workers(), metavar="N",
         help="processes that read, pre-process, post-process and write while the network runs here; "
         f"1 keeps everything in this process (default here: {_default_workers()}; the number of cores above 2)",
     )
@@ -78,9 +80,3 @@ def _default_workers() -> int:
     cores = _cores()
     return cores if cores > 2 else 1
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

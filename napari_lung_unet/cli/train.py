@@ -6,28 +6,30 @@ import argparse
 
 from training.trainer import TrainConfig, train
 
+from .numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, ranged
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig(data=[], output="")
     p = sub.add_parser("train", help="train a model from scratch", description=__doc__)
     p.add_argument("--data", action="append", required=True, metavar="DIR", help="dataset folder (repeatable)")
     p.add_argument("--output", required=True, metavar="DIR", help="run folder: best/, last.ckpt, log.csv, curves.png")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--input-size", type=int, default=d.input_size)
-    p.add_argument("--base-channels", type=int, default=d.base_channels)
-    p.add_argument("--depth", type=int, default=d.depth)
+    p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size)
+    p.add_argument("--lr", type=POSITIVE, default=d.lr)
+    p.add_argument("--input-size", type=ranged(int, 32, 4096), default=d.input_size)
+    p.add_argument("--base-channels", type=ranged(int, 1, 256), default=d.base_channels)
+    p.add_argument("--depth", type=ranged(int, 1, 8), default=d.depth)
     p.add_argument("--norm", choices=["batch", "instance", "group", "none"], default=d.norm)
     p.add_argument("--upsample", choices=["transpose", "bilinear"], default=d.upsample)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--early-stopping", type=int, default=d.early_stopping, help="epochs without val Dice gain")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--workers", type=int, default=d.workers, help="DataLoader workers (-1: auto)")
+    p.add_argument("--val-fraction", type=ranged(float, 0, 1, low_open=True, high_open=True), default=d.val_fraction)
+    p.add_argument("--early-stopping", type=NON_NEGATIVE_INT, default=d.early_stopping, help="epochs without val Dice gain")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=d.seed)
+    p.add_argument("--workers", type=ranged(int, -1), default=d.workers, help="DataLoader workers (-1: auto)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--hflip", type=float, default=d.hflip, metavar="P", help="horizontal-flip probability (default 0: see training/augment.py)")
-    p.add_argument("--max-steps-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--hflip", type=FRACTION, default=d.hflip, metavar="P", help="horizontal-flip probability (default 0: see training/augment.py)")
+    p.add_argument("--max-steps-per-epoch", type=NON_NEGATIVE_INT, default=0, help=argparse.SUPPRESS)
     p.add_argument("--version", default=d.version, help="version name written into the model card")
     p.add_argument("--init-from", default="", metavar="MODEL_DIR", help="start from these weights (e.g. a second, lower-LR stage)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUTPUT has a checkpoint")

@@ -205,6 +205,13 @@ class Registry:
             raise RegistryError(f"cannot make {version!r} current: {exc}") from exc
         with self.locked():
             self.models_dir.mkdir(parents=True, exist_ok=True)
+            if self.pointer.is_dir() and not self.pointer.is_symlink():
+                # a folder where the pointer file belongs: a rename cannot replace it; keep it, renamed, not deleted
+                n, aside = 1, self.pointer.with_name(f"{POINTER_NAME}.damaged")
+                while aside.exists() or aside.is_symlink():
+                    n += 1
+                    aside = self.pointer.with_name(f"{POINTER_NAME}.damaged-{n}")
+                self.pointer.rename(aside)
             atomic_write_bytes(self.pointer, (version + "\n").encode("utf-8"))
 
     def promote(self, version: str, expected_current: str) -> None:
