@@ -153,6 +153,15 @@ def test_a_store_written_before_these_changes_opens_and_takes_new_accepts(tmp_pa
     )
     np.testing.assert_array_equal(iio.imread(store.case("worklist-case1").image), image)
 
+    # re-accepting the old "ward a-x" (stored by the old code as ward_a-x) by its exact id, from the same source:
+    # it replaces the old entry instead of becoming a twin of it
+    old_files = {p.name for p in (root / "images").iterdir()} | {p.name for p in (root / "masks").iterdir()}
+    store.add(image, labels.astype(np.uint8), _record("ward a-x", "/archive/ward a-x.png"))
+    assert len(store) == 2 and "ward_a-x" not in store.case_ids()
+    assert store.case("ward a-x").record.case_id == "ward a-x"
+    left = {p.name for p in (root / "images").iterdir()} | {p.name for p in (root / "masks").iterdir()}
+    assert not {n for n in old_files if n.startswith("ward_a-x.")} & left
+
 
 def _sources(folder: Path) -> dict[str, Path]:
     """One source file of every kind the readers take, with pixels no 8-bit PNG could hold."""

@@ -232,7 +232,11 @@ class CorrectionsStore:
             written = [(IMAGES, record.image_file), (MASKS, record.mask_file), (SEGS, record.seg_file)]
             # every file this accept writes or replaces, listed before the first write: whatever a kill
             # leaves, the next accept removes exactly those of them that no record names
-            listed = [pair for pair in written + self._replaced_files(name, record.case_id) if pair[1]]
+            replaced = self._replaced_files(name, record.case_id)
+            earlier = self._earlier_name(name, record)
+            if earlier is not None:
+                replaced += self._files_of(self.record(earlier), earlier)
+            listed = [pair for pair in written + replaced if pair[1]]
             # one intent per accept (a killed accept of the same case may have left one: both are needed)
             atomic_write_json(self.root / PENDING / f"{name}.{uuid.uuid4().hex[:12]}.json", {"case": name, "files": listed})
             atomic_write_bytes(self.root / IMAGES / record.image_file, source.data)
@@ -240,6 +244,8 @@ class CorrectionsStore:
             if seg is not None:
                 atomic_write_bytes(self.root / SEGS / record.seg_file, seg)
             atomic_write_json(self.record_path(name), asdict(record))  # the commit
+            if earlier is not None:  # the same case, accepted before under its cleaned id: now replaced
+                _unlink_file(self.record_path(earlier))
             self._finish_pending()
         return name
 
@@ -265,9 +271,25 @@ class CorrectionsStore:
             return []  # keep a garbled case's files for its owner to inspect
         if old.case_id != case_id and old.case_id != name:
             raise CorrectionsError(f"case {case_id!r}: its stored name {name!r} holds case {old.case_id!r}; rename one of them")
+        return self._files_of(old, name)
+
+    @staticmethod
+    def _files_of(old: CorrectionRecord, name: str) -> list[tuple[str, str]]:
         if not old.image_file:  # the layout before file hashes: <name>.png in images/ and masks/
             return [(IMAGES, f"{name}.png"), (MASKS, f"{name}.png")]
         return [(folder, file) for folder, file in ((IMAGES, old.image_file), (MASKS, old.mask_file), (SEGS, old.seg_file)) if file]
+
+    def _earlier_name(self, name: str, record: CorrectionRecord) -> str | None:
+        """The name under which stores before :func:`store_name` kept this case: its cleaned id, when that
+        record is of the same source (so re-accepting an old case replaces it instead of adding a twin)."""
+        cleaned = safe_case_id(record.case_id)
+        if cleaned == name or not self.record_path(cleaned).exists():
+            return None
+        try:
+            old = self.record(cleaned)
+        except CorrectionsError:
+            return None
+        return cleaned if old.case_id == cleaned and old.source_path == record.source_path else None
 
     def _finish_pending(self) -> None:
         """Remove what killed accepts wrote but never committed (each listed its files first), then temp files."""
