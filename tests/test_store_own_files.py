@@ -229,3 +229,36 @@ def test_a_worklist_accept_and_a_single_image_accept_store_the_same_pixels(tmp_p
     worklist, single = store.case("worklist-xray"), store.case("xray-0123456789ab")
     assert worklist.image.read_bytes() == single.image.read_bytes()
     assert worklist.record.image_sha256 == single.record.image_sha256 == sha256_of(iio.imread(source))
+
+
+def test_two_processes_accepting_the_same_case_leave_one_whole_case_and_no_leftovers(tmp_path: Path) -> None:
+    """Issue 21's probe, kept: the store's lock orders them; whichever commits last wins, whole."""
+    import subprocess
+    import sys
+    import textwrap
+
+    root = tmp_path / "store"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore
+        from napari_lung_unet.images.phantom import make_phantom
+        first = int(sys.argv[1])
+        for seed in range(first, first + 8):
+            image, labels = make_phantom((64, 56), seed=seed, dtype=np.uint8)
+            CorrectionsStore({str(root)!r}).add(image, labels, CorrectionRecord("c", f"/x/{{seed}}.png", "", "v1", 0.1))
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(first)]) for first in (100, 200)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+
+    store = CorrectionsStore(root)
+    case = store.case("c")  # checked against its record
+    seed = int(Path(case.record.source_path).stem)
+    image, labels = _image_and_labels(seed)
+    np.testing.assert_array_equal(iio.imread(case.image), image)
+    np.testing.assert_array_equal(iio.imread(case.mask), labels)
+    for folder in ("images", "masks", "records"):
+        assert len(list((root / folder).iterdir())) == 1
+    assert not list((root / ".pending").iterdir())
