@@ -1,0 +1,142 @@
+"""The clinician's seconds per case, from a simulated reviewer with a fixed stroke model (issue 19).
+
+    python bench/correction_effort.py --images DIR --masks DIR --mode paint|refine \\
+        [--model DIR] [--convention C] [--target 0.97] [--split val] [--limit N] [--cases A,B] [--record]
+
+The stroke model is in bench/_reviewer.py. The proposal is the model's labels for the image (what the
+dock shows); true masks are 0/255 and Dice counts any label > 0 as lung. ``--split val`` keeps the
+cases the model's training run held out for validation (training/data.py split_of_run), for
+Shenzhen and Montgomery; the dataset root is the parent of ``--images``. The last line printed is
+
+    seconds/case S strokes/case K clicks/case C untouched F reached R dice_before B dice_after A n N
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import publish  # noqa: E402
+from _reviewer import CaseEffort, review  # noqa: E402
+
+from napari_lung_unet.images.read import IMAGE_SUFFIXES, read_xray  # noqa: E402
+from napari_lung_unet.nn.model_io import load_model  # noqa: E402
+from napari_lung_unet.nn.predict import Predictor  # noqa: E402
+from napari_lung_unet.nn.refine import Click, RefineContext  # noqa: E402
+from napari_lung_unet.settings import bundled_model_dir  # noqa: E402
+
+DEFAULT_CONVENTION = "lung-fields"
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", required=True, type=Path)
+    ap.add_argument("--masks", required=True, type=Path)
+    ap.add_argument("--mode", required=True, choices=("paint", "refine"))
+    ap.add_argument("--model", default=str(bundled_model_dir()))
+    ap.add_argument("--convention", default=DEFAULT_CONVENTION)
+    ap.add_argument("--target", type=float, default=0.97)
+    ap.add_argument("--split", choices=("all", "val"), default="all", help="val: the model's training validation split")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N cases (after --split and --cases)")
+    ap.add_argument("--cases", default="", help="comma-separated case ids")
+    ap.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    return ap.parse_args()
+
+
+def make_predictor(model: str, convention: str) -> Predictor:
+    """The model drawing ``convention``; a Predictor without conventions draws lung fields only."""
+    loaded = load_model(model)
+    if "convention" in inspect.signature(Predictor).parameters:
+        return Predictor(loaded, device="cpu", convention=convention)  # refuses an unknown one by name
+    if convention != DEFAULT_CONVENTION:
+        sys.exit(f"error: model {loaded.card.version} knows only {DEFAULT_CONVENTION}; it cannot propose {convention}")
+    return Predictor(loaded, device="cpu")
+
+
+def select_cases(args: argparse.Namespace, predictor: Predictor) -> list[tuple[str, Path, Path]]:
+    for folder in (args.images, args.masks):
+        if not folder.is_dir():
+            sys.exit(f"error: not a folder: {folder}")
+    masks = {p.stem: p for p in args.masks.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    cases = [(p.stem, p, masks[p.stem]) for p in sorted(args.images.iterdir())
+             if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks]
+    if args.split == "val":
+        from training.data import split_of_run
+
+        _, val = split_of_run(predictor.card, args.images.parent)
+        keep = {p.case_id for p in val}
+        cases = [c for c in cases if c[0] in keep]
+    if args.cases:
+        wanted = set(args.cases.split(","))
+        cases = [c for c in cases if c[0] in wanted]
+    if args.limit:
+        cases = cases[: args.limit]
+    if not cases:
+        sys.exit("error: no image/mask pairs selected")
+    return cases
+
+
+def run_case(predictor: Predictor, image_path: Path, mask_path: Path, mode: str, target: float) -> CaseEffort:
+    import imageio.v3 as iio
+
+    xray = read_xray(image_path)
+    truth = np.asarray(iio.imread(mask_path)) > 0
+    if truth.ndim == 3:
+        truth = truth.any(axis=-1)
+    prediction = predictor.predict(xray)
+    if mode == "paint":
+        return review(prediction.labels, truth, target)
+    context = RefineContext.from_prediction(prediction)
+
+    def refiner(r: int, c: int, positive: bool, labels: np.ndarray, painted: np.ndarray) -> np.ndarray:
+        done = context.refine(labels, Click(r, c, positive), painted)
+        out = labels.copy()  # the widget writes the box through data_setitem; the copy is the bench's
+        out[done.box] = done.labels
+        return out
+
+    return review(prediction.labels, truth, target, refiner)
+
+
+def summary(efforts: list[CaseEffort]) -> str:
+    n = len(efforts)
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / n
+
+    return (
+        f"seconds/case {mean([e.seconds for e in efforts]):.2f} strokes/case {mean([e.strokes for e in efforts]):.2f} "
+        f"clicks/case {mean([e.clicks for e in efforts]):.2f} untouched {mean([e.untouched for e in efforts]):.2f} "
+        f"reached {mean([e.reached for e in efforts]):.2f} dice_before {mean([e.dice_before for e in efforts]):.4f} "
+        f"dice_after {mean([e.dice_after for e in efforts]):.4f} n {n}"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    predictor = make_predictor(args.model, args.convention)
+    cases = select_cases(args, predictor)
+    efforts = []
+    for case_id, image_path, mask_path in cases:
+        effort = run_case(predictor, image_path, mask_path, args.mode, args.target)
+        efforts.append(effort)
+        ms = f" refine ms {statistics.median(effort.refine_ms):.0f}" if effort.refine_ms else ""
+        print(f"{case_id}: {effort.seconds:.1f} s, {effort.strokes} strokes, {effort.clicks} clicks, "
+              f"dice {effort.dice_before:.4f} -> {effort.dice_after:.4f}{ms}", flush=True)
+    all_ms = [m for e in efforts for m in e.refine_ms]
+    if all_ms:
+        print(f"refine latency: median {statistics.median(all_ms):.0f} ms, max {max(all_ms):.0f} ms over {len(all_ms)} clicks")
+    line = summary(efforts)
+    if args.record:
+        title = f"Correction effort: {args.images.parent.name} ({args.split}), {args.mode}, {predictor.version}"
+        publish(title, [f"`{line}`"], record=True)
+    print(line)
+
+
+if __name__ == "__main__":
+    main()
