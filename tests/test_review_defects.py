@@ -183,10 +183,10 @@ def test_defect5_dock_fits_a_1366x768_laptop(make_napari_viewer, tiny_current, q
     qtbot.wait(100)
     row = history.table.verticalHeader().defaultSectionSize()
     assert history.table.viewport().height() >= 3 * row
-    col = 1
-    item = history.table.item(history.versions().index(long_name), col)
-    assert item.text() == long_name  # full names: never elided, the table scrolls sideways
-    assert history.table.columnWidth(col) >= history.table.fontMetrics().horizontalAdvance(long_name)
+    # issue 20: version, status and Dice in view without scrolling sideways; a long name is elided, whole in its tooltip
+    item = history.table.item(history.versions().index(long_name), 1)
+    assert item.text().splitlines() == [long_name, "rejected"]
+    assert sum(history.table.columnWidth(c) for c in range(history.table.columnCount())) <= history.table.viewport().width()
     assert long_name in item.toolTip()
     index = widget.model_combo.findData(long_name)
     assert widget.model_combo.itemText(index) == long_name
@@ -228,10 +228,11 @@ def test_defect8_finetune_result_in_plain_words(widget, qtbot, tmp_path: Path):
         finetune.button.click()
     result = done.args[0]
     assert result is not None
-    text = finetune.status.text()
+    assert "\n" not in finetune.status.text()  # the verdict in one line; the story under Details
+    text = finetune.details.text()
     assert "holdout_dice" not in text and "base_val_dice" not in text  # no internal names
     assert f"{result['n_train']} of your 4" in text or str(result["n_train"]) in text
-    assert "base" in text.lower()  # says that no base data was checked
+    assert "base" in text.lower() or "original" in text.lower()  # says that no base data was checked
     assert result["version"] in text
 
 
@@ -248,7 +249,8 @@ def test_promote_anyway_makes_an_unverified_version_current(widget, qtbot, notes
     }
     finetune.show_result(finetune.result)
     assert not finetune.promote_anyway.isHidden()
-    assert "No base data was found" in finetune.status.text()  # the engine's own words, as they are
+    assert finetune.status.text().startswith("Unverified: ")
+    assert "No base data was found" in finetune.details.text()  # the engine's own words, as they are
 
     with qtbot.waitSignal(finetune.promoted, timeout=WAIT_MS):
         finetune.promote_anyway.click()

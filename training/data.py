@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from napari_lung_unet.nn.card import ModelCard, Normalisation
 from napari_lung_unet.store.corrections import RECORDS, CorrectionsStore
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, ImageError, read_xray
 from napari_lung_unet.images.masks import MaskError, checked_mask
 from napari_lung_unet.nn.preprocess import prepare_input, resize
+from napari_lung_unet.text import progress_bar
 
 
 # The split every training run makes unless told otherwise; cards of older runs omit them.
@@ -134,10 +134,13 @@ class ArrayData:
 def load_arrays(pairs: list[Pair], size: int, norm: Normalisation, show_progress: bool = True) -> ArrayData:
     """Preload every pair at the training size: 529 images at 256² is 140 MB, and epochs stay compute-bound."""
     images, masks = [], []
-    for pair in tqdm(pairs, desc="loading", unit="img", disable=not show_progress, leave=False):
+    bar = progress_bar(len(pairs), "loading", "images", disable=not show_progress, leave=False)
+    for pair in pairs:
         image, mask = read_pair(pair)
         images.append(prepare_input(image, size, norm))
         masks.append((resize(mask.astype(np.float32), (size, size)) > 0.5).float())
+        bar.update(1)
+    bar.close()
     if not images:
         raise DatasetError("no training pairs")
     return ArrayData(torch.stack(images), torch.stack(masks), [p.case_id for p in pairs])

@@ -30,8 +30,8 @@ from . import gate
 from .data import ArrayData, DatasetError, Pair, discover_pairs, load_arrays
 from .evaluate import LoadedCase, load_cases, mean_dice, score_cases
 from .finetune_data import (
-    Reference, base_roots, base_split, every, fair_subset, find_reference, prepare_unlabeled, split_corrections,
-    unlabeled_images,
+    HOLDOUT_FRACTION, Reference, base_roots, base_split, correction_cases, every, fair_subset, find_reference,
+    mixed_conventions, prepare_unlabeled, split_corrections, unlabeled_images,
 )
 from .finetune_loop import FinetuneCancelled, LoopSettings, estimated_drift, train_candidate
 from .metrics import binary_metrics
@@ -57,7 +57,7 @@ class FinetuneConfig:
     max_unlabeled: int = 24
     ewc: float = 0.0  # strength of the Fisher pull towards the parent; 0 turns it off
     train_layers: str = "decoder"  # "decoder" (frozen encoder: measured to forget far less) or "all"
-    holdout_fraction: float = 0.25
+    holdout_fraction: float = HOLDOUT_FRACTION  # rounded down, at least 1: see finetune_data.choose_holdout
     tolerance: float = 0.005  # allowed mean-Dice loss on the base validation set
     dataset_tolerance: float = 0.01  # allowed loss on any one base dataset: looser, as 12 cases are noisy
     # A collapse detector, not a fine measure: on default-2 ordinary fine-tunes drifted 0.7e-6 to 5.6e-4
@@ -107,6 +107,7 @@ class Inputs:
     base_val: list[LoadedCase]
     unlabeled: list[np.ndarray]
     reference: Reference | None
+    warnings: list[str] = field(default_factory=list)  # said in the summary, above the checks
 
 
 def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: Progress) -> Inputs:
@@ -117,7 +118,10 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
         pairs = discover_pairs(store)
     except DatasetError as exc:
         raise DatasetError(f"no corrections to fine-tune on: {exc}") from None
-    train_pairs, holdout_pairs, holdout_trained = split_corrections(pairs, cfg.holdout_fraction, cfg.seed)
+    train_pairs, holdout_pairs, holdout_trained = split_corrections(pairs, cfg.holdout_fraction)
+    warnings = [w for w in [mixed_conventions(correction_cases(pairs))] if w]
+    for warning in warnings:
+        emit({"stage": "loading", "message": f"warning: {warning}"})
     base_train, base_val = base_split(base_roots(cfg.replay, card), card)
     size, norm = card.input_size, card.normalisation
     corrections = load_arrays(train_pairs, size, norm, show_progress=False)
@@ -126,7 +130,7 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
     unlabeled = unlabeled_images(cfg.unlabeled, pairs, cfg.max_unlabeled) if cfg.unlabeled else []
     return Inputs(store, train_pairs, holdout_pairs, holdout_trained, corrections, replay, n_replay,
                   load_cases(holdout_pairs), load_cases(fair_subset(base_val, cfg.max_base_val)), unlabeled,
-                  find_reference(registry, card, parent.model))
+                  find_reference(registry, card, parent.model), warnings)
 
 
 def _pseudo_labelled(predictor: Predictor, images: list[np.ndarray], card: ModelCard) -> ArrayData | None:
@@ -190,9 +194,22 @@ def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str,
     if inputs.reference is not None and ewc:
         extras.append(f"weights held near {parent}'s by {inputs.reference.source}")
     lines = [trained + ("; " + "; ".join(extras) if extras else "") + "."]
+    lines += [f"Warning: {w}." for w in inputs.warnings]
     lines += [c.line() for c in checks]
     lines.append(reason[0].upper() + reason[1:] + ".")
     return lines
+
+
+def _gate_seconds(predictor: Predictor, inputs: Inputs) -> float:
+    """How long the gate will take after training, measured before it: one prediction of each set
+    the gate scores, times the predictions it makes of that set (the parent's and the candidate's)."""
+    seconds = 0.0
+    for images in ([c.image for c in inputs.holdout], [c.image for c in inputs.base_val], inputs.unlabeled):
+        if images:
+            start = time.perf_counter()
+            predictor.predict(images[0])
+            seconds += (time.perf_counter() - start) * 2 * len(images)
+    return seconds
 
 
 def _schedule(cfg: FinetuneConfig, replaying: bool) -> tuple[int, int]:
@@ -219,7 +236,8 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
         inputs.replay.case_ids + pseudo.case_ids)
     steps, batch = _schedule(cfg, replay is not None)
     n_replay = round(batch * cfg.replay_ratio / (1 + cfg.replay_ratio)) if replay is not None else 0
-    settings = LoopSettings(steps, batch, cfg.lr, min(n_replay, batch - 1), cfg.train_layers, cfg.ewc, cfg.seed)
+    settings = LoopSettings(steps, batch, cfg.lr, min(n_replay, batch - 1), cfg.train_layers, cfg.ewc, cfg.seed,
+                            after_s=_gate_seconds(parent_predictor, inputs))
     model = train_candidate(parent.model, inputs.corrections, replay, inputs.reference, settings, device, emit, stop)
 
     version = registry.new_version_name()

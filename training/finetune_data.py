@@ -3,6 +3,9 @@ disk), the user's uncorrected images, and the reference shipped beside the paren
 
 from __future__ import annotations
 
+import hashlib
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,13 +13,13 @@ import numpy as np
 import torch
 
 from napari_lung_unet.nn.card import ModelCard
-from napari_lung_unet.store.corrections import sha256_file
+from napari_lung_unet.store.corrections import RECORDS, CorrectionsStore, sha256_file
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, ImageError, read_xray
 from napari_lung_unet.nn.preprocess import prepare_input
 from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import dataset_path
 
-from .data import DatasetError, Pair, discover_pairs, split_of_run, stable_split
+from .data import DatasetError, Pair, discover_pairs, split_of_run
 from .fisher import load_fisher
 
 
@@ -30,19 +33,104 @@ class Reference:
     pixels: int  # pixels of one input image: the drift is reported per pixel, so one budget fits every input size
 
 
-def split_corrections(pairs: list[Pair], holdout_fraction: float, seed: int) -> tuple[list[Pair], list[Pair], bool]:
-    """(train, held out, whether the held-out ones were trained on too).
+HOLDOUT_FRACTION = 0.25  # a quarter held back: from 4 corrections up at least 70 % are trained on
+LUNG_FIELDS = "lung-fields"  # the convention of every record written before a record named its own
 
-    At least one case is held out and one trained on; a single correction is both, and the gate
-    then says its check shows only that the correction was learnt."""
-    if len(pairs) < 2:
-        return pairs, pairs, True
-    train, holdout = stable_split(pairs, holdout_fraction, seed)
-    if not holdout:
-        holdout, train = train[-1:], train[:-1]
-    if not train:
-        train, holdout = holdout[:-1], holdout[-1:]
-    return train, holdout, False
+
+@dataclass(frozen=True)
+class SplitCase:
+    """What the held-back choice looks at for one correction."""
+
+    key: str  # names this correction's content: case id and image sha256 (a re-accept is a new correction)
+    source: str = ""  # where it came from: the folder (site, worklist) of its source image
+    convention: str = LUNG_FIELDS
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Indices into the cases given: trained on, held back to check the candidate."""
+
+    train: tuple[int, ...]
+    held: tuple[int, ...]
+    trained_on_held: bool  # a single correction is both: its check then shows only that it was learnt
+
+
+def holdout_count(n: int, fraction: float = HOLDOUT_FRACTION) -> int:
+    """A quarter of ``n`` rounded down, at least 1, and never every case (one is kept to train on)."""
+    if n < 2:
+        return n
+    return min(n - 1, max(1, math.floor(n * fraction + 1e-9)))
+
+
+def choose_holdout(cases: Sequence[SplitCase], fraction: float = HOLDOUT_FRACTION) -> Holdout:
+    """The corrections held back to check a fine-tune: the same for the same corrections, in any order.
+
+    ``holdout_count`` of them, shared between groups of one source and one convention in proportion to
+    their sizes (largest remainders; ties to the larger group, then by name), so the check scores every
+    site and convention the candidate was trained on instead of whichever a coin favoured. Within a
+    group the cases are ranked by a hash of their key: no random number, no dependence on file order.
+    """
+    n = len(cases)
+    if n == 0:
+        raise ValueError("no corrections to split")
+    if n == 1:
+        return Holdout((0,), (0,), True)
+    k = holdout_count(n, fraction)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, case in enumerate(cases):
+        groups.setdefault((case.source, case.convention), []).append(i)
+    exact = {g: len(members) * k / n for g, members in groups.items()}
+    quota = {g: math.floor(e + 1e-9) for g, e in exact.items()}
+    by_remainder = sorted(groups, key=lambda g: (-(exact[g] - quota[g]), -len(groups[g]), g))
+    for g in by_remainder[: k - sum(quota.values())]:
+        quota[g] += 1
+    held: list[int] = []
+    for g, members in groups.items():
+        ranked = sorted(members, key=lambda i: (_rank(cases[i].key), i))
+        held += ranked[: quota[g]]
+    held_set = set(held)
+    return Holdout(tuple(i for i in range(n) if i not in held_set), tuple(sorted(held_set)), False)
+
+
+def _rank(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def mixed_conventions(cases: Sequence[SplitCase]) -> str | None:
+    """A warning when the corrections are drawn in more than one convention, else None."""
+    counts: dict[str, int] = {}
+    for case in cases:
+        counts[case.convention] = counts.get(case.convention, 0) + 1
+    if len(counts) < 2:
+        return None
+    parts = ", ".join(f"{counts[c]} {c}" for c in sorted(counts))
+    return (f"your corrections mix conventions ({parts}): each is held back in proportion, and the held-out "
+            "Dice averages over both; accept a site's cases in the convention it chose")
+
+
+def correction_cases(pairs: Sequence[Pair]) -> list[SplitCase]:
+    """What :func:`choose_holdout` needs of each correction, from its store record when it has one.
+
+    A store case is named by its case id and image hash (a re-accepted case is another correction),
+    comes from its source image's folder and is drawn in its record's convention; a case of a plain
+    images/ + masks/ folder comes from that folder, in lung fields.
+    """
+    cases = []
+    for pair in pairs:
+        root = pair.image.parent.parent
+        if (root / RECORDS).is_dir():
+            record = CorrectionsStore(root).record(pair.case_id)
+            convention = getattr(record, "convention", None) or LUNG_FIELDS
+            cases.append(SplitCase(f"{pair.case_id}:{record.image_sha256}", str(Path(record.source_path).parent), convention))
+        else:
+            cases.append(SplitCase(f"{pair.dataset}:{pair.case_id}", pair.dataset, getattr(pair, "convention", LUNG_FIELDS)))
+    return cases
+
+
+def split_corrections(pairs: list[Pair], holdout_fraction: float = HOLDOUT_FRACTION) -> tuple[list[Pair], list[Pair], bool]:
+    """(train, held out, whether the held-out ones were trained on too): see :func:`choose_holdout`."""
+    split = choose_holdout(correction_cases(pairs), holdout_fraction)
+    return [pairs[i] for i in split.train], [pairs[i] for i in split.held], split.trained_on_held
 
 
 def base_roots(replay: list[str] | None, parent: ModelCard) -> list[Path]:

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from napari_lung_unet.store.atomic import atomic_path, atomic_write_json
 from napari_lung_unet.nn.card import ModelCard, Normalisation
 from napari_lung_unet.nn.device import autocast_dtype, describe_device, resolve_device, uses_channels_last
 from napari_lung_unet.nn.model import UNet, UNetConfig
 from napari_lung_unet.nn.model_io import load_model, save_model
+from napari_lung_unet.text import progress_bar
 
 from .augment import AugmentConfig, AugmentedDataset
 from .data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, ArrayData, discover_pairs, load_arrays, stable_split
@@ -238,7 +238,7 @@ class Trainer:
         sums = {k: 0.0 for k in ("loss", *METRIC_NAMES)}
         seen = 0
         steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
-        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not (cfg.show_progress and self.rank == 0), leave=False)
+        bar = progress_bar(steps, f"epoch {epoch + 1}/{cfg.epochs}", "batches", disable=not (cfg.show_progress and self.rank == 0), leave=False)
         for step, (x, y) in enumerate(loader):
             if step >= steps or self.stop_requested:
                 break

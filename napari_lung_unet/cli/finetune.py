@@ -14,11 +14,10 @@ import json
 import sys
 from dataclasses import asdict
 
-from tqdm import tqdm
-
-from training.finetune import FinetuneConfig, finetune
+from training.finetune import FinetuneConfig, FinetuneResult, finetune
 from training.finetune_loop import TRAINABLE
 
+from ..text import progress_bar
 from .numbers import FRACTION, NON_NEGATIVE, POSITIVE_INT
 
 
@@ -60,20 +59,26 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
     )
 
 
+def result_json(result: FinetuneResult) -> dict:
+    """The result as the "done" event carries it to the napari panel (JSON-ready)."""
+    return asdict(result) | {"promoted": result.promoted}
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    bar = tqdm(total=cfg.steps, desc="fine-tuning", unit="step", disable=args.json_progress, file=sys.stderr)
+    bar = progress_bar(cfg.steps, "fine-tuning", "steps", disable=args.json_progress, own_eta=False)
 
     def progress(event: dict) -> None:
         if args.json_progress:
-            payload = {k: (asdict(v) | {"promoted": v.promoted} if k == "result" else v) for k, v in event.items()}
+            payload = {k: (result_json(v) if k == "result" else v) for k, v in event.items()}
             print(json.dumps(payload), flush=True)
         elif event["stage"] == "train":
             bar.total = event["steps"]  # known once the engine knows whether base data is replayed
             bar.update(1)
-            bar.set_postfix(loss=f"{event['loss']:.4f}")
+            eta = event.get("eta_s")  # the engine's: measured steps and the check that follows them
+            bar.set_postfix(loss=f"{event['loss']:.4f}", **({"ETA": f"{eta:.0f} s"} if eta is not None else {}))
         elif event.get("message"):
-            tqdm.write(event["message"], file=sys.stderr)
+            bar.write(event["message"], file=sys.stderr)
 
     result = finetune(cfg, progress)
     bar.close()

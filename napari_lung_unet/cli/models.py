@@ -20,6 +20,7 @@ from ..text import printable
 
 KEY_METRICS = ("dice", "iou")  # the headline numbers; the card keeps the rest
 MAX_METRICS = 3
+STAGES = {"before": 0, "after": 2}  # a fine-tune's card: the parent's number, then the candidate's
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -77,9 +78,16 @@ def format_table(cards: list[ModelCard], current: str, unreadable: dict[str, str
 
 
 def key_metrics(metrics: dict[str, Any]) -> str:
-    """A few headline numbers (Dice, IoU) from a card's possibly nested metrics, e.g. ``val_dice=0.962``."""
-    picked = [(key, value) for key, value in _flatten(metrics) if any(m in key.rsplit(".", 1)[-1] for m in KEY_METRICS)]
-    return " ".join(f"{key.rsplit('.', 1)[-1]}={value:.3f}" for key, value in picked[:MAX_METRICS])
+    """A few headline numbers (Dice, IoU) from a card's possibly nested metrics, each field once:
+    ``val_dice=0.962``, or ``holdout_dice=0.963->0.927`` for a fine-tune's before and after."""
+    picked: dict[str, list[tuple[int, float]]] = {}
+    for key, value in _flatten(metrics):
+        *path, name = key.split(".")
+        if any(m in name for m in KEY_METRICS):
+            stage = STAGES.get(path[0], 1) if path else 1  # cards store their keys sorted: "after" first
+            picked.setdefault(name, []).append((stage, value))
+    shown = list(picked.items())[:MAX_METRICS]
+    return " ".join(f"{name}=" + "->".join(f"{v:.3f}" for _, v in sorted(values, key=lambda sv: sv[0])) for name, values in shown)
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:

@@ -78,9 +78,9 @@ def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResul
     start = time.perf_counter()
     _warm_lazy_imports()
     image = grey_image(request)  # fail fast on a bad layer before paying for the model
-    yield strings.STATUS_LOADING.format(model=request.model or "current", device=request.device)
+    yield strings.STATUS_LOADING.format(model=strings.short_name(request.model or "current"), device=request.device)
     predictor = get_predictor(request.model, request.device)
-    yield strings.STATUS_PREDICTING.format(version=predictor.version, device=predictor.device)
+    yield strings.STATUS_PREDICTING.format(version=strings.short_name(predictor.version), device=predictor.device)
     prediction = predictor.predict(image)
     return ProposalResult(
         prediction=prediction,

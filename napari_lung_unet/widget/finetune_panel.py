@@ -6,6 +6,9 @@ unsaved edits. A child process also cannot starve the GUI of the GIL, and Cancel
 terminate: the registry stages versions and replaces CURRENT atomically, so a killed run leaves
 the current model untouched. The child runs at lower CPU priority (``nice``) so painting stays
 smooth on a laptop. Its JSON lines arrive through QProcess signals on the GUI thread.
+
+The result is one line first, the verdict (:func:`.finetune_text.verdict`); what it trained on
+and every check sit under a Details fold, so the 240-px dock shows the answer without scrolling.
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ from typing import Any
 from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QProcess, QTimer, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QProcess, Qt, QTimer, Signal
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from ..nn.registry import Registry
 from ..store.corrections import CorrectionsStore
 from . import strings
-from .finetune_text import PROMOTED, UNVERIFIED, result_lines, result_status
+from .finetune_text import PROMOTED, UNVERIFIED, result_lines, result_status, verdict
 
 KILL_AFTER_MS = 5000  # give the child time to exit cleanly on terminate, then kill it
 STDERR_TAIL = 2000
+VERDICT_STYLE = "font-weight: bold;"  # a style sheet, not setFont: napari's own sheet would override a font
 
 
 class FinetunePanel(QWidget):
@@ -60,8 +64,19 @@ class FinetunePanel(QWidget):
         self.cancel_button = QPushButton(strings.CANCEL)
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = _never_wider(QLabel(""))  # the progress line while it runs, then the verdict
+        self.details_button = QToolButton()
+        self.details_button.setText(strings.DETAILS)
+        self.details_button.setToolTip(strings.DETAILS_TIP)
+        self.details_button.setCheckable(True)
+        self.details_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.details_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.details_button.setAutoRaise(True)
+        self.details_button.toggled.connect(self._fold)
+        self.details_button.setVisible(False)
+        self.details = _never_wider(QLabel(""))  # folded: the engine's summary, every check with its numbers
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setVisible(False)
         self.repropose = QPushButton("")
         # never wider than the dock: the text is in short lines, and the tooltip has it all if a name is cut
         self.repropose.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -78,6 +93,8 @@ class FinetunePanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.status)
+        layout.addWidget(self.details_button)
+        layout.addWidget(self.details)
         layout.addWidget(self.repropose)
         layout.addWidget(self.promote_anyway)
 
@@ -114,7 +131,7 @@ class FinetunePanel(QWidget):
         self.pbar = progress(total=self.steps or 0, desc=strings.FINETUNE)
         self.button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.status.setText(strings.FINETUNE_STAGE.format(message="starting"))
+        self._show_line(strings.FINETUNE_STAGE.format(message="starting"))
         process.start(program, args)
         return True
 
@@ -155,13 +172,15 @@ class FinetunePanel(QWidget):
             step = int(event.get("step") or 0)
             if step > self.pbar.n:
                 self.pbar.update(step - self.pbar.n)  # update() is what emits napari's progress events
-            text = strings.FINETUNE_PROGRESS.format(step=event.get("step", 0), steps=steps, loss=event.get("loss", 0.0), eta=event.get("eta_s", 0.0))
+            eta = event.get("eta_s")  # None while the first steps are timed
+            template = strings.FINETUNE_PROGRESS if eta is not None else strings.FINETUNE_PROGRESS_TIMING
+            text = template.format(step=event.get("step", 0), steps=steps, loss=event.get("loss", 0.0), eta=eta)
             self.pbar.set_description(text)
-            self.status.setText(text)
+            self._show_line(text)
         elif stage == "done":
             self.result = event.get("result")
         elif event.get("message"):
-            self.status.setText(strings.FINETUNE_STAGE.format(message=event["message"]))
+            self._show_line(strings.FINETUNE_STAGE.format(message=event["message"]))
             if self.pbar is not None:
                 self.pbar.set_description(strings.FINETUNE_STAGE.format(message=event["message"]))
 
@@ -177,13 +196,13 @@ class FinetunePanel(QWidget):
         self.cancel_button.setEnabled(False)
         result = self.result
         if self._cancelled:
-            self.status.setText(strings.FINETUNE_CANCELLED)
+            self._show_line(strings.FINETUNE_CANCELLED)
             show_info(strings.ERROR_PREFIX + strings.FINETUNE_CANCELLED)
             result = None
         elif result is None or code != 0:
             tail = self._stderr.decode("utf-8", "replace").strip().splitlines()
             message = strings.FINETUNE_FAILED.format(code=code, tail=tail[-1] if tail else "no output")
-            self.status.setText(message)
+            self._show_line(message)
             show_error(strings.ERROR_PREFIX + message)
             result = None
         else:
@@ -191,18 +210,24 @@ class FinetunePanel(QWidget):
         self.finished.emit(result)
 
     def show_result(self, result: dict) -> None:
-        """The result in plain words; Re-propose names the version's standing when it is not current."""
-        lines = result_lines(result)
-        self.status.setText("\n".join(lines))
+        """The verdict in one line, the rest under the fold; Re-propose names the version's standing
+        when it is not current."""
+        line = verdict(result)
+        self.status.setText(line)
+        self.status.setStyleSheet(VERDICT_STYLE)
         self.status.setToolTip(str(result.get("reason", "")))
-        show_info(strings.ERROR_PREFIX + lines[-1])
+        self.details.setText("\n".join(result_lines(result)))
+        self.details_button.setVisible(True)
+        self._fold(self.details_button.isChecked())
+        show_info(strings.ERROR_PREFIX + line)
         status = result_status(result)
+        version = strings.short_name(str(result["version"]))
         if status == PROMOTED:
-            text = strings.REPROPOSE.format(version=result["version"])
+            text = strings.REPROPOSE.format(version=version)
         else:
-            text = strings.REPROPOSE_NOT_CURRENT.format(version=result["version"], status=status)
+            text = strings.REPROPOSE_NOT_CURRENT.format(version=version, status=status)
         self.repropose.setText(text)
-        self.repropose.setToolTip(text)
+        self.repropose.setToolTip(text.replace(version, str(result["version"])))
         self.repropose.setVisible(True)
         self.promote_anyway.setVisible(status == UNVERIFIED)
 
@@ -211,9 +236,21 @@ class FinetunePanel(QWidget):
         if self.running:
             return  # the progress line of a run still going stays
         self.result = None
-        self.status.setText("")
+        self._show_line("")
+        self.details.setText("")
+        self.details_button.setVisible(False)
+        self.details.setVisible(False)
         self.repropose.setVisible(False)
         self.promote_anyway.setVisible(False)
+
+    def _fold(self, open_: bool) -> None:
+        self.details_button.setArrowType(Qt.ArrowType.DownArrow if open_ else Qt.ArrowType.RightArrow)
+        self.details.setVisible(open_ and not self.details_button.isHidden())  # isVisible: False on a hidden tab
+
+    def _show_line(self, text: str) -> None:
+        """A progress or stage line in the status label (plain: bold is for the verdict)."""
+        self.status.setStyleSheet("")
+        self.status.setText(text)
 
     def promote_unverified(self) -> FunctionWorker | None:
         """Make an unverified version current, if the current model is still its parent.
@@ -238,8 +275,9 @@ class FinetunePanel(QWidget):
         self.promote_anyway.setEnabled(True)
         self.promote_anyway.setVisible(False)
         message = strings.PROMOTED_ANYWAY.format(version=version)
-        self.status.setText(self.status.text() + "\n" + message)
-        self.repropose.setText(strings.REPROPOSE.format(version=version))
+        self.status.setText(strings.VERDICT_PROMOTED_BY_YOU)
+        self.details.setText(self.details.text() + "\n" + message)
+        self.repropose.setText(strings.REPROPOSE.format(version=strings.short_name(version)))
         show_info(strings.ERROR_PREFIX + message)
         self.promoted.emit(version)
 
@@ -252,3 +290,11 @@ class FinetunePanel(QWidget):
     def _on_repropose(self) -> None:
         if self.result is not None:
             self.repropose_requested.emit(self.result["version"])
+
+
+def _never_wider(label: QLabel) -> QLabel:
+    """A wrapping label that takes the dock's width and never asks for more: a long name in the
+    engine's words is cut at the edge (it is whole in the tooltip) rather than widening the dock."""
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label

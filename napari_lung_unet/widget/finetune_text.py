@@ -1,6 +1,9 @@
-"""The fine-tune result in plain words: what it trained on, what it was checked against, why.
+"""The fine-tune result in plain words: a verdict in one line, then what it trained on, what it was
+checked against, and why (the panel shows those under a fold).
 
-The engine's ``--json-progress`` "done" event carries a ``FinetuneResult`` dict. Newer engines
+The verdict names the first check that failed, in a clinician's words and with its numbers
+("Not promoted: your held-out corrections got worse (0.963 → 0.927)"); KL divergences, nats per
+pixel and Fisher information stay in the details. The engine's ``--json-progress`` "done" event carries a ``FinetuneResult`` dict. Newer engines
 add ``status`` ("promoted", "rejected", or "unverified": the base data could not be checked, so
 the user must say yes) and ``summary`` (plain-English lines); they are shown as they are. For
 older results the same story is told here from the numbers (``n_train``, ``before``/``after``).
@@ -21,6 +24,48 @@ def result_status(result: dict[str, Any]) -> str:
     if status in (PROMOTED, REJECTED, UNVERIFIED):
         return status
     return PROMOTED if result.get("promoted") else REJECTED
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """The one line shown first: promoted or not, and the plainest reason, with its numbers."""
+    status = result_status(result)
+    checks = [c for c in result.get("checks") or [] if isinstance(c, dict)]
+    held = next((c for c in checks if c.get("kind") == "holdout"), None) or _holdout_from_numbers(result)
+    if status == PROMOTED:
+        by_hand = str(result.get("reason", "")).startswith("promoted on your")
+        line = strings.VERDICT_PROMOTED_BY_YOU if by_hand else strings.VERDICT_PROMOTED
+        return line + (strings.VERDICT_HELD.format(**held) if held and held.get("before") is not None else "")
+    if status == UNVERIFIED:
+        return strings.VERDICT_UNVERIFIED
+    failed = next((c for c in checks if c.get("passed") is False), None)
+    if failed is None and not checks and held is not None and held["after"] <= held["before"]:
+        failed = held  # an older result: numbers but no checks
+    if failed is None:  # e.g. the current model changed while it trained
+        reason = str(result.get("reason", "")).removeprefix("not promoted: ").rstrip(".")
+        return strings.VERDICT_REJECTED.format(why=reason)
+    return strings.VERDICT_REJECTED.format(why=_why(failed))
+
+
+def _why(check: dict[str, Any]) -> str:
+    before, after, kind = check.get("before"), check.get("after"), check.get("kind")
+    if kind == "holdout":
+        worse = before is not None and after < before
+        return (strings.WHY_HELD_WORSE if worse else strings.WHY_HELD_SAME).format(before=before, after=after)
+    if kind == "base" and before is not None:
+        return strings.WHY_BASE.format(name=check.get("name", ""), before=before, after=after)
+    if kind == "estimate":
+        return strings.WHY_ESTIMATE
+    if kind == "agreement":
+        return strings.WHY_AGREEMENT.format(after=after)
+    numbers = f"{before:.3f} → {after:.3f}" if before is not None else f"{after:.3g}"
+    return strings.WHY_OTHER.format(name=check.get("name", "a check"), numbers=numbers)
+
+
+def _holdout_from_numbers(result: dict[str, Any]) -> dict[str, Any] | None:
+    before, after = result.get("before", {}).get(_HOLDOUT), result.get("after", {}).get(_HOLDOUT)
+    if before is None or after is None:
+        return None
+    return {"kind": "holdout", "before": before, "after": after, "passed": after > before}
 
 
 def result_lines(result: dict[str, Any]) -> list[str]:

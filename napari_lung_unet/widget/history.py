@@ -1,11 +1,22 @@
-"""Model history: the registry's versions with their fine-tune metrics, the current one, rollback."""
+"""Model history: the registry's versions with their status and held-out Dice, the current one, rollback.
+
+Each version is one row of two lines, its name above its status and Dice: in the 240-px dock a
+fine-tuned version's name alone takes the table's whole width, so side-by-side columns scrolled
+sideways and Status and Dice were out of sight. A name longer than the row is elided in the
+middle; its tooltip has it whole.
+
+Making a version current that the gate rejected, or could not verify, asks first: the clinician
+confirms in a dialog that says what the gate found.
+"""
 
 from __future__ import annotations
 
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QFont
-from qtpy.QtWidgets import QAbstractItemView, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView, QHeaderView, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
 
 from ..nn.card import ModelCard
 from ..nn.registry import Registry, RegistryError
@@ -14,6 +25,9 @@ from .current import read_current
 
 CURRENT_MARK = "●"
 MIN_ROWS = 3  # rows always visible, however much the result text above grows
+MAX_ROWS = 5
+ASK_FIRST = ("rejected", "unverified")  # statuses the gate gave a version it did not make current
+VERSION_ROLE = Qt.ItemDataRole.UserRole
 
 
 def heldout_dice(card: ModelCard) -> str:
@@ -25,20 +39,31 @@ def heldout_dice(card: ModelCard) -> str:
     return f"{before:.3f} → {after:.3f}"
 
 
+def row_text(card: ModelCard) -> str:
+    """The version's name, then its status and held-out Dice on a second line."""
+    dice = heldout_dice(card)
+    return f"{card.version}\n{card.status}" + (strings.HISTORY_DICE.format(dice=dice) if dice else "")
+
+
 class HistoryPanel(QWidget):
     current_changed = Signal(str)  # the version made current by a rollback
 
     def __init__(self) -> None:
         super().__init__()
+        self.cards: dict[str, ModelCard] = {}
+        self.confirm: QMessageBox | None = None  # the open "make it current anyway?" question
         self.table = QTableWidget(0, len(strings.HISTORY_COLUMNS))
         self.table.setHorizontalHeaderLabels(strings.HISTORY_COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        # full version names: the table scrolls sideways in a narrow dock instead of eliding them
-        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.table.setWordWrap(False)  # the two lines are the item's own; a name is elided, never wrapped
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a version's date and its end both show
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.rollback = QPushButton(strings.ROLLBACK)
         self.rollback.setToolTip(strings.ROLLBACK_TIP)
         self.rollback.clicked.connect(self.make_selected_current)
@@ -49,46 +74,81 @@ class HistoryPanel(QWidget):
         self.refresh()
 
     def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
-        # napari's style sheet (a larger font) reaches the table only once it is shown: fit again
+        # napari's style sheet (a larger font) reaches the table only once it is shown: fit the rows again
         super().showEvent(event)
-        self.table.resizeColumnsToContents()
+        self._fit_height()
 
     def versions(self) -> list[str]:
-        return [self.table.item(row, 1).text() for row in range(self.table.rowCount())]
+        return [self.table.item(row, 1).data(VERSION_ROLE) for row in range(self.table.rowCount())]
 
     def refresh(self) -> None:
         registry = Registry()
         current, _problem = read_current(registry)  # the dock shows the problem; no row is marked current
         cards = registry.cards()
+        self.cards = {card.version: card for card in cards}
         self.table.setRowCount(len(cards))
         for row, card in enumerate(cards):
-            values = [CURRENT_MARK if card.version == current else "", card.version, card.status, heldout_dice(card), card.created[:16]]
-            for col, value in enumerate(values):
+            tip = strings.HISTORY_TIP.format(version=card.version, status=card.status, created=card.created[:16])
+            tip += f"\n{card.notes}" if card.notes else ""
+            for col, value in enumerate((CURRENT_MARK if card.version == current else "", row_text(card))):
                 item = QTableWidgetItem(value)
-                item.setToolTip(f"{card.version} ({card.status})" + (f": {card.notes}" if card.notes else ""))
+                item.setData(VERSION_ROLE, card.version)
+                item.setToolTip(tip)
                 if card.version == current:
                     font = QFont()
                     font.setBold(True)
                     item.setFont(font)
                 self.table.setItem(row, col, item)
-        self.table.resizeColumnsToContents()
-        self.table.horizontalHeader().setStretchLastSection(True)
-        rows = min(max(len(cards), MIN_ROWS), 6)
-        height = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
-        height += rows * self.table.verticalHeader().defaultSectionSize()
-        height += self.table.horizontalScrollBar().sizeHint().height()  # the sideways bar may take a row's room
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        self.table.resizeRowsToContents()
+        row = self.table.rowHeight(0) if self.table.rowCount() else 2 * self.table.verticalHeader().defaultSectionSize()
+        rows = min(max(self.table.rowCount(), MIN_ROWS), MAX_ROWS)
+        height = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth() + rows * row
         self.table.setMinimumHeight(height)
 
     def select(self, version: str) -> None:
-        items = self.table.findItems(version, Qt.MatchFlag.MatchExactly)
-        if items:
-            self.table.selectRow(items[0].row())
+        if version in (versions := self.versions()):
+            self.table.selectRow(versions.index(version))
+
+    def selected_version(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.table.item(rows[0].row(), 1).data(VERSION_ROLE) if rows else None
 
     def make_selected_current(self) -> bool:
-        rows = self.table.selectionModel().selectedRows()
-        if not rows:
+        """Make the selected version current; True once it is. A rejected or unverified version is
+        only made current after a yes in :attr:`confirm` (then False is returned at once)."""
+        version = self.selected_version()
+        if version is None:
             return False
-        version = self.table.item(rows[0].row(), 1).text()
+        card = self.cards.get(version)
+        if card is not None and card.status in ASK_FIRST:
+            self._ask(card)
+            return False
+        return self._make_current(version)
+
+    def _ask(self, card: ModelCard) -> None:
+        why = card.notes or strings.ASK_NO_REASON
+        box = QMessageBox(QMessageBox.Icon.Warning, strings.ASK_TITLE.format(status=card.status),
+                          strings.ASK_TEXT.format(version=card.version, status=card.status, why=why),
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.button(QMessageBox.StandardButton.Yes).setText(strings.ASK_YES)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)  # Enter alone never makes it current
+        box.finished.connect(lambda _code, version=card.version: self._answered(version))
+        self.confirm = box
+        box.open()  # window-modal, no nested event loop: the viewer keeps painting meanwhile
+
+    def _answered(self, version: str) -> None:
+        box, self.confirm = self.confirm, None
+        if box is None:
+            return
+        yes = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)  # Esc or closing the box: no
+        box.deleteLater()
+        if yes:
+            self._make_current(version)
+
+    def _make_current(self, version: str) -> bool:
         try:
             Registry().set_current(version)  # refuses weights that do not load
         except RegistryError as exc:

@@ -50,7 +50,7 @@ class ProposalRunner(QObject):
         self._result = self.state.last_result = result
         self.state.history.append(result.model_version)
         self.returned.emit(result)
-        self.status.emit(strings.STATUS_DONE.format(version=result.model_version, device=result.device, seconds=result.seconds))
+        self.status.emit(strings.STATUS_DONE.format(version=strings.short_name(result.model_version), device=result.device, seconds=result.seconds))
 
     def _on_error(self, exc: BaseException) -> None:
         # expected problems (bad image, unknown model, missing GPU) are ValueErrors with clear text

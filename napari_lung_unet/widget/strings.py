@@ -11,6 +11,18 @@ def n_cases(n: int) -> str:
     return f"{n} case" if n == 1 else f"{n} cases"
 
 
+NAME_CHARS = 25  # a fine-tune's own name (ft-20261130-234138-123456) whole; ~200 px, inside the 240-px dock
+
+
+def short_name(name: str, limit: int = NAME_CHARS) -> str:
+    """A model name or path cut in the middle to ``limit`` characters: a word-wrapped label is as
+    wide as its longest word, and one long name widened the dock past Next ▶ and Left lung (2)."""
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return name[:head] + "…" + name[len(name) - (limit - 1 - head):]
+
+
 PROPOSE = "Propose lungs"
 IMAGE_LABEL = "Image"
 MODEL_LABEL = "Model"
@@ -31,6 +43,8 @@ PROPOSE_TIP = (
 )
 
 STATUS_IDLE = "Pick an image and press Propose lungs."
+# the status line once a case or image shows a mask (the idle line above would be stale there)
+STATUS_HAS_MASK = "Correct the mask if needed, then Accept (Shift-A)."
 STATUS_NO_IMAGE = "Add or open an image first (File ▸ Open Sample ▸ Lung U-Net ▸ Chest X-ray phantom)."
 STATUS_LOADING = "Loading model {model} on {device}…"
 STATUS_PREDICTING = "Predicting with {version} on {device}…"
@@ -92,7 +106,8 @@ FINETUNE_TIP = (
 CANCEL = "Cancel"
 FINETUNE_RUNNING = "A fine-tune is already running; wait for it or press Cancel."
 FINETUNE_EMPTY = "No accepted corrections in {store} yet: accept at least one case before fine-tuning."
-FINETUNE_PROGRESS = "Fine-tuning: step {step}/{steps}, loss {loss:.4f}, ETA {eta:.0f} s"
+FINETUNE_PROGRESS = "Fine-tuning: step {step}/{steps}, loss {loss:.4f}, about {eta:.0f} s left"
+FINETUNE_PROGRESS_TIMING = "Fine-tuning: step {step}/{steps}, loss {loss:.4f}, timing the steps…"  # no ETA yet
 FINETUNE_STAGE = "Fine-tuning: {message}"
 FINETUNE_CANCELLED = "Fine-tuning cancelled; the current model is unchanged."
 FINETUNE_FAILED = "Fine-tuning failed (exit code {code}): {tail}"
@@ -105,6 +120,20 @@ PROMOTE_ANYWAY_TIP = (
     "anyway, on your own judgement; Model history can roll it back."
 )
 PROMOTED_ANYWAY = "{version} is now the current model (promoted by you)."
+# the verdict: one line first, the checks under a fold
+VERDICT_PROMOTED = "Promoted"
+VERDICT_PROMOTED_BY_YOU = "Promoted on your yes"
+VERDICT_HELD = ": your held-out corrections {before:.3f} → {after:.3f}"
+VERDICT_UNVERIFIED = "Unverified: the original X-rays are not on this computer to check it against"
+VERDICT_REJECTED = "Not promoted: {why}"
+WHY_HELD_WORSE = "your held-out corrections got worse ({before:.3f} → {after:.3f})"
+WHY_HELD_SAME = "your held-out corrections did not improve ({before:.3f} → {after:.3f})"
+WHY_BASE = "it lost accuracy on the {name} ({before:.3f} → {after:.3f})"
+WHY_ESTIMATE = "it moved too far from what it first learnt (an estimate: see Details)"
+WHY_AGREEMENT = "it disagrees with the current model on your uncorrected images (Dice {after:.3f})"
+WHY_OTHER = "{name} got worse ({numbers})"
+DETAILS = "Details"
+DETAILS_TIP = "What it trained on and every check the new version went through, with the numbers."
 # the fine-tune result in plain words, when the engine gives no summary of its own
 FT_TRAINED_ON = "Trained on {n_train} of your {n_total} accepted corrections; the other {n_holdout} were held back to check it."
 FT_CHECK_HOLDOUT = "On the held-back corrections, the lungs overlap (Dice) went from {before:.3f} to {after:.3f}."
@@ -120,7 +149,13 @@ REGISTRY_DAMAGED = "⚠ {message}\nOr pick a version in Model ▸ Model history 
 HISTORY_TITLE = "Model history"
 TAB_REVIEW, TAB_MODEL = "Review", "Model"
 WORKLIST_TITLE, CORRECT_TITLE = "Worklist", "Correct"
-HISTORY_COLUMNS = ["", "Version", "Status", "Held-out Dice", "Created"]
+HISTORY_COLUMNS = ["", "Version · status · Dice"]
+HISTORY_DICE = " · Dice {dice}"  # held-out Dice, before → after
+HISTORY_TIP = "{version}: {status}, created {created}"
 ROLLBACK = "Make selected current"
 ROLLBACK_TIP = "Roll back (or forward) to the selected model version; new proposals will use it."
 ROLLED_BACK = "{version} is now the current model."
+ASK_TITLE = "Make a {status} model current?"
+ASK_TEXT = "{version} is {status}: {why}.\n\nMake it the current model anyway? New proposals will use it."
+ASK_NO_REASON = "the fine-tune check did not make it current"
+ASK_YES = "Make current"
