@@ -92,7 +92,7 @@ def run_case(predictor: Predictor, image_path: Path, mask_path: Path, mode: str,
     prediction = predictor.predict(xray)
     if mode == "paint":
         return review(prediction.labels, truth, target)
-    context = RefineContext.from_prediction(prediction)
+    context = RefineContext.from_prediction(prediction, other_convention(predictor, xray))
 
     def refiner(r: int, c: int, positive: bool, labels: np.ndarray, painted: np.ndarray) -> np.ndarray:
         done = context.refine(labels, Click(r, c, positive), painted)
@@ -101,6 +101,16 @@ def run_case(predictor: Predictor, image_path: Path, mask_path: Path, mode: str,
         return out
 
     return review(prediction.labels, truth, target, refiner)
+
+
+def other_convention(predictor: Predictor, xray: object) -> object | None:
+    """The image in the model's other lung convention, when the model knows two (a positive click in
+    lung the proposal's convention leaves out can take the other's region); None otherwise."""
+    known = list(getattr(predictor.card, "conventions", []))
+    if len(known) < 2 or not hasattr(predictor, "for_convention"):
+        return None
+    other = next(c for c in known if c != predictor.convention)
+    return predictor.for_convention(other).predict(xray)
 
 
 def summary(efforts: list[CaseEffort]) -> str:

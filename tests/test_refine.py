@@ -135,6 +135,22 @@ def test_click_on_its_own_missed_retrocardiac_lung(predictor: Predictor, real_da
     assert dice(out > 0, truth) > dice(prediction.labels > 0, truth), "the click made the mask worse"
 
 
+def test_a_click_takes_the_other_conventions_region(predictor: Predictor) -> None:
+    """With a model that knows two conventions, a positive click where the other one says lung takes its
+    region around the click. Here the other convention is the model's own full proposal, the current
+    mask that proposal without its lower right lung: one click brings nearly all of it back."""
+    image, _ = make_radiograph_phantom((512, 512), seed=1)
+    prediction = predictor.predict(image)
+    cut, missed = missed_lower_lung(prediction.labels)
+    faint = np.full_like(prediction.small_probability, 1e-3)  # this convention sees nothing there
+    r, c = deepest(missed)
+    alone = apply(cut, RefineContext(faint, cut.shape), Click(r, c, positive=True))
+    both = apply(cut, RefineContext(faint, cut.shape, prediction.small_probability), Click(r, c, positive=True))
+    assert (both[missed] > 0).mean() > 0.8, "the other convention's region was not taken"
+    assert (both[missed] > 0).mean() > (alone[missed] > 0).mean() + 0.3
+    assert ((both > 0) & (prediction.labels == 0)).sum() < 0.05 * missed.sum(), "it took more than the other region"
+
+
 def test_bad_input_is_refused_by_name(predictor: Predictor) -> None:
     image, _ = make_radiograph_phantom((256, 256), seed=2)
     prediction, context = proposal(predictor, image)
