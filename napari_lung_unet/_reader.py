@@ -9,6 +9,7 @@ PNG/TIFF/JPEG are left to napari's built-in reader (we return ``None`` for them)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,15 @@ def read_dicom(path: PathOrPaths) -> list[LayerDataTuple]:
     """
     from .dicom.seg import is_seg
 
-    return [seg_layer(p) if is_seg(p) else xray_layer(read_xray(p)) for p in _as_list(path)]
+    return [seg_layer(p) if is_seg(p) else xray_layer(_read_noting(p)) for p in _as_list(path)]
+
+
+def _read_noting(path: Path) -> XRay:
+    """read_xray, with its notes (a damaged spacing dropped) as warnings: napari shows them to the user."""
+    xray = read_xray(path)
+    for note in xray.notes:
+        warnings.warn(note, stacklevel=2)
+    return xray
 
 
 def seg_layer(path: Path) -> LayerDataTuple:

@@ -1,12 +1,71 @@
-"""Where things live on disk: the model home and the shared data folder."""
+"""Where things live on disk (the model home, the shared data folder) and the numeric settings.
+
+Every numeric environment variable of the package is declared in :data:`NUMBERS` with its
+default and range, and read with :func:`env_number`, so a value out of range (``inf``, ``1e400``,
+a negative count, a word) is one error naming the variable and its range, wherever it is read;
+the CLI checks them all at start (:func:`check_environment`).
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "LUNG_UNET_HOME"
 DATA_ENV = "LUNG_UNET_DATA"
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value outside its range; the message names both."""
+
+
+@dataclass(frozen=True)
+class Number:
+    default: float
+    low: float
+    high: float
+    unit: str
+    whole: bool = False  # a count: 2.5 is refused, 25e6 is 25000000
+
+
+NUMBERS: dict[str, Number] = {
+    # pixels any reader decodes (images/errors.py explains the default); below 32² nothing is readable
+    "LUNG_UNET_MAX_PIXELS": Number(25_000_000, 32 * 32, 1e11, "pixels", whole=True),
+    # DICOMweb (dicom/net.py): the connect timeout and every call's total deadline
+    "LUNG_UNET_DICOMWEB_CONNECT_TIMEOUT": Number(3.0, 0.1, 600.0, "seconds"),
+    "LUNG_UNET_DICOMWEB_DEADLINE": Number(30.0, 0.1, 86400.0, "seconds"),
+}
+
+
+def env_number(name: str) -> float:
+    """``$name`` as a number within its :data:`NUMBERS` range, or its default when unset or empty."""
+    spec = NUMBERS[name]
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return spec.default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and spec.low <= value <= spec.high) or (spec.whole and not value.is_integer()):
+        kind = "a whole number" if spec.whole else "a number"
+        raise SettingError(
+            f"{name}={text!r} is not {kind} from {_number(spec.low)} to {_number(spec.high)} {spec.unit}; "
+            f"unset it for the default ({_number(spec.default)})"
+        )
+    return int(value) if spec.whole else value
+
+
+def check_environment() -> None:
+    """Raise :class:`SettingError` for the first numeric environment variable out of its range."""
+    for name in NUMBERS:
+        env_number(name)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e9 else f"{value:g}"
 
 
 def home_dir() -> Path:

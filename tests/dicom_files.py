@@ -89,13 +89,20 @@ def write_radiograph(path: Path, image8: np.ndarray, syntax: str = "explicit", *
     return path
 
 
-def write_deflated_bomb(path: Path, side: int = 30000) -> Path:
-    """A Deflated Explicit VR Little Endian DX of side² zero pixels, streamed: never in memory whole."""
+def write_deflated_bomb(
+    path: Path, side: int = 30000, ds: Dataset | None = None, pixel_bytes: int | None = None, vr: bytes = b"OW"
+) -> Path:
+    """A Deflated Explicit VR Little Endian file of side² zero pixels, streamed: never in memory whole.
+
+    ``ds`` is the header (a 16-bit DX by default; its Rows, Columns and pixel data are replaced),
+    ``pixel_bytes`` the length of its zero pixel data (side² × 2 by default).
+    """
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_dataset, write_file_meta_info
 
-    ds = radiograph_dataset(np.zeros((32, 32), np.uint16))
-    del ds.PixelData
+    ds = radiograph_dataset(np.zeros((32, 32), np.uint16)) if ds is None else ds
+    if "PixelData" in ds:
+        del ds.PixelData
     ds.Rows = ds.Columns = side
     ds.file_meta.TransferSyntaxUID = uid.DeflatedExplicitVRLittleEndian
     meta = DicomBytesIO()
@@ -104,11 +111,11 @@ def write_deflated_bomb(path: Path, side: int = 30000) -> Path:
     body = DicomBytesIO()
     body.is_little_endian, body.is_implicit_VR = True, False
     write_dataset(body, ds)
-    pixel_bytes = side * side * 2
+    pixel_bytes = side * side * 2 if pixel_bytes is None else pixel_bytes
     deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     with open(path, "wb") as out:
         out.write(b"\0" * 128 + b"DICM" + meta.getvalue())
-        out.write(deflater.compress(body.getvalue() + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, pixel_bytes)))
+        out.write(deflater.compress(body.getvalue() + struct.pack("<HH2sHI", 0x7FE0, 0x0010, vr, 0, pixel_bytes)))
         zeros = bytes(1 << 24)
         for start in range(0, pixel_bytes, len(zeros)):
             out.write(deflater.compress(zeros[: min(len(zeros), pixel_bytes - start)]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ..nn.card import ModelCard
 from ..nn.predict import Predictor, finish_for, prepare_for
 from ..store.atomic import atomic_write_bytes, atomic_write_png, encode_png
 from ..store.worklist import is_uncertain
+from ..text import printable
 from .results import FAILED, OK, Row
 
 OVERLAY_SUFFIX = "_overlay"
@@ -89,6 +91,8 @@ def load(job: Job, settings: Settings) -> Loaded | Failed:
     started = time.perf_counter()
     try:
         xray = read_xray(job.path)
+        for note in xray.notes:  # a damaged spacing: the row has no areas, and this says why
+            print(f"note: {printable(note)}", file=sys.stderr)
         x, shape = prepare_for(settings.card, xray)
         pixels = xray.pixels if settings.overlay else None
         return Loaded(x.numpy(), shape, xray.spacing, pixels, time.perf_counter() - started)

@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Static imports: a subcommand whose module is missing or broken is an ImportError here, never a
 # silently shorter command list.
 from ..batch.guard import Terminated  # noqa: E402
+from ..settings import check_environment  # noqa: E402
 from ..text import printable  # noqa: E402
 from . import evaluate as cli_evaluate  # noqa: E402
 from . import export as cli_export  # noqa: E402
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_environment()  # a bad LUNG_UNET_* number is one line before any work, not one per file
         return int(args.run(args) or 0)
     except KeyboardInterrupt as exc:
         if isinstance(exc, Terminated):  # SIGTERM during predict: its workers are already stopped

@@ -13,7 +13,7 @@ import io
 import struct
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -44,58 +44,116 @@ _DECODER_HINTS = {
 _NO_DECODER = "no Python decoder handles it; convert it to Explicit VR Little Endian first (dcmtk: dcmdjpeg/dcmconv, gdcm: gdcmconv --raw)"
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
-_HEADER_CAP = 16 * 1024 * 1024  # inflated bytes a Deflated file's header (all but pixels) may take
+HEADER_CAP = 16 * 1024 * 1024  # inflated bytes a Deflated file's header (all but pixels) may take
 _AFTER_IMAGE_PIXEL_GROUP = 0x00290000  # every Image Pixel attribute (group 0028) precedes this tag
 
 
-def read_dicom_pixels(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """The radiograph's pixels after modality and VOI LUTs, MONOCHROME1 flipped, and its spacing in mm."""
+def read_dicom_pixels(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """The radiograph's pixels after modality and VOI LUTs, MONOCHROME1 flipped, and its spacing in mm.
+
+    A VOI or spacing that cannot be used is left out with a line in ``notes``: they describe
+    how to show or measure the image, and the pixels are still right without them.
+    """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    notes = [] if notes is None else notes
     header = read_header(path)
-    _check_header(path, header)
+    check_image_header(path, header)
     ds = _read_full(path, header)
     _check_codestream(path, ds)
     try:
-        raw = ds.pixel_array
+        pixels = apply_modality_lut(ds.pixel_array, ds)
     except Exception as exc:
         raise ImageError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {_short(exc)})") from None
-    pixels = apply_modality_lut(raw, ds)
     if "WindowCenter" in ds or "VOILUTSequence" in ds:
-        pixels = apply_voi_lut(pixels, ds, prefer_lut=True)
+        try:
+            pixels = apply_voi_lut(pixels, ds, prefer_lut=True)
+        except Exception as exc:  # a window width of 0, a LUT shorter than its descriptor
+            notes.append(f"{path}: VOI LUT/window ignored ({type(exc).__name__}: {_short(exc)})")
     pixels = np.asarray(pixels, dtype=np.float32)
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         # MONOCHROME1 stores air as bright; flip so lungs are dark as in every other input
         pixels = pixels.max() + pixels.min() - pixels
-    return pixels, pixel_spacing(ds)
+    return pixels, pixel_spacing(ds, notes, path)
 
 
-def pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
-    """(row, column) spacing in mm: PixelSpacing, else the detector's ImagerPixelSpacing (projection X-ray)."""
+# a projection X-ray's pixel is 0.05-1 mm; outside this range the value is damaged, and areas
+# computed from it (1e200 mm gives inf cm²) would be worse than none
+SPACING_RANGE_MM = (0.001, 10.0)
+
+
+def pixel_spacing(ds: Dataset, notes: list[str] | None = None, path: Path | str = "") -> tuple[float, float] | None:
+    """(row, column) spacing in mm: PixelSpacing, else the detector's ImagerPixelSpacing (projection X-ray).
+
+    A value that is not two numbers within :data:`SPACING_RANGE_MM` is skipped, with a line in ``notes``.
+    """
+    from pydicom.multival import MultiValue
+
+    low, high = SPACING_RANGE_MM
     for tag in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = getattr(ds, tag, None)
-        if value is not None and len(value) == 2 and all(float(v) > 0 for v in value):
-            return (float(value[0]), float(value[1]))
+        element = ds.get_item(tag)
+        if element is None or element.value in (None, b"", ""):
+            continue
+        try:  # pydicom converts DS values on first access: 'abc' raises here
+            value = ds[tag].value
+            spacing = tuple(float(v) for v in (value if isinstance(value, (MultiValue, list, tuple)) else [value]))
+        except (TypeError, ValueError):
+            spacing = ()
+        if len(spacing) == 2 and all(low <= v <= high for v in spacing):  # also refuses nan
+            return (spacing[0], spacing[1])
+        if notes is not None:
+            raw = element.value
+            shown = raw.decode("latin-1", "replace").strip() if isinstance(raw, bytes) else str(raw)
+            notes.append(f"{path}: {tag} {shown[:40]!r} is not a pixel size ({low:g}-{high:g} mm); ignored, areas are in pixels")
     return None
 
 
 def read_header(path: Path) -> FileDataset:
     """Everything before the pixel data, in bounded memory whatever the transfer syntax."""
-    import pydicom
-    from pydicom.filereader import read_file_meta_info
-
     try:
-        meta = read_file_meta_info(path)
-        if str(meta.get("TransferSyntaxUID", "")) != DEFLATED:
-            return pydicom.dcmread(path, stop_before_pixels=True)
-        return _deflated_header(path, meta)
+        with open(path, "rb") as handle:
+            return _header(handle, path)
     except ImageError:
         raise
     except Exception as exc:
         raise ImageError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {_short(exc)})") from None
 
 
-def _check_header(path: Path, ds: FileDataset) -> None:
+def header_of_prefix(prefix: bytes, complete: bool, name: str) -> FileDataset | None:
+    """The header from the first bytes of a DICOM file, or None while more bytes are needed.
+
+    ``complete``: no more bytes will come (the whole file, or as much as is ever read).
+    """
+    try:
+        header = _header(io.BytesIO(prefix), name)
+    except Exception as exc:
+        if not complete:
+            return None
+        raise ImageError(f"{name}: not a readable DICOM file ({type(exc).__name__}: {_short(exc)})") from None
+    # BitsAllocated (0028,0100) follows Rows, Columns, frames and samples: what the checks need
+    return header if complete or "BitsAllocated" in header else None
+
+
+def _header(handle: BinaryIO, name: Path | str) -> FileDataset:
+    import pydicom
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    read_preamble(handle, False)
+    meta = _read_file_meta_info(handle)
+    handle.seek(0)
+    if str(meta.get("TransferSyntaxUID", "")) != DEFLATED:
+        return pydicom.dcmread(handle, stop_before_pixels=True)
+    return _deflated_header(handle, meta, name)
+
+
+def pixel_bytes(header: Dataset) -> int:
+    """Bytes of the decoded pixel data a header promises."""
+    return int(header.Rows) * int(header.Columns) * int(getattr(header, "SamplesPerPixel", 1) or 1) * max(
+        1, int(getattr(header, "NumberOfFrames", 1) or 1)) * ((int(getattr(header, "BitsAllocated", 16) or 16) + 7) // 8)
+
+
+def check_image_header(path: Path | str, ds: Dataset) -> None:
+    """Refuse, in one line naming ``path``, a header this reader would not decode: a SEG, no image, over the budget."""
     from pydicom.uid import SegmentationStorage
 
     if str(getattr(ds, "SOPClassUID", "")) == SegmentationStorage:
@@ -114,7 +172,7 @@ def _check_header(path: Path, ds: FileDataset) -> None:
     _check_decoder(path, ds.file_meta.get("TransferSyntaxUID"))
 
 
-def _check_decoder(path: Path, syntax: UID | None) -> None:
+def _check_decoder(path: Path | str, syntax: UID | None) -> None:
     """Refuse, naming the syntax and what to install, when no installed plugin decodes ``syntax``."""
     from pydicom.pixels import get_decoder
 
@@ -179,7 +237,7 @@ def _codestream_size(start: bytes) -> tuple[int, int] | None:
 # -- Deflated Explicit VR Little Endian ------------------------------------------------------
 
 
-def _dataset_offset(handle: io.BufferedReader) -> int:
+def _dataset_offset(handle: BinaryIO) -> int:
     """Byte offset where the dataset starts: after the preamble, "DICM" and the (never deflated) group 0002."""
     handle.seek(132)
     while True:
@@ -197,28 +255,27 @@ def _dataset_offset(handle: io.BufferedReader) -> int:
         handle.seek(length, io.SEEK_CUR)
 
 
-def _inflate(path: Path, limit: int) -> tuple[bytes, bool]:
+def _inflate(handle: BinaryIO, limit: int) -> tuple[bytes, bool]:
     """Inflate the dataset of a Deflated file up to ``limit`` bytes; also say whether the stream ended."""
-    with open(path, "rb") as handle:
-        handle.seek(_dataset_offset(handle))
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        out = bytearray()
-        while len(out) < limit and not inflater.eof:
-            chunk = inflater.unconsumed_tail or handle.read(1 << 20)
-            if not chunk:
-                break
-            out += inflater.decompress(chunk, limit - len(out))
-        ended = inflater.eof or (not inflater.unconsumed_tail and not handle.read(1))
-        return bytes(out), ended
+    handle.seek(_dataset_offset(handle))
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    while len(out) < limit and not inflater.eof:
+        chunk = inflater.unconsumed_tail or handle.read(1 << 20)
+        if not chunk:
+            break
+        out += inflater.decompress(chunk, limit - len(out))
+    ended = inflater.eof or (not inflater.unconsumed_tail and not handle.read(1))
+    return bytes(out), ended
 
 
-def _deflated_header(path: Path, meta: FileMetaDataset) -> FileDataset:
+def _deflated_header(handle: BinaryIO, meta: FileMetaDataset, name: Path | str) -> FileDataset:
     from pydicom.dataset import FileDataset
     from pydicom.filereader import read_dataset
 
     size = 65536
     while True:
-        prefix, ended = _inflate(path, size)
+        prefix, ended = _inflate(handle, size)
         # parse up to the first tag after the Image Pixel group; a short prefix just ends the parse early
         ds = read_dataset(
             io.BytesIO(prefix), is_implicit_VR=False, is_little_endian=True,
@@ -226,10 +283,10 @@ def _deflated_header(path: Path, meta: FileMetaDataset) -> FileDataset:
         )
         if ended or "BitsAllocated" in ds:  # (0028,0100) follows Rows, Columns, frames and samples
             break
-        if size >= _HEADER_CAP:
-            raise ImageError(f"{path}: Deflated DICOM header is larger than {_HEADER_CAP // 2**20} MB")
+        if size >= HEADER_CAP:
+            raise ImageError(f"{name}: Deflated DICOM header is larger than {HEADER_CAP // 2**20} MB")
         size *= 4
-    return FileDataset(str(path), ds, preamble=None, file_meta=meta, is_implicit_VR=False, is_little_endian=True)
+    return FileDataset(str(name), ds, preamble=None, file_meta=meta, is_implicit_VR=False, is_little_endian=True)
 
 
 def _deflated_full(path: Path, header: FileDataset) -> FileDataset:
@@ -237,10 +294,8 @@ def _deflated_full(path: Path, header: FileDataset) -> FileDataset:
     from pydicom.dataset import FileDataset
     from pydicom.filereader import read_dataset
 
-    pixel_bytes = int(header.Rows) * int(header.Columns) * int(getattr(header, "SamplesPerPixel", 1) or 1) * (
-        (int(getattr(header, "BitsAllocated", 16) or 16) + 7) // 8
-    )
-    data, ended = _inflate(path, pixel_bytes + _HEADER_CAP)
+    with open(path, "rb") as handle:
+        data, ended = _inflate(handle, pixel_bytes(header) + HEADER_CAP)
     if not ended:
         raise ImageError(
             f"{path}: Deflated DICOM inflates to more than its {header.Rows}×{header.Columns} header promises"

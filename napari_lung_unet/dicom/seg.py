@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..images.errors import ImageError, _short
+from ..images.errors import ImageError, _short, check_pixel_budget
 from ..images.labels import ANATOMICAL_STRUCTURE, LUNGS, Code
 from ..store.atomic import atomic_write
 
@@ -149,6 +149,7 @@ def read_seg(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None, 
     import highdicom as hd
 
     path = Path(path)
+    _check_seg_header(path)
     try:
         seg = hd.seg.segread(path)
     except Exception as exc:
@@ -172,6 +173,26 @@ def read_seg(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None, 
     return labels, _seg_spacing(seg), _source_uid(seg)
 
 
+# a lung SEG has one frame per segment (two); other tools' projection SEGs have a few more.
+# Frames decode to a byte per pixel each: 16 frames of the largest image the budget admits is 400 MB
+MAX_SEG_FRAMES = 16
+
+
+def _check_seg_header(path: Path) -> None:
+    """Refuse, from the header (never inflated or decoded whole), a SEG over the pixel budget."""
+    from .read import read_header
+
+    header = read_header(path)
+    try:
+        rows, cols = int(header.Rows), int(header.Columns)
+        frames = int(getattr(header, "NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        raise SegError(f"{path}: DICOM Segmentation has no valid Rows/Columns/NumberOfFrames") from None
+    check_pixel_budget(path, (rows, cols), rows * cols)  # the labels layer it becomes
+    if not 1 <= frames <= MAX_SEG_FRAMES:
+        raise SegError(f"{path}: DICOM Segmentation has {frames} frames; at most {MAX_SEG_FRAMES} (one per segment) are read")
+
+
 def _source_uid(seg: Dataset) -> str | None:
     for series in getattr(seg, "ReferencedSeriesSequence", []):
         for instance in getattr(series, "ReferencedInstanceSequence", []):
@@ -180,9 +201,10 @@ def _source_uid(seg: Dataset) -> str | None:
 
 
 def _seg_spacing(seg: Dataset) -> tuple[float, float] | None:
+    from .read import pixel_spacing
+
     try:
-        spacing = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
-        return (float(spacing[0]), float(spacing[1]))
+        return pixel_spacing(seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0])
     except (AttributeError, IndexError):
         return None
 

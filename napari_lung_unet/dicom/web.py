@@ -13,10 +13,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-if TYPE_CHECKING:  # dicomweb-client loads lazily, only for DICOMweb inputs
+from ..settings import SettingError
+
+if TYPE_CHECKING:  # dicomweb-client and requests load lazily, only for DICOMweb inputs
     from dicomweb_client import DICOMwebClient
+
+    from .net import Session
+    from .wado import Skipped
 
 T = TypeVar("T")
 
@@ -25,6 +30,7 @@ USER_ENV = "LUNG_UNET_DICOMWEB_USER"
 PASSWORD_ENV = "LUNG_UNET_DICOMWEB_PASSWORD"
 
 _STUDY_URL = re.compile(r"^(?P<root>https?://.+?)/studies/(?P<study>[0-9.]+)/?$")
+_UID = re.compile(r"^[0-9.]{1,64}$")  # a UID goes into a URL and a file name: digits and dots only
 
 
 class DicomWebError(ValueError):
@@ -51,19 +57,29 @@ def parse_study_url(text: str) -> StudyUrl:
     return StudyUrl(match["root"].rstrip("/"), match["study"])
 
 
-def connect(root: str) -> DICOMwebClient:
-    """A client for ``root`` with the credentials from the environment."""
-    import requests
+def connect(root: str, session: Session | None = None) -> DICOMwebClient:
+    """A client for ``root`` with the credentials from the environment, the deadlines and no retries."""
     from dicomweb_client import DICOMwebClient
 
-    session = requests.Session()
+    client = DICOMwebClient(root, session=session or _session())
+    client.set_http_retry_params(retry=False)  # a back-off turned a refused connection into 30 s
+    return client
+
+
+def _session() -> Session:
+    from .net import Session
+
+    try:
+        session = Session()
+    except SettingError as exc:  # the dialog shows DicomWebError's line as it is
+        raise DicomWebError(str(exc)) from None
     token = os.environ.get(TOKEN_ENV, "").strip()
     user = os.environ.get(USER_ENV, "")
     if token:
         session.headers["Authorization"] = f"Bearer {token}"
     elif user:
         session.auth = (user, os.environ.get(PASSWORD_ENV, ""))
-    return DICOMwebClient(root, session=session, timeout=30)
+    return session
 
 
 @dataclass(frozen=True)
@@ -81,9 +97,9 @@ def list_studies(root: str, limit: int = 200) -> list[StudySummary]:
     """The server's studies (QIDO-RS), newest first, at most ``limit``."""
     root = root.rstrip("/")
     client = connect(root)
-    found = _call(root, "listing studies", lambda: client.search_for_studies(
+    found = _call(root, "listing studies", lambda: _dicom_json(root, client.search_for_studies(
         limit=limit, fields=["PatientName", "PatientID", "StudyDate", "ModalitiesInStudy", "StudyDescription"],
-    ))
+    )))
     rows = [
         StudySummary(
             url=StudyUrl(root, _value(study, "0020000D")),
@@ -100,33 +116,52 @@ def list_studies(root: str, limit: int = 200) -> list[StudySummary]:
 def fetch_study(url: StudyUrl, folder: Path) -> tuple[list[Path], list[str]]:
     """Save the study's X-rays to ``folder`` as ``<SOPInstanceUID>.dcm``; return them and a note per skipped instance.
 
-    Instances are kept in the transfer syntax the PACS stored (``transfer-syntax=*``): the local
-    reader decodes every syntax CR/DX archives use, and recompression would only cost time.
+    Instances are kept as the PACS sends them (``transfer-syntax=*``), byte for byte: the local
+    reader decodes every syntax CR/DX archives use. Each is streamed to its file, and its header
+    is checked (pixel budget, frames, decoder) before a pixel is written: a report, a SEG, or an
+    image the reader would refuse is skipped with a note instead.
     """
-    from pydicom.uid import SegmentationStorage
-
-    client = connect(url.root)
-    instances = _call(url, "searching the study", lambda: client.search_for_instances(study_instance_uid=url.study))
+    session = _session()
+    client = connect(url.root, session)
+    instances = _call(url, "searching the study", lambda: _dicom_json(
+        url, client.search_for_instances(study_instance_uid=url.study)))
     if not instances:
         raise DicomWebError(f"{url}: study not found on the server")
-    saved, notes, skipped = [], [], []
+    saved, notes, kinds, refusals = [], [], [], []
     for found in instances:
         series, sop = _value(found, "0020000E"), _value(found, "00080018")
-        ds = _call(url, f"retrieving instance {sop}", lambda: client.retrieve_instance(
-            url.study, series, sop, media_types=(("application/dicom", "*"),),
-        ))
-        kind = str(getattr(ds, "SOPClassUID", "unknown SOP class"))
-        if "PixelData" not in ds or kind == SegmentationStorage:
-            name = getattr(getattr(ds, "SOPClassUID", None), "name", kind)
-            skipped.append(name)
-            notes.append(f"note: {url}: skipping instance {sop}: a {name}, not an image")
+        if not _UID.match(series) or not _UID.match(sop):
+            raise DicomWebError(f"{url}: the server's search result has a malformed UID ({sop!r})")
+        result = _call(url, f"retrieving instance {sop}", lambda: _retrieve(session, url, series, sop, folder / f"{sop}.dcm"))
+        if isinstance(result, Path):
+            saved.append(result)
             continue
-        path = folder / f"{sop}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        saved.append(path)
+        notes.append(f"note: {url}: skipping instance {sop}: {result.reason}")
+        (kinds if result.reason.endswith("not an image") else refusals).append((sop, result.reason))
     if not saved:
-        raise DicomWebError(f"{url}: study has no images (it holds: {', '.join(sorted(set(skipped)))})")
+        if refusals:
+            sop, reason = refusals[0]
+            raise DicomWebError(f"{url}: study has no readable images (instance {sop}: {reason})")
+        held = sorted({reason.removeprefix("a ").removesuffix(", not an image") for _, reason in kinds})
+        raise DicomWebError(f"{url}: study has no images (it holds: {', '.join(held)})")
     return saved, notes
+
+
+def _retrieve(session: Session, url: StudyUrl, series: str, sop: str, target: Path) -> Path | Skipped:
+    """WADO-RS of one instance, streamed into ``target`` (:mod:`napari_lung_unet.dicom.wado`)."""
+    from .wado import ACCEPT, NotDicom, save_instance
+
+    address = f"{url.root}/studies/{url.study}/series/{series}/instances/{sop}"
+    with session.get(address, headers={"Accept": ACCEPT}, stream=True) as response:
+        response.raise_for_status()
+        try:
+            return save_instance(response, target, f"instance {sop}")
+        except NotDicom as exc:
+            target.unlink(missing_ok=True)
+            raise DicomWebError(f"{url}: {exc}") from None
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
 
 
 def store(url: StudyUrl, paths: list[Path]) -> None:
@@ -142,25 +177,76 @@ def store(url: StudyUrl, paths: list[Path]) -> None:
 
 
 def _call(url: StudyUrl | str, doing: str, request: Callable[[], T]) -> T:
-    """Run one DICOMweb request; turn transport and HTTP failures into a one-line DicomWebError.
+    """Run one DICOMweb call within its deadline; turn every transport, HTTP and format failure into one line.
 
     ``url`` is the study (or, for server-wide requests, the root) the message names.
     """
     import requests
 
-    try:
-        return request()
-    except requests.HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status in (401, 403):
-            how = f"set {TOKEN_ENV}, or {USER_ENV} and {PASSWORD_ENV}"
-            raise DicomWebError(f"{url}: the server refused access while {doing} (HTTP {status}); {how}") from None
-        if status == 404:
-            raise DicomWebError(f"{url}: not found on the server while {doing} (HTTP 404)") from None
-        raise DicomWebError(f"{url}: the server failed while {doing} (HTTP {status})") from None
-    except requests.RequestException as exc:
-        root = url.root if isinstance(url, StudyUrl) else url
-        raise DicomWebError(f"{root}: server unreachable while {doing} ({type(exc).__name__})") from None
+    from .net import DEADLINE_ENV, deadline
+
+    with deadline() as watch:
+        try:
+            return request()
+        except DicomWebError:
+            raise
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in (401, 403):
+                how = f"set {TOKEN_ENV}, or {USER_ENV} and {PASSWORD_ENV}"
+                raise DicomWebError(f"{url}: the server refused access while {doing} (HTTP {status}); {how}") from None
+            if status == 404:
+                raise DicomWebError(f"{url}: not found on the server while {doing} (HTTP 404)") from None
+            raise DicomWebError(f"{url}: the server failed while {doing} (HTTP {status})") from None
+        except Exception as exc:  # the socket was shut by the deadline, or the answer was not what DICOMweb sends
+            if watch.expired:
+                raise DicomWebError(
+                    f"{url}: no complete answer within {watch.seconds:g} s while {doing}; "
+                    f"set {DEADLINE_ENV} to wait longer"
+                ) from None
+            if isinstance(exc, requests.JSONDecodeError):  # before ConnectionError: requests' JSON error is one too
+                raise DicomWebError(f"{url}: the server's answer while {doing} is not DICOM JSON "
+                                    f"(it starts {_start(exc.doc)})") from None
+            if isinstance(exc, (requests.RequestException, OSError)):
+                raise DicomWebError(_transport_failure(url, doing, exc)) from None
+            raise
+
+
+def _transport_failure(url: StudyUrl | str, doing: str, exc: Exception) -> str:
+    """One line for a failed connection or read: refused, host unknown, no connection in time, or cut off."""
+    import requests
+
+    root = url.root if isinstance(url, StudyUrl) else url
+    text = repr(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"{root}: server unreachable while {doing} (no connection within {_connect_seconds()} s)"
+    if "NameResolutionError" in text or "Name or service not known" in text or "nodename nor servname" in text:
+        from urllib.parse import urlparse
+
+        host = urlparse(getattr(getattr(exc, "request", None), "url", None) or root).hostname
+        return f"{root}: cannot resolve the host name {host} while {doing}"
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        return f"{root}: server unreachable while {doing} (connection refused)"
+    if isinstance(exc, requests.ConnectionError) and "NewConnectionError" in text:
+        return f"{root}: server unreachable while {doing} ({type(exc).__name__})"
+    return f"{url}: the answer was cut off while {doing} ({type(exc).__name__})"
+
+
+def _connect_seconds() -> str:
+    from .net import connect_timeout
+
+    return f"{connect_timeout():g}"
+
+
+def _dicom_json(url: StudyUrl | str, found: Any) -> list[dict]:
+    """A search result must be a list of DICOM JSON objects; anything else is the server's fault."""
+    if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+        raise DicomWebError(f"{url}: the server's search result is not a list of DICOM JSON objects (got {type(found).__name__})")
+    return found
+
+
+def _start(text: str) -> str:
+    return repr(text[:40]) if text else "empty"
 
 
 def _text(attributes: dict, tag: str) -> str:

@@ -6,8 +6,9 @@ A module of its own, below both :mod:`napari_lung_unet.images.read` (PNG/TIFF/JP
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..settings import NUMBERS, SettingError, env_number
 
 
 class ImageError(ValueError):
@@ -19,24 +20,18 @@ class ImageError(ValueError):
 MAX_PIXELS_ENV = "LUNG_UNET_MAX_PIXELS"
 # the largest flat-panel detectors are about 4300 × 4300 (18.5 Mpx); 25 Mpx keeps a margin while
 # a 30000² decompression bomb (900 Mpx, 1.8 GB at 16 bit before float conversion) is refused
-DEFAULT_MAX_PIXELS = 25_000_000
+DEFAULT_MAX_PIXELS = int(NUMBERS[MAX_PIXELS_ENV].default)
 
 
 def max_pixels() -> int:
-    """The most pixels any reader decodes: ``$LUNG_UNET_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`."""
-    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_PIXELS
+    """The most pixels any reader decodes: ``$LUNG_UNET_MAX_PIXELS`` (range-checked) or :data:`DEFAULT_MAX_PIXELS`."""
     try:
-        value = int(float(text))  # accepts 25e6 as well as 25000000
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ImageError(f"{MAX_PIXELS_ENV}={text!r} is not a positive pixel count")
-    return value
+        return int(env_number(MAX_PIXELS_ENV))
+    except SettingError as exc:  # raised inside readers, whose callers expect ImageError
+        raise ImageError(str(exc)) from None
 
 
-def check_pixel_budget(path: Path, shape: tuple[int, ...], count: int) -> None:
+def check_pixel_budget(path: Path | str, shape: tuple[int, ...], count: int) -> None:
     """Raise :class:`ImageError` naming ``path`` when a header's ``count`` pixels exceed :func:`max_pixels`.
 
     Called with the header's numbers before anything is decoded, so the refusal costs no memory.

@@ -35,6 +35,7 @@ class XRay:
     pixels: np.ndarray  # 2-D float32, original intensities (after DICOM LUTs)
     spacing: tuple[float, float] | None = None  # (row, col) in mm, when the file says so
     path: Path | None = None
+    notes: tuple[str, ...] = ()  # what was read around (a damaged spacing or VOI), one line each, naming the file
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -57,12 +58,13 @@ def is_dicom(path: Path) -> bool:
 
 def read_xray(path: str | Path) -> XRay:
     path = Path(path)
-    pixels, spacing = _read_pixels(path)
+    notes: list[str] = []
+    pixels, spacing = _read_pixels(path, notes)
     try:
         grey = to_grey(pixels)
     except ImageError as exc:
         raise ImageError(f"{path}: {exc}") from None
-    return XRay(pixels=grey, spacing=spacing, path=path)
+    return XRay(pixels=grey, spacing=spacing, path=path, notes=tuple(notes))
 
 
 def read_source_pixels(path: str | Path) -> np.ndarray:
@@ -74,7 +76,8 @@ def read_source_pixels(path: str | Path) -> np.ndarray:
     return _read_pixels(Path(path))[0]
 
 
-def _read_pixels(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+def _read_pixels(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """The decoded pixels and spacing; what was read around (a damaged spacing or VOI) goes to ``notes``."""
     if not path.exists():
         raise ImageError(f"{path}: file not found")
     if path.is_dir():
@@ -82,7 +85,7 @@ def _read_pixels(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: file is empty (0 bytes)")
     if is_dicom(path):
-        return _read_dicom(path)
+        return _read_dicom(path, notes)
     return _read_raster(path), None
 
 
@@ -150,10 +153,10 @@ def _open_pillow(path: Path) -> PIL.Image.Image:
     return image
 
 
-def _read_dicom(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+def _read_dicom(path: Path, notes: list[str] | None) -> tuple[np.ndarray, tuple[float, float] | None]:
     from ..dicom.read import read_dicom_pixels  # lazy: pydicom and its plugins load only for DICOM
 
-    return read_dicom_pixels(path)
+    return read_dicom_pixels(path, notes)
 
 
 def to_grey(array: np.ndarray) -> np.ndarray:
