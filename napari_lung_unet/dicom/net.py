@@ -141,6 +141,6 @@ class Session(requests.Session):
             self.mount(prefix, _Adapter(max_retries=0))
 
     def request(self, method, url, **kwargs):  # noqa: ANN001, ANN003, ANN201 (requests' signature)
-        # the read timeout is the deadline: the watch, not the socket, ends a slow answer
-        kwargs["timeout"] = (self.connect_s, self.deadline_s)
+        # the watch, not the socket, ends a slow answer: the read timeout only backs it up
+        kwargs["timeout"] = (self.connect_s, self.deadline_s + 1.0)
         return super().request(method, url, **kwargs)

@@ -199,7 +199,8 @@ def _call(url: StudyUrl | str, doing: str, request: Callable[[], T]) -> T:
                 raise DicomWebError(f"{url}: not found on the server while {doing} (HTTP 404)") from None
             raise DicomWebError(f"{url}: the server failed while {doing} (HTTP {status})") from None
         except Exception as exc:  # the socket was shut by the deadline, or the answer was not what DICOMweb sends
-            if watch.expired:
+            # the socket's own read timeout backs the watch up, a moment after the deadline
+            if watch.expired or isinstance(exc, requests.ReadTimeout):
                 raise DicomWebError(
                     f"{url}: no complete answer within {watch.seconds:g} s while {doing}; "
                     f"set {DEADLINE_ENV} to wait longer"
@@ -227,9 +228,11 @@ def _transport_failure(url: StudyUrl | str, doing: str, exc: Exception) -> str:
         return f"{root}: cannot resolve the host name {host} while {doing}"
     if "Connection refused" in text or "ConnectionRefusedError" in text:
         return f"{root}: server unreachable while {doing} (connection refused)"
-    if isinstance(exc, requests.ConnectionError) and "NewConnectionError" in text:
-        return f"{root}: server unreachable while {doing} ({type(exc).__name__})"
-    return f"{url}: the answer was cut off while {doing} ({type(exc).__name__})"
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)) or "IncompleteRead" in text:
+        return f"{url}: the answer was cut off while {doing} ({type(exc).__name__})"
+    # reset or closed before an answer came: a server that accepted and then went away
+    why = "connection reset" if "ConnectionResetError" in text or "RemoteDisconnected" in text else type(exc).__name__
+    return f"{root}: server unreachable while {doing} ({why})"
 
 
 def _connect_seconds() -> str:
