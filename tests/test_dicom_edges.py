@@ -8,16 +8,13 @@ descriptive value (the pixel spacing, a VOI window) is unusable.
 from __future__ import annotations
 
 import csv
-import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 from dicom_files import radiograph_dataset, write_deflated_bomb
+from test_pixel_budget import peak_rss_reading
 from pydicom.dataset import Dataset
 
 from napari_lung_unet.cli import main
@@ -185,32 +182,13 @@ def seg_bomb(path: Path, side: int = 30000) -> Path:
     return write_deflated_bomb(path, side, seg, pixel_bytes=frames * side * side // 8, vr=b"OB")
 
 
-def _read_in_fresh_python(path: Path) -> tuple[str, float]:
-    script = textwrap.dedent(
-        f"""
-        import json, resource
-        from napari_lung_unet._reader import napari_get_reader
-        try:
-            layers = napari_get_reader({str(path)!r})({str(path)!r})
-            message = "read: " + repr([layer[0].shape for layer in layers])
-        except ValueError as exc:
-            message = str(exc)
-        print(json.dumps([message, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))
-        """
-    )
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    message, rss = json.loads(run.stdout.strip().splitlines()[-1])
-    return message, float(rss)
-
-
 @pytest.mark.slow
 def test_a_seg_bomb_is_refused_by_the_napari_reader_from_its_header(tmp_path: Path) -> None:
     """Issue 21 #4: before, a 339 KB Deflated SEG opened as a 30000² labels layer at 4.2 GB."""
     path = seg_bomb(tmp_path / "bomb.seg.dcm")
     assert path.stat().st_size < 1024**2
     assert pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"]).SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4"
-    message, rss = _read_in_fresh_python(path)
+    message, rss = peak_rss_reading(path, napari_reader=True)
     assert message == (
         f"{path}: image is 30000×30000 (900.0 Mpx), over the 25.0 Mpx limit; set {MAX_PIXELS_ENV} to change it"
     ), message

@@ -62,14 +62,16 @@ def tiff_bomb(path: Path, side: int = SIDE) -> Path:
     return path
 
 
-def peak_rss_reading(path: Path) -> tuple[str, float]:
-    """Read ``path`` in a fresh Python; return the error line and that process's peak RSS in bytes."""
+def peak_rss_reading(path: Path, napari_reader: bool = False) -> tuple[str, float]:
+    """Read ``path`` in a fresh Python (read_xray, or the napari reader); return the error line and its peak RSS in bytes."""
+    read = f"napari_get_reader({str(path)!r})({str(path)!r})" if napari_reader else f"read_xray({str(path)!r})"
     script = textwrap.dedent(
         f"""
         import json, resource
+        from napari_lung_unet._reader import napari_get_reader
         from napari_lung_unet.images.read import ImageError, read_xray
         try:
-            read_xray({str(path)!r})
+            {read}
             message = "read without error"
         except ImageError as exc:
             message = str(exc)
