@@ -1,8 +1,8 @@
 """The review loop end to end in a real napari viewer, as a clinician would do it.
 
-Run under a display: ``xvfb-run -a pytest tests/test_review_loop.py``. With
-``LUNG_UNET_SCREENSHOTS=docs/screenshots`` one more test takes the README screenshots (with the
-bundled default model, so the proposals look like real ones).
+Run under a display: ``xvfb-run -a pytest tests/test_review_loop.py``. ``test_take_screenshots``
+checks the README's screenshots (taken with the bundled default model, so the proposals look like
+real ones) into a temporary folder; with ``LUNG_UNET_SCREENSHOTS=docs/screenshots`` it refreshes them.
 """
 
 from __future__ import annotations
@@ -211,9 +211,9 @@ def test_single_image_without_worklist_still_works(widget: LungUNetWidget, qtbot
     assert widget.review.case is None
 
 
-@pytest.mark.skipif(not SHOTS, reason="set LUNG_UNET_SCREENSHOTS=DIR to take the README screenshots")
-def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
-    out = Path(SHOTS)
+def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path, tmp_path: Path):
+    """The README's four screenshots show the window with the dock and the step they are about."""
+    out = Path(SHOTS) if SHOTS else tmp_path / "shots"  # LUNG_UNET_SCREENSHOTS=docs/screenshots refreshes the README's
     out.mkdir(parents=True, exist_ok=True)
     for i in range(3):  # radiograph phantoms, bigger than the other tests': these are for people to look at
         iio.imwrite(xray_folder / f"case{i}.png", make_radiograph_phantom((512, 448), seed=20 + i, dtype=np.uint8)[0])
@@ -222,19 +222,28 @@ def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     widget.device_combo.setCurrentText("cpu")
 
+    shots: dict[str, np.ndarray] = {}
+
     def shot(name: str) -> None:
         qtbot.wait(500)
+        assert _dock.isVisible() and widget.isVisible(), name  # the dock is in the picture
         viewer.window.screenshot(str(out / f"review_{name}.png"), canvas_only=False)
+        shots[name] = iio.imread(out / f"review_{name}.png")
+        assert shots[name].shape[1] >= 1000 and shots[name].std() > 10, name  # the whole window, not a blank
 
     open_and_wait(qtbot, widget, xray_folder)
+    assert widget.accept_button.isVisible() and widget.accept_button.isEnabled()
     shot("proposal")
     lungs = viewer.layers["lungs"]
     widget.controls.set_label(2)
     # the clinician fills in what the model missed of the left lung (one undoable edit)
     truth = make_radiograph_phantom((512, 448), seed=20)[1]
     missed = np.nonzero((truth == 2) & (lungs.data == 0))
+    assert len(missed[0]) > 0  # the bundled model does miss some of it: there is a correction to show
     lungs.data_setitem(missed, 2)
     shot("correction")
+    assert shots["correction"].shape == shots["proposal"].shape
+    assert (shots["correction"] != shots["proposal"]).any(axis=-1).sum() > 50  # the filled-in lung shows
     with qtbot.waitSignals([widget.proposal_finished, widget.review.case_accepted], timeout=WAIT_MS):
         widget.accept_button.click()
     paint_stroke(lungs, (250, 110), 1, radius=10)
@@ -246,7 +255,9 @@ def test_take_screenshots(make_napari_viewer, qtbot, xray_folder: Path):
         widget.finetune.button.click()
     assert done.args[0] is not None
     widget.tabs.setCurrentIndex(1)  # the result in plain words and Model history live on the Model tab
+    assert widget.finetune.status.isVisible() and done.args[0]["version"] in widget.finetune.status.text()
     shot("finetune")
+    assert len({image.shape for image in shots.values()}) == 1 and len(shots) == 4
 
 
 def test_removing_the_lungs_layer_saves_the_draft(widget: LungUNetWidget, qtbot, xray_folder: Path):

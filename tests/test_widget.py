@@ -13,9 +13,10 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
 from napari_lung_unet.images.phantom import make_phantom
-from napari_lung_unet.images.phantom_radiograph import make_radiograph_phantom
 from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.widget import LungUNetWidget
+
+from phantom_checks import lungs_darker_than_mediastinum
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
@@ -196,11 +197,21 @@ def test_image_picker_follows_the_layer_list(viewer, widget):
     assert choices() == ["renamed again"]
 
 
-def test_model_picker_lists_registry_versions(widget, tiny_model_dir: Path):
-    registry = Registry()
+def test_model_picker_lists_registry_versions(viewer, tiny_model_dir: Path):
+    from dataclasses import replace
+
+    from napari_lung_unet.nn.model_io import load_model
+
+    loaded = load_model(tiny_model_dir)
+    for version in ("tiny", "tiny-b"):  # registered in this order: the picker lists them after the bundled one
+        Registry().add(loaded.model, replace(loaded.card, version=version))
+    Registry().set_current("tiny-b")
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     versions = [widget.model_combo.itemData(i) for i in range(widget.model_combo.count())]
-    assert versions == [card.version for card in registry.cards()]
+    assert versions == [Registry().bundled_version, "tiny", "tiny-b"]
+    assert widget.model_combo.currentData() == "tiny-b"
     assert "(current)" in widget.model_combo.currentText()
+    assert all("(current)" not in widget.model_combo.itemText(i) for i in range(2))
     assert [widget.device_combo.itemText(i) for i in range(widget.device_combo.count())] == [
         "auto",
         "cpu",
@@ -216,8 +227,12 @@ def test_sample_data_opens_phantom_with_known_mask(viewer):
     truth = viewer.layers["phantom truth"]
     assert isinstance(image, Image) and isinstance(truth, Labels)
     assert image.data.shape == truth.data.shape == (512, 512)
-    np.testing.assert_array_equal(truth.data, make_radiograph_phantom((512, 512), seed=0)[1])
+    assert not truth.visible  # hidden: never mistaken for (or covering) a proposal
     assert set(np.unique(truth.data)) == {0, 1, 2}
     # right lung (label 1) on the image's left, as in a PA view
     cols = np.nonzero(truth.data == 1)[1].mean(), np.nonzero(truth.data == 2)[1].mean()
     assert cols[0] < cols[1]
+    # the truth belongs to this image: its lungs are the film's dark fields, row by row
+    assert lungs_darker_than_mediastinum(image.data, truth.data) >= 0.95
+    # and to no other: shifted a quarter of the width, it no longer lines up
+    assert lungs_darker_than_mediastinum(image.data, np.roll(truth.data, 128, axis=1)) < 0.5
