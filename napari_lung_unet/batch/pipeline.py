@@ -32,6 +32,7 @@ from .local import run_local, start_workers
 from .results import RESULTS_NAME, ResultsTable, Row
 from .resume import split_done
 from .steps import OVERLAY_SUFFIX, Failed, Job, Settings, failed_row
+from .threads import plan
 
 
 def plan_outputs(files: list[Path], output: Path, overlay: bool) -> tuple[list[Job], list[str]]:
@@ -121,7 +122,8 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessP
 
             outcomes = run_cluster(args.scheduler, todo, loaded, settings, args.device, args.batch_size)
         else:
-            outcomes = run_local(todo, predictor, settings, args.workers, args.batch_size, pool)
+            budget = plan(args.workers, predictor.device)
+            outcomes = run_local(todo, predictor, loaded.path, settings, budget, args.batch_size, pool)
         ok, failed = _record(outcomes, table, settings, len(todo), debug)
         seconds = time.perf_counter() - started
     print(printable(

@@ -11,10 +11,10 @@ exit code is 1 if any failed. Running the same command again skips the inputs al
 from __future__ import annotations
 
 import argparse
-import os
 
 from ..batch.pipeline import run
 from ..batch.results import RESULTS_NAME
+from ..batch.threads import default_workers
 from ..nn.device import DEVICE_CHOICES
 
 from .numbers import POSITIVE_INT
@@ -51,9 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=POSITIVE_INT, default=4, metavar="N", help="images per network call (default: 4)")
     p.add_argument(
-        "--workers", type=POSITIVE_INT, default=_default_workers(), metavar="N",
-        help="processes that read, pre-process, post-process and write while the network runs here; "
-        f"1 keeps everything in this process (default here: {_default_workers()}; the number of cores above 2)",
+        "--workers", type=POSITIVE_INT, default=default_workers(), metavar="N",
+        help="processes that each read, segment and write their own batches (on a GPU the network runs here); "
+        f"1 keeps everything in this process (default here: {default_workers()}, one per core)",
     )
     p.add_argument(
         "--overwrite", action="store_true",
@@ -66,17 +66,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # SUPPRESS keeps `lung-unet --debug predict ...` working: a default here would overwrite it
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks for failures")
     p.set_defaults(run=run)
-
-
-def _cores() -> int:
-    """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _default_workers() -> int:
-    """Every core, except on a 2-core machine: there the network's two threads already use both
-    cores, and worker processes measured 0.95x of --workers 1 on an idle machine
-    (bench/batch_workers.py, docs/benchmarks.md), so the default must not be the slower one."""
-    cores = _cores()
-    return cores if cores > 2 else 1
-

@@ -1,0 +1,87 @@
+"""The one thread budget of a local ``lung-unet predict`` run: processes, torch threads and decode threads.
+
+Every setting is decided here, so that no combination oversubscribes the cores:
+
+- On the CPU the network always runs with **one** intra-op thread, wherever it runs. A worker is one
+  core's worth of work, so with ``--workers N`` each of the N processes reads, runs the network on
+  its own batches and writes, and N busy processes share N cores. The same thread count for every
+  worker count is also what keeps the masks byte-identical: torch's CPU kernels are bitwise the same
+  for any batch composition but not for another thread count.
+- ``--workers 1`` on the CPU: this process runs the network on its one thread while helper threads
+  read ahead and write behind (PNG decoding and zlib release the GIL), one core's worth each.
+- On a GPU the network stays in this process, which feeds it with one CPU thread, and the workers
+  only read and write.
+- Worker processes start with OMP/MKL/OpenBLAS limited to one thread, before torch initialises them.
+
+Measured in bench/batch_workers.py (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+# the libraries that size their own thread pools from the environment when they first load
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def cores() -> int:
+    """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """One worker process per core: each runs the whole per-image pipeline on its own core."""
+    return cores()
+
+
+@dataclass(frozen=True)
+class Budget:
+    workers: int  # processes besides this one (1: none, everything runs here)
+    network_in_workers: bool  # each worker runs the network on its own batches
+    network_threads: int  # torch intra-op threads of the network, in whichever process runs it
+    main_threads: int  # torch intra-op threads of this process
+    loader_threads: int  # read-ahead threads in this process (workers == 1)
+    finisher_threads: int  # write-behind threads in this process (workers == 1)
+
+
+def plan(workers: int, device: torch.device) -> Budget:
+    """The budget for ``workers`` processes with the network on ``device``."""
+    if device.type != "cpu":
+        # the accelerator does the network's work; this process only copies batches to it
+        return Budget(workers, False, 1, 1, loader_threads=max(1, cores() - 1), finisher_threads=1)
+    if workers > 1:
+        return Budget(workers, True, 1, 1, loader_threads=0, finisher_threads=0)
+    return Budget(1, False, 1, 1, loader_threads=max(1, cores() - 1), finisher_threads=1)
+
+
+def apply_here(budget: Budget) -> None:
+    """Give this process its share of threads (before the first network call)."""
+    torch.set_num_threads(budget.main_threads)
+
+
+def init_worker() -> None:
+    """A worker's initializer: one core, so one torch thread (the environment already limits OpenMP)."""
+    torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def worker_environment() -> Iterator[None]:
+    """Start processes inside this block: they (and a forkserver started here) inherit one-thread pools.
+
+    The environment is restored afterwards: this process's own libraries are already sized.
+    """
+    saved = {name: os.environ.get(name) for name in _THREAD_ENV}
+    os.environ.update({name: "1" for name in _THREAD_ENV})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
