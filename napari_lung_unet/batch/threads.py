@@ -35,8 +35,11 @@ def cores() -> int:
 
 
 def default_workers() -> int:
-    """One worker process per core: each runs the whole per-image pipeline on its own core."""
-    return cores()
+    """One worker per core, except on 2 cores: there one process (network thread + reader and writer
+    threads) already fills both cores, and 2 workers measured 0.99-1.05x of it at 3000² with a longer
+    wall time (worker start-up; bench/batch_workers.py, docs/benchmarks.md)."""
+    n = cores()
+    return n if n > 2 else 1
 
 
 @dataclass(frozen=True)

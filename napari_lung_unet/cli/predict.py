@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=POSITIVE_INT, default=default_workers(), metavar="N",
         help="processes that each read, segment and write their own batches (on a GPU the network runs here); "
-        f"1 keeps everything in this process (default here: {default_workers()}, one per core)",
+        f"1 keeps everything in this process (default here: {default_workers()}; one per core above 2 cores)",
     )
     p.add_argument(
         "--overwrite", action="store_true",
