@@ -15,7 +15,10 @@ Run under a display (the window is shown, so napari paints as for a real user)::
     xvfb-run -a ... .venv/bin/python bench/gui_heartbeat.py --src /tmp/before --no-record
 
 ``--src`` puts that package first on ``sys.path`` (in a child process), so the same script drives
-the old and the new widget through the attributes both have.
+the old and the new widget through the attributes both have. ``--profile`` says where the gaps go:
+a thread samples the GUI thread's stack every 5 ms while it has not beaten for over 60 ms, and the
+most frequent innermost frames of our code and napari's are printed per action (a sampling
+profile of the freezes only, like py-spy's, without a dependency).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--src", type=Path, help="run with this copy of napari_lung_unet first on sys.path (a baseline)")
     p.add_argument("--rounds", type=int, default=2, help="Propose/Next/Accept rounds; the worst gap of each action is kept")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    p.add_argument("--profile", action="store_true", help="print where the GUI thread was during gaps over 60 ms")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -46,16 +50,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.rounds)))
+        print(json.dumps(measure(args.rounds, args.profile)))
         return 0
     env = dict(os.environ)
     if args.src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(args.src.resolve()), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, __file__, "--child", "--rounds", str(args.rounds)]
+    cmd = [sys.executable, __file__, "--child", "--rounds", str(args.rounds)] + (["--profile"] if args.profile else [])
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(REPO))
     if out.returncode != 0:
         print(out.stdout[-3000:], out.stderr[-6000:], file=sys.stderr)
         return out.returncode
+    if args.profile:
+        print(out.stderr[out.stderr.find("== gap profile"):])
     gaps = json.loads(out.stdout.strip().splitlines()[-1])
     label = f"baseline {args.src}" if args.src else "this checkout"
     lines = [f"- {label}: worst event-loop gap during {k}: {v * 1000:.0f} ms" for k, v in gaps.items()]
@@ -70,7 +76,48 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(rounds: int) -> dict[str, float]:
+class GapSampler:
+    """Samples the GUI thread's stack while its heartbeat is late (a freeze in progress)."""
+
+    LATE_S, EVERY_S, DEPTH = 0.060, 0.005, 6
+
+    def __init__(self, beats: list[float]) -> None:
+        import threading
+        from collections import Counter
+
+        self.beats, self.action = beats, ""
+        self.samples: dict[str, Counter] = {}
+        self.main = threading.main_thread().ident
+        self.running = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import traceback
+        from collections import Counter
+
+        while True:
+            time.sleep(self.EVERY_S)
+            if not self.running or not self.beats or time.perf_counter() - self.beats[-1] < self.LATE_S:
+                continue
+            frame = sys._current_frames().get(self.main)
+            if frame is None:
+                continue
+            stack = [f for f in traceback.extract_stack(frame) if "gui_heartbeat" not in f.filename]
+            ours = [f"{Path(f.filename).name}:{f.lineno}:{f.name}" for f in stack if "napari_lung_unet" in f.filename]
+            inner = " <- ".join(f"{Path(f.filename).name}:{f.name}" for f in reversed(stack[-self.DEPTH:]))
+            key = f"{inner}  [ours: {ours[-1] if ours else '-'}]"
+            self.samples.setdefault(self.action, Counter())[key] += 1
+
+    def report(self) -> str:
+        lines = ["== gap profile (samples every 5 ms while the heartbeat was over 60 ms late)"]
+        for action, counter in self.samples.items():
+            lines.append(f"-- {action}: {sum(counter.values()) * self.EVERY_S * 1000:.0f} ms sampled")
+            lines += [f"{n * self.EVERY_S * 1000:6.0f} ms  {key}" for key, n in counter.most_common(12)]
+        return "\n".join(lines)
+
+
+def measure(rounds: int, profile: bool = False) -> dict[str, float]:
     import napari
     import numpy as np
     from qtpy.QtCore import QTimer
@@ -110,12 +157,18 @@ def measure(rounds: int) -> dict[str, float]:
             app.processEvents()
             time.sleep(0.005)
 
-    def during(action, done) -> float:
+    sampler = GapSampler(beats) if profile else None
+
+    def during(action, done, name: str = "") -> float:
         beats.clear()
         beats.append(time.perf_counter())
         timer.start()
+        if sampler is not None:
+            sampler.action, sampler.running = name, bool(name)
         action()
         wait_until(done)
+        if sampler is not None:
+            sampler.running = False
         timer.stop()
         beats.append(time.perf_counter())
         return float(np.max(np.diff(beats)))
@@ -138,11 +191,13 @@ def measure(rounds: int) -> dict[str, float]:
             time.sleep(0.3)
             app.processEvents()
             act, done = proposal_after(press)
-            worst[name] = max(worst.get(name, 0.0), during(act, done))
+            worst[name] = max(worst.get(name, 0.0), during(act, done, name))
         n_acc, n_prop = len(accepted), len(finished)
-        gap = during(widget.accept_button.click, lambda: len(accepted) > n_acc and len(finished) > n_prop)
+        gap = during(widget.accept_button.click, lambda: len(accepted) > n_acc and len(finished) > n_prop, "Accept")
         worst["Accept"] = max(worst.get("Accept", 0.0), gap)
     viewer.close()
+    if sampler is not None:
+        print(sampler.report(), file=sys.stderr)
     return worst
 
 

@@ -6,7 +6,6 @@ own writer (the worker's function, without Qt), and the SEG is read back with py
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -20,7 +19,7 @@ from napari_lung_unet.store.atomic import atomic_write_json
 from napari_lung_unet.store.corrections import SEGS, CorrectionRecord, CorrectionsError, CorrectionsStore
 from napari_lung_unet.images.read import read_xray
 from napari_lung_unet.dicom.pacs_worklist import PACS_FILE
-from napari_lung_unet.widget.accepting import write_adhoc, write_case
+from napari_lung_unet.widget.accepting import send_seg_back, write_adhoc, write_case
 from napari_lung_unet.store.worklist import Worklist
 
 CASE = "MCUCXR_0001_0"
@@ -47,10 +46,14 @@ def dicom_case(tmp_path: Path, real_data: Path) -> tuple[Path, np.ndarray]:
 
 
 def _accept(folder: Path, store: Path, labels: np.ndarray) -> tuple[int, str | None]:
+    """What the dock does on Accept: the store entry on its writer, then the SEG back to a PACS worklist."""
     worklist = Worklist(folder)
     case = worklist.cases[0]
     record = CorrectionRecord(f"wl-{case.case_id}", str(case.path.resolve()), "", "v7", 0.1)
-    return write_case(worklist, case.case_id, store, read_xray(case.path).pixels, labels, record, threading.Event())
+    _case_id, n, warning, seg = write_case(store, read_xray(case.path).pixels, labels, record)
+    if seg is not None:
+        warning = warning or send_seg_back(folder, seg)
+    return n, warning
 
 
 @pytest.mark.data
@@ -95,8 +98,8 @@ def test_png_case_has_no_seg(tmp_path: Path, xray_folder: Path) -> None:
     labels = np.zeros(image.shape, np.uint8)
     labels[40:80, 20:60] = 1
     record = CorrectionRecord("", str(xray_folder / "case0.png"), "", "v1", 0.0)
-    case_id, n, warning = write_adhoc(tmp_path / "store", image, labels, record, "case0")
-    assert (n, warning) == (1, None)
+    case_id, n, warning, seg = write_adhoc(tmp_path / "store", image, labels, record, "case0")
+    assert (n, warning, seg) == (1, None, None)
     assert CorrectionsStore(tmp_path / "store").case(case_id).seg is None
     assert not (tmp_path / "store" / SEGS).exists()
 

@@ -52,5 +52,4 @@ def test_proposal_on_a_damaged_pointer_fails_in_one_line(make_napari_viewer, iso
     with qtbot.waitSignal(widget.proposal_finished, timeout=60_000) as done:
         widget.propose()
     assert done.args[0] is None
-    assert widget.state.last_error == message
     assert "Traceback" not in widget.status_label.text() and message in widget.status_label.text()

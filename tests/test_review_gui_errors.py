@@ -85,7 +85,7 @@ def test_labels_of_wrong_shape_are_not_accepted(widget, qtbot, notes, bad_folder
     widget.viewer.layers["lungs"].data = np.zeros((50, 60), np.uint8)  # as if replaced by hand
 
     assert not widget.review.accept()
-    assert any("shape (50, 60)" in m and "nothing was saved" in m for m in errors(notes))
+    assert any("50×60" in m and "96×96" in m and "nothing was saved" in m for m in errors(notes))
     assert not corrections_dir().exists() or CorrectionsStore(corrections_dir()).case_ids() == []
     assert widget.review.case.status != "accepted"
 

@@ -267,6 +267,8 @@ def test_removing_the_lungs_layer_saves_the_draft(widget: LungUNetWidget, qtbot,
     paint_stroke(lungs, (60, 60), 2)
     edited = lungs.data.copy()
     widget.viewer.layers.remove("lungs")  # before the autosave timer fires
+    # the draft is queued at once and written by the dock's writer thread, never on the GUI thread
+    qtbot.waitUntil(lambda: Worklist(xray_folder).load_draft("case0", edited.shape) is not None, timeout=WAIT_MS)
     np.testing.assert_array_equal(Worklist(xray_folder).load_draft("case0", edited.shape), edited)
     # reopening the case brings the layer and the edit back
     widget.review.open_case(0)
@@ -296,3 +298,21 @@ def test_next_case_is_read_ahead_but_never_shown_stale(widget: LungUNetWidget, q
     shown = viewer.layers["x-ray"].data
     np.testing.assert_array_equal(shown, read_xray(third).pixels)
     assert not np.array_equal(shown, stale)
+
+
+def test_worklist_remembers_its_convention(widget: LungUNetWidget, qtbot, xray_folder: Path):
+    widget.auto_propose.setChecked(False)  # the convention's effect on proposals is the model's; this is the dock's memory
+    assert widget.review.open_folder(xray_folder)
+    assert widget.state.convention is None  # never chosen: the model's own
+    with qtbot.waitSignal(widget.state.convention_changed) as changed:
+        widget.state.set_convention("whole-lung")
+    assert changed.args == ["whole-lung"]
+    widget.review.save_draft_now()  # waits for the writer
+    assert Worklist(xray_folder).settings == {"convention": "whole-lung"}
+    other = xray_folder.parent / "other"
+    other.mkdir()
+    (other / "a.png").write_bytes((xray_folder / "case0.png").read_bytes())
+    assert widget.review.open_folder(other)
+    assert widget.state.convention is None  # per worklist
+    assert widget.review.open_folder(xray_folder)
+    assert widget.state.convention == "whole-lung"

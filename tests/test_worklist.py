@@ -55,6 +55,19 @@ def test_status_current_and_proposal_survive_a_restart(folder: Path):
     assert again.load_proposal("case0", (50, 50)) is None  # another shape: the image was replaced
 
 
+def test_settings_survive_a_restart_and_old_files_have_none(folder: Path):
+    import json
+
+    wl = Worklist(folder)
+    wl.set_status(wl.cases[0], ACCEPTED)  # a state file as older versions wrote it: no settings
+    assert "settings" not in json.loads(wl.state_file.read_text())
+    assert Worklist(folder).settings == {}
+    wl.settings["convention"] = "whole-lung"
+    wl.save()
+    again = Worklist(folder)
+    assert again.settings == {"convention": "whole-lung"} and again.cases[0].status == ACCEPTED
+
+
 def test_drafts_round_trip_atomically(folder: Path):
     wl = Worklist(folder)
     draft = np.zeros((96, 80), np.uint8)

@@ -36,6 +36,7 @@ class XRay:
     spacing: tuple[float, float] | None = None  # (row, col) in mm, when the file says so
     path: Path | None = None
     notes: tuple[str, ...] = ()  # what was read around (a damaged spacing or VOI), one line each, naming the file
+    colour: bool = False  # the file held colour, converted to grey (the dock says so)
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -64,7 +65,8 @@ def read_xray(path: str | Path) -> XRay:
         grey = to_grey(pixels)
     except ImageError as exc:
         raise ImageError(f"{path}: {exc}") from None
-    return XRay(pixels=grey, spacing=spacing, path=path, notes=tuple(notes))
+    colour = pixels.ndim == 3 and pixels.shape[-1] in (3, 4)
+    return XRay(pixels=grey, spacing=spacing, path=path, notes=tuple(notes), colour=colour)
 
 
 def read_source_pixels(path: str | Path) -> np.ndarray:

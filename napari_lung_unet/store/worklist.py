@@ -5,7 +5,8 @@ No Qt here, so the bookkeeping is unit-testable and the GUI only decides *when* 
 State lives in ``<folder>/.lung_unet/`` (or, when the folder is read-only, under
 ``$LUNG_UNET_HOME/worklists/<hash of the folder path>/``)::
 
-    worklist.json          status per case, the case last open, proposal model/confidence
+    worklist.json          status per case, the case last open, proposal model/confidence,
+                           and the worklist's own settings (e.g. the lung convention)
     proposals/<id>.png     the model's proposal (so "reset to proposal" and "fraction changed"
                            survive a restart without re-running the model)
     drafts/<id>.png        the clinician's latest labels for the case (autosaved after edits)
@@ -104,6 +105,7 @@ class Worklist:
         if not self.cases:
             raise WorklistError(f"{self.folder}: no X-ray images (PNG/TIFF/JPEG/DICOM) found")
         self.current = 0
+        self.settings: dict = {}  # per-worklist choices the dock remembers (JSON values only)
         self.load_error: str | None = None
         self._load()
 
@@ -130,15 +132,23 @@ class Worklist:
             case.status = entry.status if entry.status in STATUSES else NEW
             case.model_version, case.confidence, case.error = entry.model_version, entry.confidence, entry.error
         self.current = max(0, self.index_of(data.get("current")) if data.get("current") else 0)
+        settings = data.get("settings")
+        self.settings = dict(settings) if isinstance(settings, dict) else {}
 
-    def save(self) -> None:
+    def state_payload(self) -> dict:
+        """What :meth:`save` writes: a snapshot another thread can write while this object changes."""
         cases = {
             c.case_id: asdict(_Saved(c.path.name, c.status, c.model_version, c.confidence, c.error))
             for c in self.cases
         }
         current = self.cases[self.current].case_id
         payload = {"format": STATE_FORMAT, "folder": str(self.folder), "current": current, "cases": cases}
-        atomic_write_json(self.state_file, payload)
+        if self.settings:  # absent unless set: files stay as older versions wrote them
+            payload["settings"] = dict(self.settings)
+        return payload
+
+    def save(self) -> None:
+        atomic_write_json(self.state_file, self.state_payload())
 
     # -- navigation ------------------------------------------------------------
     def __len__(self) -> int:
@@ -165,16 +175,19 @@ class Worklist:
             todo.sort(key=lambda i: not self.cases[i].uncertain)
         return todo[0] if todo else None
 
-    def set_current(self, index: int) -> Case:
+    def set_current(self, index: int, save: bool = True) -> Case:
+        """``save=False``: the caller writes the state file itself (the dock, off its GUI thread)."""
         self.current = index
-        self.save()
+        if save:
+            self.save()
         return self.cases[index]
 
-    def set_status(self, case: Case, status: str) -> None:
+    def set_status(self, case: Case, status: str, save: bool = True) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         case.status = status
-        self.save()
+        if save:
+            self.save()
 
     def counts(self) -> dict[str, int]:
         return {s: sum(c.status == s for c in self.cases) for s in STATUSES}
@@ -188,20 +201,24 @@ class Worklist:
 
     def save_proposal(self, case: Case, labels: np.ndarray, model_version: str, confidence: float) -> None:
         atomic_write_png(self.proposal_path(case.case_id), np.asarray(labels, dtype=np.uint8))
+        self.record_proposal(case, model_version, confidence)
+        self.save()
+
+    def record_proposal(self, case: Case, model_version: str, confidence: float) -> None:
+        """Note who proposed ``case`` (in memory; :meth:`save` or the dock's writer persists it)."""
         case.model_version, case.confidence = model_version, float(confidence)
         if case.status == NEW:
             case.status = PROPOSED
-        self.save()
 
     def save_draft(self, case_id: str, labels: np.ndarray) -> Path:
         """Atomic, so a crash mid-write keeps the previous draft; safe to call from a plain thread."""
         return atomic_write_png(self.draft_path(case_id), np.asarray(labels, dtype=np.uint8))
 
     def load_proposal(self, case_id: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        return _read_labels(self.proposal_path(case_id), shape)
+        return read_labels(self.proposal_path(case_id), shape)
 
     def load_draft(self, case_id: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        return _read_labels(self.draft_path(case_id), shape)
+        return read_labels(self.draft_path(case_id), shape)
 
 
 def _discover(folder: Path) -> list[Case]:
@@ -218,7 +235,7 @@ def _discover(folder: Path) -> list[Case]:
     return cases
 
 
-def _read_labels(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+def read_labels(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     """Labels saved for this case, or None if absent, unreadable or of another shape (image replaced)."""
     if not path.is_file():
         return None

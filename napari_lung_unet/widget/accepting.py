@@ -1,8 +1,8 @@
 """Writing an accepted mask to the corrections store, off the GUI thread (no Qt, no layers here).
 
 At full resolution the store's 16-bit image PNG alone takes ~3 s to encode, so both kinds of
-case are written by a worker: a worklist case (its draft first, then the store entry) and an
-ad-hoc case, any other open image, stored with the same record: the source file's path when the
+case are written by the dock's disk writer: a worklist case (its draft is queued just before) and
+an ad-hoc case, any other open image, stored with the same record: the source file's path when the
 image came from a file (else the layer's name) and the sha256 of its pixels.
 
 A DICOM case also gets a DICOM SEG of the accepted labels, in the same store entry; a case of a
@@ -12,7 +12,6 @@ correction: when either fails the correction stays stored and the writer returns
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,19 @@ import numpy as np
 
 from ..images.read import ImageError, is_dicom, to_grey
 from ..store.corrections import CorrectionRecord, CorrectionsStore, safe_case_id, sha256_of
-from ..store.worklist import Worklist
 
 
-def write_case(
-    worklist: Worklist, case_id: str, store_dir: Path, pixels: np.ndarray, labels: np.ndarray,
-    record: CorrectionRecord, done: threading.Event,
-) -> tuple[int, str | None]:
-    """A worklist case: its draft (what reopening the case shows), then the store entry (record last).
+def write_case(store_dir: Path, pixels: np.ndarray, labels: np.ndarray, record: CorrectionRecord) -> tuple[str, int, str | None, Path | None]:
+    """One accepted case into the store (record last). Runs on the dock's writer thread.
 
-    Returns the number of cases in the store and a warning line, or None.
+    Returns (store case id, cases in the store, a warning line or None, the stored SEG or None).
     """
-    try:
-        worklist.save_draft(case_id, labels)
-        record.image_sha256 = sha256_of(pixels)
-        seg, warning = _dicom_seg(record, labels)
-        store = CorrectionsStore(store_dir)
-        store.add(pixels, labels, record, seg)
-        n_cases = len(store)
-    finally:
-        done.set()  # before any network I/O: reopening this case waits on it, on the GUI thread
-    if seg is not None:
-        warning = _send_to_pacs(worklist.folder, store.case(record.case_id).seg)
-    return n_cases, warning
+    record.image_sha256 = record.image_sha256 or sha256_of(pixels)
+    seg, warning = _dicom_seg(record, labels)
+    store = CorrectionsStore(store_dir)
+    store.add(pixels, labels, record, seg)
+    stored_seg = store.case(record.case_id).seg if seg is not None else None
+    return record.case_id, len(store), warning, stored_seg
 
 
 def _dicom_seg(record: CorrectionRecord, labels: np.ndarray) -> tuple[bytes | None, str | None]:
@@ -58,12 +47,11 @@ def _dicom_seg(record: CorrectionRecord, labels: np.ndarray) -> tuple[bytes | No
         return None, f"accepted without a DICOM SEG: {exc}"
 
 
-def _send_to_pacs(folder: Path, seg: Path | None) -> str | None:
+def send_seg_back(folder: Path, seg: Path) -> str | None:
+    """The network step, in its own worker: a slow PACS must not hold up the disk writer."""
     from ..dicom.pacs_worklist import store_seg_back
     from ..dicom.web import DicomWebError
 
-    if seg is None:
-        return None
     try:
         store_seg_back(folder, seg)
     except DicomWebError as exc:
@@ -73,8 +61,8 @@ def _send_to_pacs(folder: Path, seg: Path | None) -> str | None:
 
 def write_adhoc(
     store_dir: Path, image: Any, labels: np.ndarray, record: CorrectionRecord, stem: str,
-) -> tuple[str, int, str | None]:
-    """Any other image: converted to grey as the model saw it; returns (store case id, cases in store, warning).
+) -> tuple[str, int, str | None, Path | None]:
+    """Any other image: converted to grey as the model saw it; returns what :func:`write_case` returns.
 
     The id ends with the first 12 hex digits of the pixels' sha256, so accepting the same image
     again replaces its entry while two images of the same name stay apart.
@@ -85,10 +73,7 @@ def write_adhoc(
         pixels = np.round(grey).astype(pixels.dtype) if pixels.dtype in (np.uint8, np.uint16) else grey
     record.image_sha256 = sha256_of(pixels)
     record.case_id = safe_case_id(f"{stem}-{record.image_sha256[:12]}")
-    seg, warning = _dicom_seg(record, labels)
-    store = CorrectionsStore(store_dir)
-    store.add(pixels, labels, record, seg)
-    return record.case_id, len(store), warning
+    return write_case(store_dir, pixels, labels, record)
 
 
 def source_of(layer: Any) -> tuple[str, str]:

@@ -36,9 +36,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..nn.device import DEVICE_CHOICES, resolve_device
+from ..nn.device import DEVICE_CHOICES
 from ..nn.registry import Registry
-from ..settings import corrections_dir
 from . import layers, strings
 from .controls import QuickControls
 from .current import read_current
@@ -47,9 +46,11 @@ from .finetune_panel import FinetunePanel
 from .history import HistoryPanel
 from .pacs_dialog import open_pacs_dialog
 from .proposals import ProposalRunner
+from .qt_bits import RefreshingComboBox, column, device_available, group, narrow, wrapping
 from .readouts import ReadoutsLabel
 from .review import ReviewController
 from .worklist_panel import WorklistPanel
+from .writer import DiskWriter
 
 if TYPE_CHECKING:
     import napari
@@ -57,19 +58,6 @@ if TYPE_CHECKING:
 # viewer-level shortcuts; overwrite=True because napari may already bind some of these keys
 SHORTCUTS = {"Shift-N": "next", "Shift-P": "previous", "Shift-A": "accept"}
 DOCK_WIDTH = 240  # px: beside napari's layer controls (337 px once a layer is open), the canvas keeps >= 55 % of a 1366-px window
-COMBO_CHARS = 4  # the least a combo box asks for (it grows to the dock's width); full names are in the list and tooltips
-
-
-class _RefreshingComboBox(QComboBox):
-    """A combo box that re-reads its choices just before it opens (models appear while napari runs)."""
-
-    def __init__(self, refresh: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._refresh = refresh
-
-    def showPopup(self) -> None:  # noqa: N802 - Qt override
-        self._refresh()
-        super().showPopup()
 
 
 class LungUNetWidget(QWidget):
@@ -81,7 +69,8 @@ class LungUNetWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.state = DockState(napari_viewer, self)
+        self.writer = DiskWriter(self)  # every file the review writes, off the GUI thread
+        self.state = DockState(napari_viewer, self.writer, self)
         self.runner = ProposalRunner(self.state, self)
         self.review = ReviewController(self.state, self.runner, self)
         self._build_ui()
@@ -101,9 +90,9 @@ class LungUNetWidget(QWidget):
 
     # -- construction ----------------------------------------------------------
     def _build_ui(self) -> None:
-        self.image_combo = _narrow(QComboBox())
+        self.image_combo = narrow(QComboBox())
         self.image_combo.setToolTip(strings.IMAGE_TIP)
-        self.model_combo = _narrow(_RefreshingComboBox(self.refresh_models))
+        self.model_combo = narrow(RefreshingComboBox(self.refresh_models))
         self.model_combo.setEditable(True)  # so a model folder path can be typed or pasted
         self.model_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.model_combo.setToolTip(strings.MODEL_TIP)
@@ -125,8 +114,11 @@ class LungUNetWidget(QWidget):
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(8)
         self.progress.setVisible(False)
-        self.status_label = _wrapping(QLabel(strings.STATUS_IDLE))
-        self.registry_problem = _wrapping(QLabel(""))  # shown only while models/CURRENT is damaged
+        keep = self.progress.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # showing it re-laid out the whole dock at every proposal
+        self.progress.setSizePolicy(keep)
+        self.status_label = wrapping(QLabel(strings.STATUS_IDLE))
+        self.registry_problem = wrapping(QLabel(""))  # shown only while models/CURRENT is damaged
         self.registry_problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # to copy the command
         self.registry_problem.setVisible(False)
 
@@ -139,7 +131,7 @@ class LungUNetWidget(QWidget):
         self.worklist_panel = WorklistPanel()
         self.auto_propose = self.worklist_panel.auto_propose
         self.auto_propose.setChecked(self.state.auto_propose)
-        self.model_info = _wrapping(QLabel(strings.MODEL_INFO_NONE))
+        self.model_info = wrapping(QLabel(strings.MODEL_INFO_NONE))
         self.controls = QuickControls(self.state.labels_layer, self.review.reset_to_proposal)
         self.readouts = ReadoutsLabel()
         self.accept_button = QPushButton(strings.ACCEPT)
@@ -153,14 +145,14 @@ class LungUNetWidget(QWidget):
         row.addWidget(self.accept_button, 2)
         row.addWidget(self.skip_button, 1)
 
-        self.finetune = FinetunePanel(corrections_dir(), device=self.selected_device)
+        self.finetune = FinetunePanel(self.state.store_dir, device=lambda: self.state.device)
         self.history = HistoryPanel()
 
-        review_tab = _column(
-            _group(strings.WORKLIST_TITLE, self.worklist_panel),
-            _group(strings.CORRECT_TITLE, self.model_info, self.controls, self.readouts, decide),
+        review_tab = column(
+            group(strings.WORKLIST_TITLE, self.worklist_panel),
+            group(strings.CORRECT_TITLE, self.model_info, self.controls, self.readouts, decide),
         )
-        model_tab = _column(_group(strings.FINETUNE, self.finetune), _group(strings.HISTORY_TITLE, self.history))
+        model_tab = column(group(strings.FINETUNE, self.finetune), group(strings.HISTORY_TITLE, self.history))
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)  # no frame around the pages: its pixels go to the controls in a 240-px dock
         self.tabs.addTab(review_tab, strings.TAB_REVIEW)
@@ -192,13 +184,15 @@ class LungUNetWidget(QWidget):
 
     def _connect(self) -> None:
         state, review = self.state, self.review
+        # the boxes report the user's choice to the state, and show the state (never the other way round)
         self.image_combo.currentIndexChanged.connect(lambda _i: state.set_image(self.selected_image_layer()))
         self.model_combo.currentTextChanged.connect(lambda _t: state.set_model(self.selected_model()))
-        self.device_combo.currentTextChanged.connect(lambda name: setattr(state, "device", name))
-        state.device = self.selected_device()
+        self.device_combo.currentTextChanged.connect(state.set_device)
+        state.device_changed.connect(self._show_device)
+        state.set_device(self.device_combo.currentText())
         self.propose_button.clicked.connect(self.propose)
-        self.runner.status.connect(self.set_status)
         self.runner.finished.connect(self.proposal_finished)
+        state.status.connect(self.set_status)
         state.running_changed.connect(self._on_running)
         state.image_changed.connect(self._on_image_changed)
         state.case_changed.connect(self._on_case_changed)
@@ -212,12 +206,11 @@ class LungUNetWidget(QWidget):
         self.auto_propose.toggled.connect(lambda on: setattr(state, "auto_propose", on))
         self.accept_button.clicked.connect(review.accept)
         self.skip_button.clicked.connect(review.skip)
-        review.status.connect(self.set_status)
-        review.model_info.connect(self.model_info.setText)
-        review.stats_changed.connect(self._show_readouts)
-        review.worklist_shown.connect(self.worklist_panel.show_worklist)
-        review.case_refreshed.connect(self.worklist_panel.refresh)
-        review.labels_shown.connect(self.controls.apply_to)
+        state.model_info.connect(self.model_info.setText)
+        state.stats_changed.connect(self._show_readouts)
+        state.worklist_shown.connect(self.worklist_panel.show_worklist)
+        state.case_refreshed.connect(self.worklist_panel.refresh)
+        state.labels_shown.connect(self.controls.apply_to)
 
         self.finetune.finished.connect(lambda _result: state.registry_changed())
         self.finetune.promoted.connect(lambda _version: state.registry_changed())
@@ -256,8 +249,9 @@ class LungUNetWidget(QWidget):
     def _show_readouts(self) -> None:
         xray = self.state.xray if self.state.reviewing_case() else None
         image = self.state.image()
+        # an image opened by our reader carries its spacing in napari's record of the file (an input, not our state)
         spacing = xray.spacing if xray is not None else (image.metadata.get("spacing_mm") if image is not None else None)
-        self.readouts.show_stats(self.review.stats, spacing)
+        self.readouts.show_stats(self.state.stats, spacing)
 
     def _browse_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, strings.OPEN_FOLDER_TIP)
@@ -352,12 +346,16 @@ class LungUNetWidget(QWidget):
         return text or None
 
     def selected_device(self) -> str:
-        return self.device_combo.currentText()
+        return self.state.device
+
+    def _show_device(self, device: str) -> None:
+        if self.device_combo.currentText() != device:
+            self.device_combo.setCurrentText(device)
 
     def _fill_devices(self) -> None:
         for name in DEVICE_CHOICES:
             self.device_combo.addItem(name)
-            if name != "auto" and not _device_available(name):
+            if name != "auto" and not device_available(name):
                 item = self.device_combo.model().item(self.device_combo.count() - 1)
                 item.setEnabled(False)
                 item.setToolTip(strings.DEVICE_UNAVAILABLE_TIP)
@@ -378,42 +376,3 @@ class LungUNetWidget(QWidget):
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
-
-
-def _group(title: str, *widgets: QWidget) -> QGroupBox:
-    box = QGroupBox(title)
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(2, 4, 2, 4)
-    for widget in widgets:
-        layout.addWidget(widget)
-    return box
-
-
-def _column(*widgets: QWidget) -> QWidget:
-    page = QWidget()
-    layout = QVBoxLayout(page)
-    layout.setContentsMargins(0, 4, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget)
-    layout.addStretch(1)
-    return page
-
-
-def _narrow(combo: QComboBox) -> QComboBox:
-    """A combo box whose width does not grow with its longest item (version names can be long)."""
-    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(COMBO_CHARS)
-    return combo
-
-
-def _wrapping(label: QLabel) -> QLabel:
-    label.setWordWrap(True)
-    return label
-
-
-def _device_available(name: str) -> bool:
-    try:
-        resolve_device(name)
-    except ValueError:
-        return False
-    return True

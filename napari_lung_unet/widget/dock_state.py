@@ -1,13 +1,23 @@
 """The dock's one state object (in the spirit of micro-sam's annotator state).
 
 It holds which image is being reviewed, which worklist case is open, which labels layer is being
-corrected, which model proposes, and what is running. Panels read it and change it through its
-methods, and listen to its signals; none of them keeps its own copy. It imports no other widget
-module except the pairing rule and plain data, so nothing can import it back in a loop.
+corrected, who proposed each mask, the readouts' counts, which model and device propose, and what
+is running. The review's parts (navigation, display, edits, accept) and the panels read it and
+change it only through its methods, and hear about changes through its signals; none keeps its
+own copy. The combo boxes show it; they are not it. Layer metadata is never read back as state.
+
+The open case is stored once: the worklist's ``current`` index, plus whether that case is open
+(it is not while its file is unreadable, or right after a folder opened). Every change that must
+reach the worklist's state file is queued on the dock's :class:`.writer.DiskWriter`.
+
+It imports no other widget module except the pairing rule, the readouts' counts and plain data,
+so nothing can import it back in a loop.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,14 +25,25 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import QObject, Signal
 
 from ..images.read import XRay
-from ..nn.registry import Registry
-from ..store.worklist import Case, Worklist
+from ..settings import corrections_dir
+from ..store.worklist import Case, Worklist, read_labels
 from . import layers
-from .current import read_current
-from .state import ProposalResult
+from .readouts import LungStats
+from .writer import DiskWriter
 
 if TYPE_CHECKING:
     import napari
+
+CONVENTION_KEY = "convention"  # worklist setting: the lung convention its cases are proposed in
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """The model's last proposal for one image: what Reset and "% changed" compare against."""
+
+    labels: np.ndarray
+    model_version: str | None
+    confidence: float | None
 
 
 class DockState(QObject):
@@ -30,24 +51,36 @@ class DockState(QObject):
     case_changed = Signal()  # a case opened or closed, or a folder opened
     running_changed = Signal(bool)  # a proposal started (True) or ended (False)
     models_changed = Signal()  # the registry changed: a promotion, a new version, a rollback
+    model_changed = Signal()  # the model pick changed (the Model box shows it)
+    device_changed = Signal(str)
+    convention_changed = Signal(object)  # the open worklist's convention (None: the model's own)
+    status = Signal(str)  # a line for the dock's status label
+    model_info = Signal(str)  # who proposed the reviewed image's mask, and how sure it was
+    stats_changed = Signal()  # the readouts (areas, % changed) need redrawing
+    worklist_shown = Signal(object)  # a Worklist was opened
+    case_refreshed = Signal(object)  # a Case's status changed (None: redraw all)
+    labels_shown = Signal(object)  # the Labels layer now being corrected got new data
+    case_opened = Signal(object)  # the Case, after its layers are shown
+    case_accepted = Signal(object)  # the worklist Case, after the store has it
+    stored = Signal(str)  # the corrections store's case id, after any accept (worklist or ad hoc)
 
-    def __init__(self, viewer: napari.Viewer, parent: QObject | None = None) -> None:
+    def __init__(self, viewer: napari.Viewer, writer: DiskWriter, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
+        self.writer = writer
         self.image_id: str | None = None  # the reviewed Image layer's unique_id
         self.worklist: Worklist | None = None
-        self.case: Case | None = None  # the open worklist case (None: no case, or it was unreadable)
+        self._case_open = False  # the worklist's current case is shown and readable
         self.xray: XRay | None = None  # the open case's pixels, spacing and path
         self.xray_id: str | None = None  # unique_id of the worklist's reused Image layer
-        self.proposals: dict[str, np.ndarray] = {}  # image unique_id -> the model's last proposal for it
+        self.proposed: dict[str, Proposed] = {}  # image unique_id -> the model's last proposal for it
+        self.stats = LungStats()  # the corrected mask's counts, kept in step by the edits part
+        self.store_dir: Path = corrections_dir()
         self.model: str | None = None  # the user's pick: a version or a path; None = the registry's current
         self.device = "auto"
         self.auto_propose = True
         self.only_unreviewed = False
         self.running = False  # a proposal is running
-        self.last_result: ProposalResult | None = None
-        self.last_error: str | None = None
-        self.history: list[str] = []  # model versions used, oldest first
 
     # -- the image and its mask -----------------------------------------------------
     def image(self) -> Image | None:
@@ -65,15 +98,36 @@ class DockState(QObject):
         return layers.labels_of(self.viewer, self.image())
 
     def proposal(self) -> np.ndarray | None:
-        return self.proposals.get(self.image_id) if self.image_id else None
+        entry = self.proposed.get(self.image_id) if self.image_id else None
+        return entry.labels if entry is not None else None
+
+    def proposed_by(self) -> tuple[str | None, float | None]:
+        """Who proposed the reviewed image's mask and how sure it was; (None, None) before any proposal."""
+        if self.reviewing_case():
+            return self.case.model_version, self.case.confidence
+        entry = self.proposed.get(self.image_id) if self.image_id else None
+        return (entry.model_version, entry.confidence) if entry is not None else (None, None)
+
+    def set_proposal(self, image_id: str, labels: np.ndarray | None, version: str | None = None,
+                     confidence: float | None = None) -> None:
+        if labels is None:
+            self.proposed.pop(image_id, None)
+        else:
+            self.proposed[image_id] = Proposed(labels, version, confidence)
 
     # -- the worklist case ----------------------------------------------------------
+    @property
+    def case(self) -> Case | None:
+        """The open worklist case (None: no worklist, no readable case open)."""
+        worklist = self.worklist
+        return worklist.cases[worklist.current] if worklist is not None and self._case_open else None
+
     def is_case_image(self, layer: Any | None) -> bool:
         """Whether ``layer`` is the worklist's image while a readable case is open."""
-        return self.case is not None and layer is not None and layer.unique_id == self.xray_id
+        return self._case_open and layer is not None and layer.unique_id == self.xray_id
 
     def is_case_labels(self, layer: Any | None) -> bool:
-        return self.case is not None and layer is not None and layer.metadata.get(layers.PAIR_KEY) == self.xray_id
+        return self._case_open and layer is not None and layer.metadata.get(layers.PAIR_KEY) == self.xray_id
 
     def reviewing_case(self) -> bool:
         """Whether the reviewed image is the open worklist case (Skip and Next mean something)."""
@@ -85,41 +139,95 @@ class DockState(QObject):
     def open_worklist(self, worklist: Worklist) -> None:
         self.worklist = worklist
         self.close_case()
+        self.worklist_shown.emit(worklist)
+        self.convention_changed.emit(self.convention)
 
-    def set_case(self, case: Case, xray: XRay, image: Image, proposal: np.ndarray | None) -> None:
-        self.case, self.xray, self.xray_id = case, xray, image.unique_id
-        self._set_proposal(image.unique_id, proposal)
+    def select_case(self, index: int) -> Case:
+        """Make case ``index`` the worklist's current one (not yet open: its file is read next)."""
+        assert self.worklist is not None
+        self._case_open, self.xray = False, None  # set_case or close_case says what became of it
+        case = self.worklist.set_current(index, save=False)
+        self.save_worklist()
+        self.case_refreshed.emit(None)
+        return case
+
+    def set_case(self, xray: XRay, image: Image, proposal: np.ndarray | None) -> None:
+        """The current case is read and shown in ``image``: it is open."""
+        self._case_open, self.xray, self.xray_id = True, xray, image.unique_id
+        case = self.case
+        self.set_proposal(image.unique_id, proposal, case.model_version, case.confidence)
         self.case_changed.emit()
         self.set_image(image)  # the reused x-ray layer is usually reviewed already: no re-emit
 
     def close_case(self) -> None:
         """No readable case is open (a failed read, or a folder just opened)."""
-        self.case = self.xray = None
+        self._case_open, self.xray = False, None
         if self.xray_id is not None:
-            self.proposals.pop(self.xray_id, None)
+            self.proposed.pop(self.xray_id, None)
         self.case_changed.emit()
 
-    def set_proposal(self, image: Any, proposal: np.ndarray | None) -> None:
-        self._set_proposal(image.unique_id, proposal)
+    def set_status(self, case: Case, status: str) -> None:
+        assert self.worklist is not None
+        self.worklist.set_status(case, status, save=False)
+        self.save_worklist()
+        self.case_refreshed.emit(case)
 
-    def _set_proposal(self, image_id: str, proposal: np.ndarray | None) -> None:
-        if proposal is None:
-            self.proposals.pop(image_id, None)
+    def set_case_error(self, case: Case, error: str | None) -> None:
+        if case.error != error:
+            case.error = error
+            self.save_worklist()
+
+    def record_proposal(self, case: Case, labels: np.ndarray, version: str, confidence: float) -> None:
+        """A proposal for a worklist case: cached on disk, so reopening or restarting does not re-run the model."""
+        assert self.worklist is not None
+        self.writer.save_mask(self.worklist.proposal_path(case.case_id), labels)
+        self.worklist.record_proposal(case, version, confidence)
+        self.save_worklist()
+        self.case_refreshed.emit(case)
+
+    def save_worklist(self) -> None:
+        if self.worklist is not None:
+            self.writer.save_state(self.worklist)
+
+    def load_mask(self, path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A proposal or draft as the writer has it: still queued, else from disk."""
+        pending = self.writer.pending_mask(path)
+        if pending is not None:
+            return pending if pending.shape == tuple(shape) else None
+        return read_labels(path, shape)
+
+    # -- the worklist's convention ----------------------------------------------------
+    @property
+    def convention(self) -> str | None:
+        return self.worklist.settings.get(CONVENTION_KEY) if self.worklist is not None else None
+
+    def set_convention(self, convention: str | None) -> None:
+        """Remember the open worklist's lung convention (None: the model's own) in its state file."""
+        if self.worklist is None or convention == self.convention:
+            return
+        if convention is None:
+            self.worklist.settings.pop(CONVENTION_KEY, None)
         else:
-            self.proposals[image_id] = proposal
+            self.worklist.settings[CONVENTION_KEY] = convention
+        self.save_worklist()
+        self.convention_changed.emit(convention)
 
     # -- the model ------------------------------------------------------------------
     def set_model(self, model: str | None) -> None:
-        self.model = model or None
+        model = model or None
+        if model != self.model:
+            self.model = model
+            self.model_changed.emit()
+
+    def set_device(self, device: str) -> None:
+        if device != self.device:
+            self.device = device
+            self.device_changed.emit(device)
 
     def registry_changed(self) -> None:
         """A promotion, a new candidate or a rollback: the Model box follows the registry's current."""
         self.model = None
         self.models_changed.emit()
-
-    def current_model(self) -> str | None:
-        """The registry's current version, or None while models/CURRENT is damaged."""
-        return read_current(Registry())[0]
 
     # -- what is running ------------------------------------------------------------
     def set_running(self, running: bool) -> None:

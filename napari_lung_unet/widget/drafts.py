@@ -1,70 +1,52 @@
 """Autosave of the clinician's edits as a draft, so a crash loses at most the current brush stroke.
 
 Each paint event restarts a short single-shot timer (debounce: one write per burst of strokes,
-not per mouse move); when it fires, a copy of the labels is written by one background thread.
+not per mouse move); when it fires, a copy of the labels goes to the dock's one disk writer.
 Encoding a 20-Mpx PNG takes ~0.3 s, which would stall painting if done on the GUI thread. The
-thread sees only a numpy copy and a path (no Qt, no layer), and a single thread keeps writes in
-order so the newest draft always lands last. :meth:`flush` writes synchronously, for case
-switches and closing, where nothing may be left pending.
+writer keeps writes in order, so the newest draft always lands last, and holds a draft in memory
+until it is on disk, so reopening the case shows it at once. :meth:`flush` queues a pending
+draft now (case switches, removing the layer, closing), without waiting for the disk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from qtpy.QtCore import QObject, QTimer
+
+from .writer import DiskWriter
 
 DEBOUNCE_MS = 250
 
 
 class DraftAutosaver(QObject):
-    def __init__(self, write: Callable[[str, np.ndarray], object], parent: QObject | None = None) -> None:
+    def __init__(self, writer: DiskWriter, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._write = write  # (case_id, labels) -> None; must be thread-safe (atomic file writes are)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lung-unet-draft")
+        self._writer = writer
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self._save_async)
-        self._pending: tuple[str, Callable[[], np.ndarray]] | None = None
-        self._last: Future | None = None
-        self.saved = 0  # drafts written (tests and the status line read it)
+        self._timer.timeout.connect(self.flush)
+        self._pending: tuple[Path, Callable[[], np.ndarray]] | None = None
 
-    def schedule(self, case_id: str, labels: Callable[[], np.ndarray]) -> None:
-        """Ask for a save of ``labels()`` soon; repeated calls within the debounce make one write."""
-        self._pending = (case_id, labels)
+    def schedule(self, path: Path, labels: Callable[[], np.ndarray]) -> None:
+        """Ask for a save of ``labels()`` to ``path`` soon; repeated calls within the debounce make one write."""
+        self._pending = (path, labels)
         self._timer.start()
 
-    def _save_async(self) -> None:
+    def flush(self) -> None:
+        """Queue any pending draft for writing now."""
+        self._timer.stop()
         if self._pending is None:
             return
-        case_id, labels = self._pending
+        path, labels = self._pending
         self._pending = None
         snapshot = np.array(labels(), dtype=np.uint8, copy=True)  # the layer keeps changing on the GUI thread
-        self._last = self._pool.submit(self._write_counted, case_id, snapshot)
-
-    def _write_counted(self, case_id: str, snapshot: np.ndarray) -> None:
-        self._write(case_id, snapshot)
-        self.saved += 1
-
-    def wait(self, timeout: float | None = 30.0) -> None:
-        """Block until the background write (if any) has finished."""
-        if self._last is not None:
-            self._last.result(timeout=timeout)
-
-    def flush(self) -> None:
-        """Write any pending draft now (synchronously) and wait for earlier writes."""
-        self._timer.stop()
-        self._save_async()
-        self.wait()
+        self._writer.save_mask(path, snapshot)
 
     def cancel(self) -> None:
-        """Forget a pending save (the case was accepted or reset, and saved another way)."""
+        """Forget a pending save (the case was accepted, and its draft is written with the accept)."""
         self._timer.stop()
         self._pending = None
-
-    def shutdown(self) -> None:
-        self.flush()
-        self._pool.shutdown(wait=True)

@@ -13,7 +13,7 @@ from collections.abc import Generator
 
 import numpy as np
 
-from ..images.read import ImageError, to_grey
+from ..images.read import ImageError, XRay, to_grey
 from ..nn.card import WEIGHTS_NAME
 from ..nn.device import resolve_device
 from ..nn.model_io import load_model
@@ -23,20 +23,24 @@ from . import strings
 from .state import ProposalRequest, ProposalResult
 
 _CACHE_SIZE = 2  # the current model and one alternative; each can be hundreds of MB on a GPU
-_cache: OrderedDict[tuple[str, int, str], Predictor] = OrderedDict()
+_cache: OrderedDict[tuple[str, int, str, str | None], Predictor] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def get_predictor(model: str | None, device: str) -> Predictor:
-    """A cached :class:`Predictor` for a registry version or path (None = current version)."""
+def get_predictor(model: str | None, device: str, convention: str | None = None) -> Predictor:
+    """A cached :class:`Predictor` for a registry version or path (None = current version).
+
+    ``convention``: the lung convention asked for (None: the model's own), for models that take one.
+    """
     folder = Registry().resolve(model or None)
     resolved = str(resolve_device(device))
-    key = (str(folder.resolve()), (folder / WEIGHTS_NAME).stat().st_mtime_ns, resolved)
+    key = (str(folder.resolve()), (folder / WEIGHTS_NAME).stat().st_mtime_ns, resolved, convention)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    predictor = Predictor(load_model(folder), device=resolved)  # outside the lock: slow
+    extra = {"convention": convention} if convention is not None else {}
+    predictor = Predictor(load_model(folder), device=resolved, **extra)  # outside the lock: slow
     with _cache_lock:
         _cache[key] = predictor
         while len(_cache) > _CACHE_SIZE:
@@ -79,14 +83,11 @@ def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResul
     _warm_lazy_imports()
     image = grey_image(request)  # fail fast on a bad layer before paying for the model
     yield strings.STATUS_LOADING.format(model=strings.short_name(request.model or "current"), device=request.device)
-    predictor = get_predictor(request.model, request.device)
+    predictor = get_predictor(request.model, request.device, request.convention)
     yield strings.STATUS_PREDICTING.format(version=strings.short_name(predictor.version), device=predictor.device)
-    prediction = predictor.predict(image)
+    prediction = predictor.predict(XRay(image))  # already grey and checked: not converted twice
     return ProposalResult(
         prediction=prediction,
-        layer_name=request.layer_name,
-        scale=request.scale,
-        translate=request.translate,
         device=str(predictor.device),
         seconds=time.perf_counter() - start,
         case_id=request.case_id,

@@ -84,9 +84,7 @@ def put_labels(viewer: napari.Viewer, image: Image, labels: np.ndarray, name: st
         layer.data_setitem(changed, labels[changed])  # recorded in undo history, unlike .data = ...
     elif layer is not None and layer.ndim == labels.ndim:
         layer.data = labels
-        # toggling editable is napari's public way to reset the undo history
-        layer.editable = False
-        layer.editable = True
+        _forget_history(layer)
     else:
         if layer is not None:
             viewer.layers.remove(layer)
@@ -96,6 +94,21 @@ def put_labels(viewer: napari.Viewer, image: Image, labels: np.ndarray, name: st
     follow(layer, scale=image.scale, translate=image.translate, visible=True)
     place_above(viewer, image, layer)
     return layer
+
+
+def _forget_history(layer: Labels) -> None:
+    """Start the layer's undo history afresh, so undoing never paints another case's mask into it.
+
+    napari's own reset, where it has one: the public way (toggling ``editable``) also switches the
+    layer to pan/zoom and back, and each switch updates the cursor, the layer controls and the
+    layer list on the GUI thread (seen in bench/gui_heartbeat.py --profile at every case switch).
+    """
+    reset = getattr(layer, "_reset_history", None)
+    if callable(reset):
+        reset()
+    else:
+        layer.editable = False
+        layer.editable = True
 
 
 def follow(layer: Any, **values: Any) -> None:

@@ -1,12 +1,14 @@
 """Runs one proposal at a time in a napari ``thread_worker`` and reports back on the GUI thread.
 
 The slow part (model loading, inference) is :func:`.engine.run_proposal`, which only sees plain
-data (:class:`.state.ProposalRequest`); this object starts it, relays its status lines, and
-records the outcome in the dock state. Writing the mask into a layer is the review's job.
+data (:class:`.state.ProposalRequest`); this object captures the request from the dock state,
+starts it, relays its status lines, and records what is running in the state. Writing the mask
+into a layer is the review's job.
 """
 
 from __future__ import annotations
 
+from napari.layers import Image
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Signal
@@ -18,7 +20,6 @@ from .state import ProposalRequest, ProposalResult
 
 
 class ProposalRunner(QObject):
-    status = Signal(str)  # a line for the dock's status label
     returned = Signal(object)  # the ProposalResult, before ``finished``
     finished = Signal(object)  # after each run: the ProposalResult, or None if it failed
 
@@ -28,18 +29,37 @@ class ProposalRunner(QObject):
         self.worker: GeneratorWorker | None = None  # the latest run's worker (tests wait on it)
         self._result: ProposalResult | None = None
 
-    def start(self, request: ProposalRequest) -> GeneratorWorker | None:
-        if self.state.running:
+    def propose(self, model: str | None = None, image: Image | None = None) -> GeneratorWorker | None:
+        """Propose a mask for ``image`` (default: the reviewed one) with ``model`` (default: the state's pick)."""
+        state = self.state
+        if state.running:
             return None
+        image = image if image is not None else state.image()
+        if image is None:
+            state.status.emit(strings.STATUS_NO_IMAGE)
+            show_error(strings.ERROR_PREFIX + strings.STATUS_NO_IMAGE)
+            return None
+        request = ProposalRequest(
+            image=image.data[0] if image.multiscale else image.data,  # full resolution
+            rgb=bool(image.rgb),
+            layer_name=image.name,
+            model=model or state.model,
+            device=state.device,
+            convention=state.convention if state.is_case_image(image) else None,
+            case_id=state.case_id_for(image),
+            image_id=image.unique_id,
+        )
+        return self._start(request)
+
+    def _start(self, request: ProposalRequest) -> GeneratorWorker:
         self.state.set_running(True)
-        self.state.last_error = None
         self._result = None
         worker = create_worker(
             run_proposal,
             request,
             _start_thread=False,
             # connecting "errored" also stops napari re-raising worker errors as tracebacks
-            _connect={"yielded": self.status.emit, "returned": self._on_returned, "errored": self._on_error,
+            _connect={"yielded": self.state.status.emit, "returned": self._on_returned, "errored": self._on_error,
                       "finished": self._on_finished},
         )
         self.worker = worker
@@ -47,16 +67,14 @@ class ProposalRunner(QObject):
         return worker
 
     def _on_returned(self, result: ProposalResult) -> None:
-        self._result = self.state.last_result = result
-        self.state.history.append(result.model_version)
+        self._result = result
         self.returned.emit(result)
-        self.status.emit(strings.STATUS_DONE.format(version=strings.short_name(result.model_version), device=result.device, seconds=result.seconds))
+        self.state.status.emit(strings.STATUS_DONE.format(version=strings.short_name(result.model_version), device=result.device, seconds=result.seconds))
 
     def _on_error(self, exc: BaseException) -> None:
         # expected problems (bad image, unknown model, missing GPU) are ValueErrors with clear text
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        self.state.last_error = message
-        self.status.emit(strings.STATUS_FAILED.format(message=message))
+        self.state.status.emit(strings.STATUS_FAILED.format(message=message))
         show_error(strings.ERROR_PREFIX + message)
 
     def _on_finished(self) -> None:

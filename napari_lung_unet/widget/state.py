@@ -17,11 +17,10 @@ class ProposalRequest:
 
     image: Any  # the layer's array-like data (numpy, dask, ...); materialised in the worker
     rgb: bool
-    layer_name: str
-    scale: tuple[float, ...]
-    translate: tuple[float, ...]
+    layer_name: str  # names the layer in an error message
     model: str | None  # registry version, path, or None for the current version
     device: str
+    convention: str | None = None  # the worklist's lung convention; None: the model's own
     case_id: str | None = None  # the worklist case this proposal is for (it may be closed by the time it returns)
     image_id: str = ""  # the image layer's unique_id: the proposal goes into that image's own mask only
 
@@ -29,9 +28,6 @@ class ProposalRequest:
 @dataclass(frozen=True)
 class ProposalResult:
     prediction: Prediction
-    layer_name: str
-    scale: tuple[float, ...]
-    translate: tuple[float, ...]
     device: str  # the resolved device, e.g. "cpu" when "auto" was asked for
     seconds: float  # model loading (if not cached) + inference
     case_id: str | None = None  # copied from the request

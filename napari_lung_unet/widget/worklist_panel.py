@@ -98,22 +98,27 @@ class WorklistPanel(QWidget):
                 self._style(self.list.item(index), c)
         counts = wl.counts()
         todo = sum(c.unreviewed for c in wl.cases)
-        self.summary.setText(strings.WORKLIST_SUMMARY.format(cases=strings.n_cases(len(wl)), accepted=counts["accepted"], skipped=counts["skipped"], todo=todo))
+        # only what changed: a new text re-lays out the dock's wrapping labels, on the GUI thread
+        _set_text(self.summary, strings.WORKLIST_SUMMARY.format(cases=strings.n_cases(len(wl)), accepted=counts["accepted"], skipped=counts["skipped"], todo=todo))
         current = wl.cases[wl.current]
-        self.case_info.setText(strings.CASE_INFO.format(index=wl.current + 1, n=len(wl), case_id=current.case_id, status=current.status))
-        self.list.setCurrentRow(wl.current)
+        _set_text(self.case_info, strings.CASE_INFO.format(index=wl.current + 1, n=len(wl), case_id=current.case_id, status=current.status))
+        if self.list.currentRow() != wl.current:
+            self.list.setCurrentRow(wl.current)
         self._apply_filter()
 
     def _style(self, item: QListWidgetItem, case: Case) -> None:
         flag = f"  {strings.UNCERTAIN_MARK}" if case.uncertain else ""
         flag += "  ✗" if case.error else ""
-        item.setText(strings.CASE_ITEM.format(symbol=strings.STATUS_SYMBOLS[case.status], case_id=case.case_id, status=case.status, flag=flag))
+        text = strings.CASE_ITEM.format(symbol=strings.STATUS_SYMBOLS[case.status], case_id=case.case_id, status=case.status, flag=flag)
+        if item.text() != text:
+            item.setText(text)
         tip = [str(case.path)]
         if case.uncertain:
             tip.append(strings.CASE_ITEM_UNCERTAIN_TIP.format(confidence=case.confidence))
         if case.error:
             tip.append(case.error)
-        item.setToolTip("\n".join(tip))
+        if item.toolTip() != "\n".join(tip):
+            item.setToolTip("\n".join(tip))
 
     def _apply_filter(self) -> None:
         if self._worklist is None:
@@ -121,4 +126,11 @@ class WorklistPanel(QWidget):
         only = self.only_unreviewed.isChecked()
         for index, case in enumerate(self._worklist.cases):
             # the open case stays visible so the clinician never loses sight of what they edit
-            self.list.item(index).setHidden(only and not case.unreviewed and index != self._worklist.current)
+            hidden = only and not case.unreviewed and index != self._worklist.current
+            if self.list.item(index).isHidden() != hidden:
+                self.list.item(index).setHidden(hidden)
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    if label.text() != text:
+        label.setText(text)
