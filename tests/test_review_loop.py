@@ -116,7 +116,9 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     assert result is not None and result["parent"] == "tiny"
     assert {c.version for c in Registry().cards()} - before == {result["version"]}
     assert result["version"] in widget.history.versions()
-    assert result["version"] in widget.finetune.status.text() and not widget.finetune.repropose.isHidden()
+    # the verdict line comes first; the version is named in the details and on Re-propose
+    assert result["version"] in widget.finetune.details.text() and not widget.finetune.repropose.isHidden()
+    assert result["version"] in widget.finetune.repropose.toolTip()
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as proposed:
         widget.finetune.repropose.click()
     assert proposed.args[0].model_version == result["version"]
