@@ -80,7 +80,8 @@ def test_open_from_pacs_then_accept_stores_the_seg_back(
     select = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     for row in rows:
         dialog.table.selectionModel().select(dialog.table.model().index(row, 0), select)
-    assert dialog.store_seg.isChecked() and dialog.open_button.isEnabled()
+    assert not dialog.store_seg.isChecked() and dialog.open_button.isEnabled()  # off by default
+    dialog.store_seg.setChecked(True)
 
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
         dialog.open_button.click()

@@ -77,6 +77,14 @@ def pacs_source(folder: Path) -> PacsSource | None:
         raise DicomWebError(f"{path}: unreadable PACS worklist file ({type(exc).__name__}); open the studies again") from None
 
 
+def set_store_seg(folder: Path, on: bool) -> None:
+    """Turn storing accepted SEGs back into the PACS on or off for this worklist (its own choice)."""
+    source = pacs_source(folder)
+    if source is None:
+        raise DicomWebError(f"{folder}: not a PACS worklist")
+    atomic_write_json(folder / PACS_FILE, asdict(PacsSource(source.root, source.studies, on)))
+
+
 def store_seg_back(folder: Path, seg: Path) -> str | None:
     """Store an accepted case's SEG into its study when ``folder`` is a PACS worklist that asks for it.
 

@@ -1,7 +1,8 @@
-"""Quick correction controls: brush size, right/left lung label, and reset to the proposal.
+"""Quick correction controls: brush size, right/left lung label, eraser, reset to the proposal.
 
-Painting, erasing, fill and undo stay napari's own; these only set the ``lungs`` layer's
-properties so the clinician does not have to hunt for them in the layer controls.
+Painting, erasing, fill and undo stay napari's own; these only set the corrected ``lungs`` layer's
+properties so the clinician does not have to hunt for them in the layer controls. The right/left
+buttons live in the dock's action bar (always on screen); brush and Reset sit with the readouts.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from napari.layers import Labels
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QButtonGroup, QGridLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from ..images.labels import LEFT_LUNG as LEFT
@@ -16,12 +18,28 @@ from ..images.labels import RIGHT_LUNG as RIGHT
 from . import strings
 from .layers import follow
 
+BRUSH_STEP = 1.25  # the ] and [ keys: a quarter bigger or smaller, at least one pixel
+
+
+class _BrushBox(QSpinBox):
+    """A number box that lets the review's letter and bracket keys through (nothing but digits is typed here)."""
+
+    def event(self, event: QEvent) -> bool:  # noqa: D102 - Qt override
+        if event.type() == QEvent.Type.ShortcutOverride and not event.text().isdigit() and event.key() not in _EDIT_KEYS:
+            event.ignore()  # not claimed: the window's shortcut fires
+            return False
+        return super().event(event)
+
+
+_EDIT_KEYS = {Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down,
+              Qt.Key.Key_Home, Qt.Key.Key_End, Qt.Key.Key_Return, Qt.Key.Key_Enter}
+
 
 class QuickControls(QWidget):
     def __init__(self, layer: Callable[[], Labels | None], reset: Callable[[], None]) -> None:
         super().__init__()
         self._layer = layer  # the labels layer being corrected, looked up on each use: it follows the image
-        self.brush = QSpinBox()
+        self.brush = _BrushBox()
         self.brush.setRange(1, 400)
         self.brush.setValue(25)
         self.brush.valueChanged.connect(self._set_brush)
@@ -36,13 +54,11 @@ class QuickControls(QWidget):
         self.reset = QPushButton(strings.RESET)
         self.reset.setToolTip(strings.RESET_TIP)
         self.reset.clicked.connect(reset)
-        grid = QGridLayout(self)  # two rows: one row of five controls would widen the dock
+        grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(QLabel(strings.BRUSH), 0, 0)
         grid.addWidget(self.brush, 0, 1)
-        grid.addWidget(self.right, 1, 0)
-        grid.addWidget(self.left, 1, 1)
-        grid.addWidget(self.reset, 2, 0, 1, 2)
+        grid.addWidget(self.reset, 1, 0, 1, 2)
 
     def apply_to(self, layer: Labels) -> None:
         """Give the labels layer now being corrected the chosen brush and label, ready to paint."""
@@ -54,6 +70,15 @@ class QuickControls(QWidget):
         if layer is not None:
             layer.selected_label = label
             layer.mode = "paint"
+
+    def erase(self) -> None:
+        layer = self._layer()
+        if layer is not None:
+            layer.mode = "erase"
+
+    def grow_brush(self, bigger: bool) -> None:
+        size = self.brush.value()
+        self.brush.setValue(max(size + 1, round(size * BRUSH_STEP)) if bigger else min(size - 1, round(size / BRUSH_STEP)))
 
     def _set_brush(self, size: int) -> None:
         layer = self._layer()

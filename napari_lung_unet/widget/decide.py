@@ -49,6 +49,11 @@ class Decide:
             show_error(strings.ERROR_PREFIX + f"{exc}; nothing was saved.")
             return False
         labels = np.array(labels, dtype=np.uint8, copy=True)  # painting goes on while the copy is written
+        # said at once, naming what is stored: the case the dock shows, or the image it reviews
+        name = state.case.case_id if state.is_case_image(image) else image.name
+        saying = strings.ACCEPTING.format(name=strings.short_name(name))
+        state.status.emit(saying)
+        show_info(strings.ERROR_PREFIX + saying)  # the status line moves on to the next case at once
         if state.is_case_image(image):
             cancel_draft()  # the draft is queued here, in order with the store entry
             return self._accept_case(labels)

@@ -5,6 +5,10 @@ image. The worklist's layers are *reused*: the ``x-ray`` Image and ``lungs`` Lab
 new data for each case instead of being removed and re-added. Under Xvfb + Mesa, napari 0.9.2
 segfaulted in ``glDrawArrays`` when a Labels layer's data was set, the layers cleared and a
 20-Mpx image and labels added; updating data in place avoids tearing down the GL visuals.
+
+One patient on screen: while the open case is reviewed, every other layer is hidden, and exactly
+those come back when another image is reviewed. Each case is fitted to the canvas as it opens,
+unless the clinician zoomed or panned on that case before: then their view of it comes back.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class Display:
         self.viewer = state.viewer
         self._watch = watch  # the edits part listens to every mask the dock writes
         self.replacing_labels = False  # True while a mask is put in a layer (not an edit)
+        self._hidden: set[str] = set()  # unique ids of the layers hidden to show one patient
+        self._fitted: tuple[str, tuple[float, ...], float] | None = None  # (case id, centre, zoom) as fitted
+        self._views: dict[str, tuple[tuple[float, ...], float]] = {}  # case id -> the clinician's own view
 
     def show_image(self, xray: XRay) -> Image:
         """The case's pixels in the worklist's one reused Image layer."""
@@ -37,9 +44,49 @@ class Display:
         else:
             layer = self.viewer.add_image(xray.pixels, name=strings.XRAY_LAYER, colormap="gray")
         layers.follow(layer, scale=xray.scale, visible=True)
-        if reshaped:
-            self.viewer.reset_view()
         return layer
+
+    # -- one patient, fitted ------------------------------------------------------------
+    def isolate_case(self) -> None:
+        """Hide every layer but the case's X-ray and mask (remembering which, to bring them back)."""
+        image = layers.find_layer(self.viewer, self.state.xray_id)
+        mask = layers.labels_of(self.viewer, image)
+        keep = {layer.unique_id for layer in (image, mask) if layer is not None}
+        for layer in self.viewer.layers:
+            if layer.unique_id not in keep and layer.visible:
+                layer.visible = False
+                self._hidden.add(layer.unique_id)
+
+    def restore_others(self) -> None:
+        """Another image is reviewed: what the case hid comes back (what the user hid stays hidden)."""
+        for unique_id in self._hidden:
+            layer = layers.find_layer(self.viewer, unique_id)
+            if layer is not None:
+                layer.visible = True
+        self._hidden.clear()
+
+    def remember_view(self) -> None:
+        """Before leaving a case: keep the clinician's view of it if they zoomed or panned."""
+        if self._fitted is None:
+            return
+        case_id, centre, zoom = self._fitted
+        camera = self.viewer.camera
+        if abs(camera.zoom - zoom) > 1e-6 * zoom or not np.allclose(camera.center, centre):
+            self._views[case_id] = (tuple(camera.center), float(camera.zoom))
+
+    def fit_case(self, case_id: str, image: Image) -> None:
+        """Fit the case's image to the canvas, or bring back the clinician's own view of this case."""
+        camera = self.viewer.camera
+        if case_id in self._views:
+            camera.center, camera.zoom = self._views[case_id]
+        else:
+            self.viewer.reset_view(layers=[image])  # this image only: hidden ones must not shrink it
+        self._fitted = (case_id, tuple(camera.center), float(camera.zoom))
+
+    def forget_views(self) -> None:
+        """Another worklist: its case ids are not this one's."""
+        self._views.clear()
+        self._fitted = None
 
     def show_labels(self, image: Image, labels: np.ndarray, undoable: bool) -> Labels:
         """Put a mask in ``image``'s own labels layer and make that layer the one being corrected."""
@@ -75,10 +122,21 @@ class Display:
     def on_image_changed(self) -> None:
         """Another image is reviewed: the readouts, model line and controls follow its own mask."""
         layer = self.state.labels_layer()
+        if self.state.reviewing_case():
+            self.isolate_case()
+        else:
+            self.restore_others()
         self.recount(layer)
         self.refresh_info()
+        self.say_next_step()
         if layer is not None:
             self.state.labels_shown.emit(layer)
+
+    def say_next_step(self) -> None:
+        """The status line for the reviewed image as it is now (never the idle line over a mask)."""
+        layer = self.state.labels_layer()
+        has_mask = layer is not None and bool(np.asarray(layer.data).any())
+        self.state.status.emit(strings.STATUS_HAS_MASK if has_mask else strings.STATUS_IDLE)
 
     def refresh_info(self) -> None:
         """The model line of the reviewed image: who proposed its mask, and how sure it was."""
@@ -87,4 +145,5 @@ class Display:
             self.state.model_info.emit(strings.MODEL_INFO_NONE)
             return
         flag = strings.UNCERTAIN_FLAG if is_uncertain(confidence) else ""
+        version = strings.short_name(version)  # a long fine-tune name must not widen the dock
         self.state.model_info.emit(strings.MODEL_INFO.format(version=version, confidence=confidence or 0.0, flag=flag))

@@ -36,9 +36,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..images.labels import LEFT_LUNG, RIGHT_LUNG
 from ..nn.device import DEVICE_CHOICES
 from ..nn.registry import Registry
-from . import layers, strings
+from . import keys, layers, strings
+from .action_bar import ActionBar
 from .controls import QuickControls
 from .current import read_current
 from .dock_state import DockState
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
     import napari
 
 # viewer-level shortcuts; overwrite=True because napari may already bind some of these keys
-SHORTCUTS = {"Shift-N": "next", "Shift-P": "previous", "Shift-A": "accept"}
+SHORTCUTS = {"Shift-N": "next", "Shift-P": "previous", "Shift-A": "accept"}  # also on napari's canvas keymap
 DOCK_WIDTH = 240  # px: beside napari's layer controls (337 px once a layer is open), the canvas keeps >= 55 % of a 1366-px window
 
 
@@ -139,18 +141,15 @@ class LungUNetWidget(QWidget):
         self.skip_button = QPushButton(strings.SKIP)
         self.skip_button.setToolTip(strings.SKIP_TIP)
         self.skip_button.setEnabled(False)  # only a worklist case can be skipped
-        decide = QWidget()
-        row = QHBoxLayout(decide)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.accept_button, 2)
-        row.addWidget(self.skip_button, 1)
+        self.actions = ActionBar(self.worklist_panel.previous, self.worklist_panel.next, self.controls.right,
+                                 self.controls.left, self.accept_button, self.skip_button, self.writer)
 
         self.finetune = FinetunePanel(self.state.store_dir, device=lambda: self.state.device)
         self.history = HistoryPanel()
 
         review_tab = column(
             group(strings.WORKLIST_TITLE, self.worklist_panel),
-            group(strings.CORRECT_TITLE, self.model_info, self.controls, self.readouts, decide),
+            group(strings.CORRECT_TITLE, self.model_info, self.controls, self.readouts),
         )
         model_tab = column(group(strings.FINETUNE, self.finetune), group(strings.HISTORY_TITLE, self.history))
         self.tabs = QTabWidget()
@@ -175,7 +174,8 @@ class LungUNetWidget(QWidget):
         self.scroll.setWidget(content)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.scroll)
+        outer.addWidget(self.scroll, 1)
+        outer.addWidget(self.actions)  # outside the scroll area: Accept and Next never scroll away
         self.setMinimumWidth(DOCK_WIDTH - 20)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
@@ -209,6 +209,7 @@ class LungUNetWidget(QWidget):
         state.model_info.connect(self.model_info.setText)
         state.stats_changed.connect(self._show_readouts)
         state.worklist_shown.connect(self.worklist_panel.show_worklist)
+        state.worklist_shown.connect(self.actions.show_for)
         state.case_refreshed.connect(self.worklist_panel.refresh)
         state.labels_shown.connect(self.controls.apply_to)
 
@@ -218,7 +219,13 @@ class LungUNetWidget(QWidget):
         self.history.current_changed.connect(lambda _version: state.registry_changed())
 
     def _bind_keys(self) -> None:
-        actions = {"next": lambda: self.review.step(1), "previous": lambda: self.review.step(-1), "accept": self.review.accept}
+        controls = self.controls
+        actions = {
+            "next": lambda: self.review.step(1), "previous": lambda: self.review.step(-1), "accept": self.review.accept,
+            "skip": self.review.skip, "right": lambda: controls.set_label(RIGHT_LUNG), "left": lambda: controls.set_label(LEFT_LUNG),
+            "eraser": controls.erase, "bigger": lambda: controls.grow_brush(True), "smaller": lambda: controls.grow_brush(False),
+        }
+        self.shortcuts = keys.bind(self, actions)  # from any focus in napari's window
         for key, name in SHORTCUTS.items():
             action = actions[name]
             self.viewer.bind_key(key, lambda _viewer, action=action: action(), overwrite=True)

@@ -37,6 +37,8 @@ class Navigator:
             return False
         if worklist.load_error:
             show_warning(strings.ERROR_PREFIX + worklist.load_error)
+        self.display.remember_view()
+        self.display.forget_views()
         self.state.open_worklist(worklist)
         self.open_case(worklist.current)
         return True
@@ -73,6 +75,7 @@ class Navigator:
         worklist = state.worklist
         assert worklist is not None
         self.edits.flush()
+        self.display.remember_view()
         case = state.select_case(index)
         try:
             xray = self.read_ahead.take(case.path) or read_xray(case.path)
@@ -91,10 +94,14 @@ class Navigator:
         state.set_case(xray, image, proposal)
         self.display.show_labels(image, labels if labels is not None else np.zeros(shape, np.uint8), undoable=False)
         layers.raise_pair(state.viewer, image)  # image layers opened earlier must not cover the case
+        self.display.isolate_case()  # one patient on screen
+        self.display.fit_case(case.case_id, image)
         if draft is not None and case.status in (NEW, PROPOSED, EDITED) and proposal is not None:
             if not np.array_equal(draft, proposal):
                 show_info(strings.DRAFT_RESTORED.format(case_id=case.case_id))
         self.display.refresh_info()
+        if labels is not None or not state.auto_propose:
+            self.display.say_next_step()  # else the proposal's own lines follow at once
         state.case_refreshed.emit(case)
         state.case_opened.emit(case)
         if labels is None and state.auto_propose:

@@ -81,7 +81,8 @@ class PacsDialog(QDialog):
         self.table.itemDoubleClicked.connect(lambda _item: self.open_chosen())
         self.store_seg = QCheckBox(STORE_SEG)
         self.store_seg.setToolTip(STORE_SEG_TIP)
-        self.store_seg.setChecked(True)  # a PACS worklist's results belong in the PACS
+        # off unless asked: a write into the hospital's archive is a choice a research user makes, per worklist
+        self.store_seg.setChecked(False)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QGroupBox, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ..nn.device import resolve_device
 
@@ -50,7 +50,10 @@ def narrow(combo: QComboBox) -> QComboBox:
 
 
 def wrapping(label: QLabel) -> QLabel:
+    """A label that wraps to the dock's width and never widens it: a word longer than a line
+    (a path, a long case or model name) is cut at the edge; the text stays whole in ``text()``."""
     label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     return label
 
 

@@ -159,3 +159,6 @@ ASK_TITLE = "Make a {status} model current?"
 ASK_TEXT = "{version} is {status}: {why}.\n\nMake it the current model anyway? New proposals will use it."
 ASK_NO_REASON = "the fine-tune check did not make it current"
 ASK_YES = "Make current"
+
+# -- review: Accept says what it stores (Shift-A included) ---------------------------------------
+ACCEPTING = "Storing {name} in the corrections store…"

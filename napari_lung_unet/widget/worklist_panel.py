@@ -9,7 +9,6 @@ from __future__ import annotations
 from qtpy.QtCore import QSize, Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
-    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -20,6 +19,7 @@ from qtpy.QtWidgets import (
 
 from ..store.worklist import Case, Worklist
 from . import strings
+from .qt_bits import wrapping
 
 
 class _CaseList(QListWidget):
@@ -58,14 +58,9 @@ class WorklistPanel(QWidget):
         self.next = QPushButton(strings.NEXT)
         self.next.setToolTip(strings.NEXT_TIP)
         self.next.clicked.connect(lambda: self.step_clicked.emit(1))
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)  # a long summary must wrap, not widen the dock past the screen
-        self.case_info = QLabel("")
-        self.case_info.setWordWrap(True)
+        self.summary = wrapping(QLabel(""))  # a long summary must wrap, not widen the dock past the screen
+        self.case_info = wrapping(QLabel(""))  # a long case id is cut at the edge, never widens the dock
 
-        nav = QHBoxLayout()
-        nav.addWidget(self.previous)
-        nav.addWidget(self.next)
         layout = QVBoxLayout(self)  # one control per row where two would widen a laptop's dock
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.open_button)
@@ -74,7 +69,7 @@ class WorklistPanel(QWidget):
         layout.addWidget(self.only_unreviewed)  # each on its own row: side by side they widen the dock past 250 px
         layout.addWidget(self.auto_propose)
         layout.addWidget(self.summary)
-        layout.addLayout(nav)
+        # Previous and Next live in the dock's action bar, which never scrolls away
         layout.addWidget(self.case_info)
         self._worklist: Worklist | None = None
 
