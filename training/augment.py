@@ -81,9 +81,9 @@ class AugmentedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         img, msk = self.data.images[i], self.data.masks[i]
         if self.cfg is not None:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
             img, msk = augment(img, msk, self.cfg, gen)
-        return img[None], msk[None]
+        return img[None], msk[None], self.data.output_of(i)

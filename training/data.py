@@ -8,6 +8,7 @@ Layouts:
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from napari_lung_unet.nn.card import ModelCard, Normalisation
+from napari_lung_unet.images.conventions import DEFAULT_CONVENTION, WHOLE_LUNG, check_convention
 from napari_lung_unet.store.corrections import RECORDS, CorrectionsStore
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, ImageError, read_xray
 from napari_lung_unet.images.masks import MaskError, checked_mask
@@ -28,6 +30,12 @@ DEFAULT_VAL_FRACTION = 0.15
 DEFAULT_SPLIT_SEED = 0
 
 
+# How the shared datasets are drawn: a dataset's convention, then the cases drawn the other way
+# (Shenzhen mixes both by annotation batch; training/case_conventions.csv says how they were found).
+DATASET_CONVENTIONS = {"covid_v7labs": WHOLE_LUNG}
+CASE_CONVENTIONS = Path(__file__).with_name("case_conventions.csv")
+
+
 class DatasetError(ValueError):
     """A dataset folder is missing, empty or inconsistent; the message names the file."""
 
@@ -38,13 +46,17 @@ class Pair:
     image: Path
     masks: tuple[Path, ...]  # one mask, or the seed's left+right masks that are summed
     dataset: str = ""
+    convention: str = DEFAULT_CONVENTION  # how this case's mask is drawn (napari_lung_unet/images/conventions.py)
+    group: str = ""  # the patient, where the dataset's manifest names one: a patient's images stay on one side of a split
 
 
 def _stems(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
 
 
-def discover_pairs(root: str | Path) -> list[Pair]:
+def discover_pairs(root: str | Path, convention: str | None = None) -> list[Pair]:
+    """Every image/mask pair under ``root``, each tagged with its mask's convention: ``convention``
+    for all of them when given, else the store's record or the known table above."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
@@ -53,7 +65,7 @@ def discover_pairs(root: str | Path) -> list[Pair]:
         store = CorrectionsStore(root)
         # each case checked against its record: an inconsistent one is refused by name (CorrectionsError)
         cases = [store.case(i) for i in store.case_ids()]
-        pairs = [Pair(c.case_id, c.image, (c.mask,), name) for c in cases]
+        pairs = [Pair(c.case_id, c.image, (c.mask,), name, convention=c.convention) for c in cases]
     elif (root / "CXR_png").is_dir():
         images = _stems(root / "CXR_png")
         left, right = root / "ManualMask" / "leftMask", root / "ManualMask" / "rightMask"
@@ -66,18 +78,63 @@ def discover_pairs(root: str | Path) -> list[Pair]:
             pairs.append(Pair(stem, img, masks, name))
     elif (root / "images").is_dir() and (root / "masks").is_dir():
         images, masks = _stems(root / "images"), _stems(root / "masks")
+        patients = _patients(root / "manifest.csv")
         pairs = []
         for stem, img in images.items():
             if stem not in masks:
                 raise DatasetError(f"{img}: no matching mask named {stem}.* in {root / 'masks'}")
-            pairs.append(Pair(stem, img, (masks[stem],), name))
+            pairs.append(Pair(stem, img, (masks[stem],), name, group=patients.get(stem, "")))
     else:
         raise DatasetError(
             f"{root}: not a dataset; expected images/ + masks/, a corrections store, or CXR_png/ + ManualMask/"
         )
     if not pairs:
         raise DatasetError(f"{root}: dataset is empty (no image/mask pairs found)")
-    return pairs
+    if convention is not None:
+        return tag_conventions(pairs, check_convention(convention), {})
+    if (root / RECORDS).is_dir():
+        return pairs
+    return tag_conventions(pairs, DATASET_CONVENTIONS.get(name, DEFAULT_CONVENTION), _known_cases())
+
+
+def _known_cases() -> dict[tuple[str, str], str]:
+    return read_case_conventions(CASE_CONVENTIONS) if CASE_CONVENTIONS.is_file() else {}
+
+
+def _patients(manifest: Path) -> dict[str, str]:
+    """case_id -> patient id from a ``manifest.csv`` with a ``patientid`` column (covid_v7labs has one)."""
+    if not manifest.is_file():
+        return {}
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        rows = csv.DictReader(fh)
+        if "patientid" not in (rows.fieldnames or []):
+            return {}
+        return {r["case_id"]: f"patient-{r['patientid']}" for r in rows if r.get("patientid")}
+
+
+def split_convention(spec: str) -> tuple[str, str | None]:
+    """``PATH@whole-lung`` -> (PATH, "whole-lung"); a plain PATH -> (PATH, None)."""
+    path, sep, name = spec.rpartition("@")
+    if not sep or "/" in name:
+        return spec, None
+    return path, check_convention(name)
+
+
+def read_case_conventions(path: str | Path) -> dict[tuple[str, str], str]:
+    """(dataset, case_id) -> convention, from a CSV with those columns (``#`` lines are comments)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        try:
+            return {(r["dataset"], r["case_id"]): check_convention(r["convention"]) for r in rows}
+        except KeyError as exc:
+            raise DatasetError(f"{path}: needs the columns dataset, case_id, convention (missing {exc})") from None
+
+
+def tag_conventions(pairs: list[Pair], default: str, overrides: dict[tuple[str, str], str]) -> list[Pair]:
+    """Each pair with its convention: a per-case override, else the dataset's ``default``."""
+    from dataclasses import replace
+
+    return [replace(p, convention=overrides.get((p.dataset, p.case_id), default)) for p in pairs]
 
 
 def read_mask(pair: Pair, shape: tuple[int, int]) -> np.ndarray:
@@ -110,7 +167,7 @@ def stable_split(pairs: list[Pair], val_fraction: float, seed: int = 0) -> tuple
     """Deterministic train/val split by hashing case ids: independent of file order and machine."""
     train, val = [], []
     for p in pairs:
-        h = int(hashlib.sha1(f"{seed}:{p.dataset}:{p.case_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        h = int(hashlib.sha1(f"{seed}:{p.dataset}:{p.group or p.case_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         (val if h < val_fraction else train).append(p)
     return train, val
 
@@ -126,12 +183,18 @@ class ArrayData:
     images: torch.Tensor  # N×S×S float32 in [0, 1]
     masks: torch.Tensor  # N×S×S float32 in {0, 1}
     case_ids: list[str]
+    outputs: torch.Tensor | None = None  # N int64: the model output (convention) each mask trains; None: output 0
+
+    def output_of(self, i: int) -> int:
+        return 0 if self.outputs is None else int(self.outputs[i])
 
     def __len__(self) -> int:
         return len(self.case_ids)
 
 
-def load_arrays(pairs: list[Pair], size: int, norm: Normalisation, show_progress: bool = True) -> ArrayData:
+def load_arrays(
+    pairs: list[Pair], size: int, norm: Normalisation, show_progress: bool = True, conventions: list[str] | None = None
+) -> ArrayData:
     """Preload every pair at the training size: 529 images at 256² is 140 MB, and epochs stay compute-bound."""
     images, masks = [], []
     bar = progress_bar(len(pairs), "loading", "images", disable=not show_progress, leave=False)
@@ -143,4 +206,12 @@ def load_arrays(pairs: list[Pair], size: int, norm: Normalisation, show_progress
     bar.close()
     if not images:
         raise DatasetError("no training pairs")
-    return ArrayData(torch.stack(images), torch.stack(masks), [p.case_id for p in pairs])
+    # a case in a convention the model has no output for is refused, never trained as another one
+    outputs = None if conventions is None else torch.tensor([_output(conventions, p) for p in pairs], dtype=torch.int64)
+    return ArrayData(torch.stack(images), torch.stack(masks), [p.case_id for p in pairs], outputs)
+
+
+def _output(conventions: list[str], pair: Pair) -> int:
+    if pair.convention not in conventions:
+        raise DatasetError(f"{pair.dataset}/{pair.case_id}: drawn as {pair.convention}, which the model has no output for ({', '.join(conventions)})")
+    return conventions.index(pair.convention)

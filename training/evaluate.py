@@ -20,6 +20,7 @@ from .metrics import METRIC_NAMES, binary_metrics
 class CaseScore:
     case_id: str
     dataset: str
+    convention: str
     dice: float
     iou: float
     precision: float
@@ -44,9 +45,10 @@ def score_cases(
 ) -> list[CaseScore]:
     scores = []
     for i, case in enumerate(cases):
-        labels = predictor.predict(case.image).labels
+        # each case is scored in the convention its mask is drawn in
+        labels = predictor.for_convention(case.pair.convention).predict(case.image).labels
         m = binary_metrics(torch.from_numpy(labels > 0)[None], torch.from_numpy(case.mask)[None])
-        scores.append(CaseScore(case.pair.case_id, case.pair.dataset, **{k: float(m[k][0]) for k in METRIC_NAMES}))
+        scores.append(CaseScore(case.pair.case_id, case.pair.dataset, case.pair.convention, **{k: float(m[k][0]) for k in METRIC_NAMES}))
         if progress:
             progress(i + 1, len(cases))
     return scores

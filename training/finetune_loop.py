@@ -112,9 +112,10 @@ def train_candidate(
         if replay_ds:
             replay_ds.epoch = step
             items += [replay_ds[i] for i in torch.randint(len(replay_ds), (n_replay,), generator=gen).tolist()]
-        x = torch.stack([a for a, _ in items])
-        y = torch.stack([b for _, b in items])
-        loss, _ = train_step(model, x, y, opt, scaler, amp, device, pull)
+        x = torch.stack([item[0] for item in items])
+        y = torch.stack([item[1] for item in items])
+        outputs = torch.tensor([item[2] for item in items])  # each image trains its own convention's output
+        loss, _ = train_step(model, x, y, opt, scaler, amp, device, pull, outputs)
         schedule.step()
         loss_value = float(loss)  # waits for the device: the step is timed whole
         step_times.append(time.perf_counter() - started)

@@ -19,7 +19,9 @@ CSV_FIELDS = ["epoch", "loss", *METRIC_NAMES, "val_loss", *(f"val_{m}" for m in 
 
 def write_log(path: Path, rows: list[dict]) -> None:
     """Rewrite the whole log atomically: a crash mid-epoch leaves the previous complete log."""
-    atomic_write_csv(path, CSV_FIELDS, rows)
+    # per-convention validation Dice (val_dice_whole-lung, ...) follows the fixed columns
+    extra = sorted({k for row in rows for k in row} - set(CSV_FIELDS))
+    atomic_write_csv(path, CSV_FIELDS + extra, rows)
 
 
 def read_log(path: Path) -> list[dict]:

@@ -11,6 +11,15 @@ from napari_lung_unet.nn.device import uses_channels_last
 from .metrics import dice_bce_loss
 
 
+def select_outputs(logits: torch.Tensor, outputs: torch.Tensor | None) -> torch.Tensor:
+    """N×C×H×W logits -> N×1×H×W: each image's own output channel (its mask's convention).
+    Only that channel gets a gradient, so a case is never trained as the other convention."""
+    if outputs is None or logits.shape[1] == 1:
+        return logits[:, :1]
+    index = outputs.to(logits.device).view(-1, 1, 1, 1).expand(-1, 1, *logits.shape[-2:])
+    return logits.gather(1, index)
+
+
 def train_step(
     net: torch.nn.Module,
     x: torch.Tensor,
@@ -20,6 +29,7 @@ def train_step(
     amp: torch.dtype | None,
     device: torch.device,
     penalty: Callable[[], torch.Tensor] | None = None,
+    outputs: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward (autocast on CUDA), Dice+BCE (+ ``penalty()``, e.g. fine-tuning's pull towards the
     parent), backward, step. Returns the detached loss and logits."""
@@ -28,7 +38,7 @@ def train_step(
     if uses_channels_last(device):
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-        logits = net(x)
+        logits = select_outputs(net(x), outputs)
     loss = dice_bce_loss(logits.float(), y)
     if penalty is not None:
         loss = loss + penalty()

@@ -13,7 +13,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +23,19 @@ from torch.utils.data import DataLoader
 
 from napari_lung_unet.store.atomic import atomic_path, atomic_write_json
 from napari_lung_unet.nn.card import ModelCard, Normalisation
+from napari_lung_unet.images.conventions import DEFAULT_CONVENTION
 from napari_lung_unet.nn.device import autocast_dtype, describe_device, resolve_device, uses_channels_last
 from napari_lung_unet.nn.model import UNet, UNetConfig
 from napari_lung_unet.nn.model_io import load_model, save_model
 from napari_lung_unet.text import progress_bar
 
 from .augment import AugmentConfig, AugmentedDataset
-from .data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, ArrayData, discover_pairs, load_arrays, stable_split
+from .data import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, ArrayData, discover_pairs, load_arrays, read_case_conventions,
+                   split_convention, stable_split)
 from .fisher import compute_fisher, save_fisher
 from .metrics import METRIC_NAMES, binary_metrics, dice_bce_loss
 from .runlog import LOG_NAME, read_log, write_log
-from .steps import train_step
+from .steps import select_outputs, train_step
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_DIR = "best"
@@ -41,7 +43,7 @@ BEST_DIR = "best"
 
 @dataclass
 class TrainConfig:
-    data: list[str]
+    data: list[str]  # dataset folders, each optionally ``PATH@convention`` (default lung-fields)
     output: str
     base_channels: int = 16
     depth: int = 4
@@ -67,10 +69,13 @@ class TrainConfig:
     init_from: str = ""  # start from these weights (a model folder) instead of random ones
     fisher_images: int = 256  # images for the Fisher file shipped beside the best model (0: none); see fisher.py
     show_progress: bool = True
+    conventions: list[str] = field(default_factory=lambda: [DEFAULT_CONVENTION])  # one model output each, in order
+    case_conventions: str = ""  # CSV of per-case exceptions to a dataset's convention (dataset, case_id, convention)
     extra: dict = field(default_factory=dict)
 
     def arch(self) -> UNetConfig:
-        return UNetConfig(base_channels=self.base_channels, depth=self.depth, norm=self.norm, upsample=self.upsample)  # type: ignore[arg-type]
+        return UNetConfig(base_channels=self.base_channels, depth=self.depth, norm=self.norm, upsample=self.upsample,  # type: ignore[arg-type]
+                          out_channels=len(self.conventions))
 
 
 @dataclass
@@ -139,19 +144,28 @@ def restore_training_state(model: torch.nn.Module, opt: torch.optim.Optimizer, s
 
 
 @torch.no_grad()
-def evaluate_arrays(model: torch.nn.Module, data: ArrayData, device: torch.device, batch_size: int = 16) -> dict[str, float]:
+def evaluate_arrays(
+    model: torch.nn.Module, data: ArrayData, device: torch.device, batch_size: int = 16, names: list[str] | None = None
+) -> dict[str, float]:
     """Validation loss and mean metrics at the training resolution."""
     model.eval()
     losses, scores = [], {m: [] for m in METRIC_NAMES}
     for start in range(0, len(data), batch_size):
         x = data.images[start : start + batch_size, None].to(device)
         y = data.masks[start : start + batch_size, None].to(device)
-        logits = model(x).float()
+        outputs = None if data.outputs is None else data.outputs[start : start + batch_size]
+        logits = select_outputs(model(x).float(), outputs)
         losses.append(float(dice_bce_loss(logits, y)) * len(x))
         for k, v in binary_metrics(logits > 0, y > 0.5).items():
             scores[k].extend(v.tolist())
     out = {"val_loss": sum(losses) / len(data)}
     out.update({f"val_{k}": float(np.mean(v)) for k, v in scores.items()})
+    if names and data.outputs is not None:  # each convention's own Dice: the mean hides a small one
+        dice = np.asarray(scores["dice"])
+        for i, name in enumerate(names):
+            picked = (data.outputs == i).numpy()
+            if picked.any():
+                out[f"val_dice_{name}"] = float(dice[picked].mean())
     return out
 
 
@@ -172,13 +186,20 @@ class Trainer:
     # -- set-up ------------------------------------------------------------------
     def _load_data(self) -> tuple[ArrayData, ArrayData, dict]:
         train_pairs, val_pairs = [], []
-        for root in self.cfg.data:
-            tr, va = stable_split(discover_pairs(root), self.cfg.val_fraction, self.cfg.seed)
+        overrides = read_case_conventions(self.cfg.case_conventions) if self.cfg.case_conventions else {}
+        for spec in self.cfg.data:
+            root, convention = split_convention(spec)
+            pairs = discover_pairs(root, convention)
+            if overrides:
+                pairs = [replace(p, convention=overrides.get((p.dataset, p.case_id), p.convention)) for p in pairs]
+            tr, va = stable_split(pairs, self.cfg.val_fraction, self.cfg.seed)
             train_pairs += tr
             val_pairs += va or tr[:1]
         split = {"train": [f"{p.dataset}/{p.case_id}" for p in train_pairs], "val": [f"{p.dataset}/{p.case_id}" for p in val_pairs]}
         show = self.cfg.show_progress and self.rank == 0
-        return load_arrays(train_pairs, self.cfg.input_size, self.norm, show), load_arrays(val_pairs, self.cfg.input_size, self.norm, show), split
+        known = self.cfg.conventions
+        return (load_arrays(train_pairs, self.cfg.input_size, self.norm, show, known),
+                load_arrays(val_pairs, self.cfg.input_size, self.norm, show, known), split)
 
     def _build_model(self) -> tuple[UNet, torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau, RunState]:
         """Model on its device, optimizer and scheduler, from scratch, from --init-from, or resumed."""
@@ -190,9 +211,7 @@ class Trainer:
             init = load_model(cfg.init_from)
             # the input size may differ: the U-Net is fully convolutional, so a model trained at a
             # low resolution is a good start for a higher one (progressive resizing)
-            if init.card.architecture != cfg.arch():
-                raise ValueError(f"--init-from {cfg.init_from}: its architecture differs from this run's")
-            model.load_state_dict(init.model.state_dict())
+            model.load_state_dict(_widened(init.model.state_dict(), init.card, cfg))
         model.to(self.device)
         if uses_channels_last(self.device):
             model = model.to(memory_format=torch.channels_last)
@@ -239,10 +258,10 @@ class Trainer:
         seen = 0
         steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
         bar = progress_bar(steps, f"epoch {epoch + 1}/{cfg.epochs}", "batches", disable=not (cfg.show_progress and self.rank == 0), leave=False)
-        for step, (x, y) in enumerate(loader):
+        for step, (x, y, outputs) in enumerate(loader):
             if step >= steps or self.stop_requested:
                 break
-            loss, logits = train_step(net, x, y, opt, self.scaler, self.amp, self.device)
+            loss, logits = train_step(net, x, y, opt, self.scaler, self.amp, self.device, outputs=outputs)
             m = binary_metrics(logits > 0, y.to(self.device) > 0.5)
             sums["loss"] += float(loss) * len(x)
             for k in METRIC_NAMES:
@@ -261,7 +280,7 @@ class Trainer:
         """Score the epoch's model, step the plateau scheduler, log the row; ``t0``: when the epoch began."""
         if self.distributed:
             average_buffers(model)
-        val = evaluate_arrays(model, val_data, self.device)
+        val = evaluate_arrays(model, val_data, self.device, names=self.cfg.conventions)
         sched.step(val["val_loss"])
         row = {"epoch": epoch + 1, **train_row, **val, "lr": sched.optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
         run.rows.append(row)
@@ -294,7 +313,8 @@ class Trainer:
             architecture=self.cfg.arch(),
             input_size=self.cfg.input_size,
             normalisation=self.norm,
-            training_data=[str(Path(d).name) for d in self.cfg.data],
+            training_data=[str(Path(split_convention(d)[0]).name) for d in self.cfg.data],
+            conventions=list(self.cfg.conventions),  # type: ignore[arg-type]
             metrics={"validation_at_input_size": metrics, "epoch": epoch},
             status="trained",
             extra={
@@ -360,6 +380,25 @@ class Trainer:
             if own_handler:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return self._finish(model, train_data)
+
+
+def _widened(state: dict[str, torch.Tensor], card: ModelCard, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The parent's weights for this run's model. A parent that knows fewer conventions gives each
+    new output a copy of its lung-fields head, so training starts from the parent's own masks."""
+
+    if replace(card.architecture, out_channels=len(cfg.conventions)) != cfg.arch():
+        raise ValueError(f"--init-from {cfg.init_from}: its architecture differs from this run's")
+    if card.conventions == list(cfg.conventions):
+        return state
+    missing = [c for c in card.conventions if c not in cfg.conventions]
+    if missing:
+        raise ValueError(f"--init-from {cfg.init_from}: knows {missing}, which this run would drop")
+    fallback = card.conventions.index(DEFAULT_CONVENTION) if DEFAULT_CONVENTION in card.conventions else 0
+    source = [card.conventions.index(c) if c in card.conventions else fallback for c in cfg.conventions]
+    out = dict(state)
+    out["head.weight"] = state["head.weight"][source].clone()
+    out["head.bias"] = state["head.bias"][source].clone()
+    return out
 
 
 def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from training.trainer import TrainConfig, train
+from napari_lung_unet.images.conventions import check_convention
 
 from .numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, ranged
 
@@ -12,7 +13,11 @@ from .numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, ranged
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig(data=[], output="")
     p = sub.add_parser("train", help="train a model from scratch", description=__doc__)
-    p.add_argument("--data", action="append", required=True, metavar="DIR", help="dataset folder (repeatable)")
+    p.add_argument("--data", action="append", required=True, metavar="DIR[@CONVENTION]",
+                   help="dataset folder (repeatable); @whole-lung marks a dataset drawn with the lung behind the heart")
+    p.add_argument("--conventions", default=",".join(d.conventions), metavar="LIST",
+                   help="the conventions the model learns, one output each (e.g. lung-fields,whole-lung)")
+    p.add_argument("--case-conventions", default="", metavar="CSV", help="per-case exceptions: dataset,case_id,convention")
     p.add_argument("--output", required=True, metavar="DIR", help="run folder: best/, last.ckpt, log.csv, curves.png")
     p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
     p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size)
@@ -43,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         upsample=args.upsample, val_fraction=args.val_fraction, early_stopping=args.early_stopping,
         seed=args.seed, workers=args.workers, device=args.device, augment=not args.no_augment, hflip=args.hflip,
         max_steps_per_epoch=args.max_steps_per_epoch, version=args.version, resume=not args.no_resume, init_from=args.init_from,
+        conventions=[check_convention(c.strip()) for c in args.conventions.split(",")], case_conventions=args.case_conventions,
     )
     best = train(cfg)
     print(f"best model: {best}")

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
+from ..images.conventions import DEFAULT_CONVENTION, ConventionName, output_index
 from .model import UNetConfig
 
 CARD_NAME = "card.json"
@@ -68,6 +69,8 @@ class ModelCard:
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     format: int = CARD_FORMAT
+    # one per output channel, in order; cards written before conventions existed drew lung fields
+    conventions: list[ConventionName] = field(default_factory=lambda: [DEFAULT_CONVENTION])
 
     def __post_init__(self) -> None:
         if self.format > CARD_FORMAT:
@@ -75,6 +78,15 @@ class ModelCard:
         for name in ("metrics", "extra"):
             if nesting_depth(getattr(self, name)) > MAX_NESTING:
                 raise ValueError(f"{name}: nested deeper than {MAX_NESTING} levels")
+        if len(self.conventions) != self.architecture.out_channels or len(set(self.conventions)) != len(self.conventions):
+            raise ValueError(
+                f"conventions: {self.conventions} must name each of the model's {self.architecture.out_channels} "
+                "output channel(s) once"
+            )
+
+    def output_for(self, convention: str) -> int:
+        """The output channel that draws ``convention``; a ConventionError names what this model knows."""
+        return output_index(self.conventions, convention, self.version)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

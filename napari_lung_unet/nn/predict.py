@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import torch
 
 from ..images.read import XRay, to_grey
 from .card import ModelCard
+from ..images.conventions import DEFAULT_CONVENTION
 from .device import autocast_dtype, resolve_device, uses_channels_last
 from .model import UNet
 from .model_io import LoadedModel
@@ -25,6 +27,7 @@ class Prediction:
     labels: np.ndarray  # uint8, original size: 0 background, 1 right lung, 2 left lung
     small_probability: np.ndarray  # float32 at the network's input size
     model_version: str
+    convention: str = DEFAULT_CONVENTION
 
     @property
     def probability(self) -> np.ndarray:
@@ -47,17 +50,22 @@ def prepare_for(card: ModelCard, image: np.ndarray | XRay) -> tuple[torch.Tensor
     return prepare_input(pixels, card.input_size, card.normalisation), pixels.shape
 
 
-def finish_for(card: ModelCard, prob: np.ndarray, shape: tuple[int, int]) -> Prediction:
+def finish_for(card: ModelCard, prob: np.ndarray, shape: tuple[int, int], convention: str = DEFAULT_CONVENTION) -> Prediction:
     """Labels at ``shape`` from the network's probability. No model needed: batch workers call it."""
     labels = labels_from_probability(prob, shape, card.threshold)
-    return Prediction(labels=labels, small_probability=prob, model_version=card.version)
+    return Prediction(labels=labels, small_probability=prob, model_version=card.version, convention=convention)
 
 
 class Predictor:
     """Holds one loaded model on one device; reuse it across images."""
 
-    def __init__(self, loaded: LoadedModel, device: str | torch.device = "auto", flip_tta: bool = False) -> None:
+    def __init__(
+        self, loaded: LoadedModel, device: str | torch.device = "auto", flip_tta: bool = False,
+        convention: str = DEFAULT_CONVENTION,
+    ) -> None:
         self.card: ModelCard = loaded.card
+        self.convention = convention
+        self._output = loaded.card.output_for(convention)  # a model that does not know it refuses here, by name
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         model: UNet = loaded.model.eval()
         if self.device.type == "cuda":
@@ -70,13 +78,22 @@ class Predictor:
 
     @classmethod
     def from_registry(
-        cls, name_or_path: str | Path | None = None, device: str = "auto", home: str | Path | None = None
+        cls, name_or_path: str | Path | None = None, device: str = "auto", home: str | Path | None = None,
+        convention: str = DEFAULT_CONVENTION,
     ) -> Predictor:
-        return cls(Registry(home).load(name_or_path), device=device)
+        return cls(Registry(home).load(name_or_path), device=device, convention=convention)
 
     @property
     def version(self) -> str:
         return self.card.version
+
+    def for_convention(self, convention: str) -> Predictor:
+        """The same model on the same device, drawing ``convention``; a model that does not know it refuses by name."""
+        if convention == self.convention:
+            return self
+        other = copy.copy(self)
+        other.convention, other._output = convention, self.card.output_for(convention)
+        return other
 
     def prepare(self, image: np.ndarray | XRay) -> tuple[torch.Tensor, tuple[int, int]]:
         return prepare_for(self.card, image)
@@ -92,10 +109,10 @@ class Predictor:
             logits = self.model(x).float()
             if self.flip_tta:
                 logits = 0.5 * (logits + self.model(x.flip(-1)).float().flip(-1))
-        return torch.sigmoid(logits)[:, 0].cpu().numpy()
+        return torch.sigmoid(logits[:, self._output]).cpu().numpy()
 
     def finish(self, prob: np.ndarray, shape: tuple[int, int]) -> Prediction:
-        return finish_for(self.card, prob, shape)
+        return finish_for(self.card, prob, shape, self.convention)
 
     def predict(self, image: np.ndarray | XRay) -> Prediction:
         x, shape = self.prepare(image)

@@ -44,6 +44,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from ..images.masks import checked_mask
 from ..nn.card import describe, utc_now
+from ..images.conventions import DEFAULT_CONVENTION, ConventionName
 from .atomic import atomic_write_bytes, atomic_write_json, encode_png, remove_leftovers
 from .source_image import StoredImage, sha256_of, stored_image
 
@@ -98,6 +99,9 @@ class CorrectionRecord:
     fraction_changed: float
     shape: list[int] = field(default_factory=list)
     accepted: str = field(default_factory=utc_now)
+    # how the mask is drawn; records written before conventions existed were all lung fields.
+    # A fine-tune trains each case only as its own convention.
+    convention: ConventionName = DEFAULT_CONVENTION
     # the files this accept wrote, by name and content: set by CorrectionsStore.add
     image_file: str = ""
     mask_file: str = ""
@@ -120,6 +124,10 @@ class StoredCase:
     mask: Path
     record: CorrectionRecord
     seg: Path | None = None  # the DICOM SEG of this accept, for a DICOM case
+
+    @property
+    def convention(self) -> str:
+        return self.record.convention
 
 
 class CorrectionsStore:
