@@ -130,7 +130,7 @@ def test_with_base_data_a_good_candidate_is_promoted(base_registry: Registry, tm
     assert result.status == "promoted", result.summary
     assert base_registry.current_version() == result.version
     checked = {c["name"]: c for c in result.checks}
-    assert checked["original validation data"]["passed"] is True
+    assert checked["original validation data (lung-fields)"]["passed"] is True
     assert result.after["base_val_dice"] >= result.before["base_val_dice"] - 0.005
     assert base_registry.card(result.version).extra["finetune"]["replay_images"] > 0
     assert "images of the original training data replayed" in result.summary[0]
@@ -157,6 +157,7 @@ def test_gate_refuses_a_collapsed_model_with_no_base_data(trained_parent: Regist
     checked = {c["name"]: c for c in result.checks}
     assert checked["held-out corrections"]["passed"] is True  # the trap: empty masks "improved"
     assert checked["original validation data"]["passed"] is None
+    assert checked["reference set (lung-fields)"]["passed"] is None  # the phantom-trained parent cannot segment it
     assert checked["estimated forgetting"]["passed"] is False
     assert result.status == "rejected" and "estimated forgetting failed" in result.reason
     assert trained_parent.current_version() == "parent"
@@ -179,8 +180,10 @@ def test_uncorrected_images_are_replayed_and_checked_for_agreement(trained_paren
 
 def test_gate_decisions() -> None:
     held = gate.holdout_check(0.90, 0.95, 3, trained_on_them=False)
-    base = gate.base_checks({"all": 0.960, "montgomery": 0.975, "shenzhen": 0.957},
-                            {"all": 0.958, "montgomery": 0.968, "shenzhen": 0.957}, {"montgomery": 12, "shenzhen": 36}, 0.005, 0.01)
+    lf = "lung-fields"
+    base = gate.base_checks({("", lf): 0.960, ("montgomery", lf): 0.975, ("shenzhen", lf): 0.957},
+                            {("", lf): 0.958, ("montgomery", lf): 0.968, ("shenzhen", lf): 0.957},
+                            {("", lf): 48, ("montgomery", lf): 12, ("shenzhen", lf): 36}, 0.005, 0.01)
     assert gate.decide([held, *base], confirmed=False)[0] == "promoted"
     assert gate.decide([gate.holdout_check(0.9, 0.9, 3, False), *base], confirmed=True)[0] == "rejected"
     missing = gate.not_checked("base", "original validation data", "not on this computer")
@@ -192,12 +195,13 @@ def test_gate_decisions() -> None:
 def test_gate_rejects_a_loss_on_one_dataset_that_the_mixed_mean_hides() -> None:
     """A trial lost 1.28 points on Montgomery (12 cases) while the mixed mean moved 0.2."""
     held = gate.holdout_check(0.85, 0.89, 3, trained_on_them=False)
-    before = {"all": 0.960, "montgomery": 0.975, "shenzhen": 0.957}
-    after = {"all": 0.958, "montgomery": 0.962, "shenzhen": 0.957}
-    counts = {"montgomery": 12, "shenzhen": 36}
+    lf = "lung-fields"
+    before = {("", lf): 0.960, ("montgomery", lf): 0.975, ("shenzhen", lf): 0.957}
+    after = {("", lf): 0.958, ("montgomery", lf): 0.962, ("shenzhen", lf): 0.957}
+    counts = {("", lf): 48, ("montgomery", lf): 12, ("shenzhen", lf): 36}
     status, reason = gate.decide([held, *gate.base_checks(before, after, counts, 0.005, 0.01)], confirmed=False)
-    assert status == "rejected" and reason.startswith("not promoted: montgomery validation failed: 0.9750 -> 0.9620")
-    fine = gate.base_checks(before, {**after, "montgomery": 0.968}, counts, 0.005, 0.01)
+    assert status == "rejected" and reason.startswith("not promoted: montgomery validation (lung-fields) failed: 0.9750 -> 0.9620")
+    fine = gate.base_checks(before, {**after, ("montgomery", lf): 0.968}, counts, 0.005, 0.01)
     assert gate.decide([held, *fine], confirmed=False)[0] == "promoted"
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from napari_lung_unet.nn.card import ModelCard, utc_now
+from napari_lung_unet.images.conventions import DEFAULT_CONVENTION
 from napari_lung_unet.nn.device import resolve_device
 from napari_lung_unet.nn.model_io import LoadedModel
 from napari_lung_unet.nn.predict import Predictor
@@ -33,6 +34,7 @@ from .finetune_data import (
     HOLDOUT_FRACTION, Reference, base_roots, base_split, correction_cases, every, fair_subset, find_reference,
     mixed_conventions, prepare_unlabeled, split_corrections, unlabeled_images,
 )
+from .reference_set import reference_cases
 from .finetune_loop import FinetuneCancelled, LoopSettings, estimated_drift, train_candidate
 from .metrics import binary_metrics
 
@@ -66,6 +68,8 @@ class FinetuneConfig:
     forgetting_budget: float = 1e-3  # allowed estimated drift on the original training X-rays (nats per pixel)
     agreement_floor: float = 0.90  # least mean Dice with the parent on the user's uncorrected images
     max_base_val: int = 48  # cap the gate's base set so a fine-tune stays quick on a laptop
+    reference_tolerance: float = 0.01  # allowed Dice loss on the shipped reference set, per convention
+    max_reference: int = 16  # reference images scored per convention (of 32 shipped)
     promote: bool = False  # the user's explicit yes for when the base data could not be measured
     device: str = "auto"
     seed: int = 0
@@ -108,6 +112,8 @@ class Inputs:
     unlabeled: list[np.ndarray]
     reference: Reference | None
     warnings: list[str] = field(default_factory=list)  # said in the summary, above the checks
+    shipped: list[LoadedCase]  # the reference X-rays shipped with the package, in each known convention
+    left_out: list[Pair]  # corrections in a convention the parent has no output for: never trained as another
 
 
 def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: Progress) -> Inputs:
@@ -118,36 +124,66 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
         pairs = discover_pairs(store)
     except DatasetError as exc:
         raise DatasetError(f"no corrections to fine-tune on: {exc}") from None
+    known = card.conventions
+    left_out = [p for p in pairs if p.convention not in known]
+    pairs = [p for p in pairs if p.convention in known]
+    if not pairs:
+        raise DatasetError(f"no corrections to fine-tune on: {card.version} knows only {', '.join(known)}, and all "
+                           f"{len(left_out)} corrections were accepted as {', '.join(sorted({p.convention for p in left_out}))}")
     train_pairs, holdout_pairs, holdout_trained = split_corrections(pairs, cfg.holdout_fraction)
     warnings = [w for w in [mixed_conventions(correction_cases(pairs))] if w]
     for warning in warnings:
         emit({"stage": "loading", "message": f"warning: {warning}"})
-    base_train, base_val = base_split(base_roots(cfg.replay, card), card)
+    base_train, base_val = (in_conventions(part, known) for part in base_split(base_roots(cfg.replay, card), card))
     size, norm = card.input_size, card.normalisation
-    corrections = load_arrays(train_pairs, size, norm, show_progress=False)
+    corrections = load_arrays(train_pairs, size, norm, show_progress=False, conventions=known)
     n_replay = min(len(base_train), math.ceil(len(train_pairs) * cfg.replay_ratio * 4))
-    replay = load_arrays(every(base_train, n_replay), size, norm, show_progress=False) if n_replay else None
+    replay = load_arrays(every(base_train, n_replay), size, norm, show_progress=False, conventions=known) if n_replay else None
     unlabeled = unlabeled_images(cfg.unlabeled, pairs, cfg.max_unlabeled) if cfg.unlabeled else []
     return Inputs(store, train_pairs, holdout_pairs, holdout_trained, corrections, replay, n_replay,
                   load_cases(holdout_pairs), load_cases(fair_subset(base_val, cfg.max_base_val)), unlabeled,
-                  find_reference(registry, card, parent.model), warnings)
+                  find_reference(registry, card, parent.model), warnings, reference_cases(known, cfg.max_reference), left_out)
+
+
+def in_conventions(pairs: list[Pair], known: list[str]) -> list[Pair]:
+    return [p for p in pairs if p.convention in known]
 
 
 def _pseudo_labelled(predictor: Predictor, images: list[np.ndarray], card: ModelCard) -> ArrayData | None:
-    """The user's uncorrected images with the parent's own masks: replay that needs no base data
-    (distillation with hard labels), so what the parent did on them is kept."""
+    """The user's uncorrected images with the parent's own masks, in every convention it knows:
+    replay that needs no base data (distillation with hard labels), so what the parent did on them
+    is kept in each convention, not only in the one the corrections teach."""
     x = prepare_unlabeled(images, card)
     if x is None:
         return None
-    masks = torch.from_numpy(predictor.network(x) > card.threshold).float()
-    return ArrayData(x, masks, [f"unlabeled-{i}" for i in range(len(x))])
+    parts = [ArrayData(x, torch.from_numpy(predictor.for_convention(c).network(x) > card.threshold).float(),
+                       [f"unlabeled-{i}" for i in range(len(x))], torch.full((len(x),), i, dtype=torch.int64))
+             for i, c in enumerate(card.conventions)]
+    return concat(parts)
 
 
-def _dice_by_dataset(predictor: Predictor, cases: list[LoadedCase]) -> tuple[dict[str, float], dict[str, int]]:
+def concat(parts: list[ArrayData]) -> ArrayData:
+    return ArrayData(torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
+                     [c for p in parts for c in p.case_ids],
+                     torch.cat([p.outputs if p.outputs is not None else torch.zeros(len(p), dtype=torch.int64) for p in parts]))
+
+
+def _dice_by_group(predictor: Predictor, cases: list[LoadedCase]) -> tuple[dict[gate.Group, float], dict[gate.Group, int]]:
+    """Mean Dice per convention ("", convention) and per dataset within it (dataset, convention)."""
     scores = score_cases(predictor, cases)
-    names = sorted({s.dataset for s in scores})
-    out = {"all": mean_dice(scores), **{n: mean_dice([s for s in scores if s.dataset == n]) for n in names}}
-    return out, {n: sum(s.dataset == n for s in scores) for n in names}
+    groups: dict[gate.Group, list] = {}
+    for s in scores:
+        groups.setdefault(("", s.convention), []).append(s)
+        groups.setdefault((s.dataset, s.convention), []).append(s)
+    return {g: mean_dice(v) for g, v in groups.items()}, {g: len(v) for g, v in groups.items()}
+
+
+def _group_key(group: gate.Group) -> str:
+    """``base_val_dice`` / ``montgomery_val_dice`` as before conventions for lung fields; other
+    conventions get a suffix (``shenzhen_val_dice_whole-lung``), so older results still read."""
+    dataset, convention = group
+    suffix = "" if convention == DEFAULT_CONVENTION else f"_{convention}"
+    return (f"{dataset}_val_dice" if dataset else "base_val_dice") + suffix
 
 
 def _agreement(parent: Predictor, candidate: Predictor, images: list[np.ndarray]) -> float:
@@ -161,13 +197,20 @@ def _checks(cfg: FinetuneConfig, inputs: Inputs, parent: Predictor, candidate: P
     before, after = {"holdout_dice": h0}, {"holdout_dice": h1}
     checks = [gate.holdout_check(h0, h1, len(inputs.holdout), inputs.holdout_trained)]
     if inputs.base_val:
-        (b0, counts), (b1, _) = _dice_by_dataset(parent, inputs.base_val), _dice_by_dataset(candidate, inputs.base_val)
+        (b0, counts), (b1, _) = _dice_by_group(parent, inputs.base_val), _dice_by_group(candidate, inputs.base_val)
         checks += gate.base_checks(b0, b1, counts, cfg.tolerance, cfg.dataset_tolerance)
-        before.update({f"{k}_val_dice" if k != "all" else "base_val_dice": v for k, v in b0.items()})
-        after.update({f"{k}_val_dice" if k != "all" else "base_val_dice": v for k, v in b1.items()})
+        before.update({_group_key(k): v for k, v in b0.items()})
+        after.update({_group_key(k): v for k, v in b1.items()})
     else:
         checks.append(gate.not_checked("base", "original validation data",
                                        "not on this computer (set LUNG_UNET_DATA to measure it): no base Dice was measured"))
+    if inputs.shipped:
+        (r0, counts), (r1, _) = _dice_by_group(parent, inputs.shipped), _dice_by_group(candidate, inputs.shipped)
+        conv = {c: (r0[("", c)], r1[("", c)], counts[("", c)]) for _, c in counts}
+        checks += gate.reference_checks({c: v[0] for c, v in conv.items()}, {c: v[1] for c, v in conv.items()},
+                                        {c: v[2] for c, v in conv.items()}, cfg.reference_tolerance)
+        before.update({f"reference_dice_{c}": v[0] for c, v in conv.items()})
+        after.update({f"reference_dice_{c}": v[1] for c, v in conv.items()})
     if inputs.reference is not None:
         drift = estimated_drift(model, inputs.reference)
         checks.append(gate.estimate_check(drift, cfg.forgetting_budget, inputs.reference.source))
@@ -195,6 +238,9 @@ def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str,
         extras.append(f"weights held near {parent}'s by {inputs.reference.source}")
     lines = [trained + ("; " + "; ".join(extras) if extras else "") + "."]
     lines += [f"Warning: {w}." for w in inputs.warnings]
+    if inputs.left_out:
+        lines.append(f"Left out {len(inputs.left_out)} corrections accepted as {', '.join(sorted({p.convention for p in inputs.left_out}))}, "
+                     f"which {parent} does not know: a correction is never trained as the other convention.")
     lines += [c.line() for c in checks]
     lines.append(reason[0].upper() + reason[1:] + ".")
     return lines
@@ -231,9 +277,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     device = resolve_device(cfg.device)
     parent_predictor = Predictor(parent, device=device)
     pseudo = _pseudo_labelled(parent_predictor, inputs.unlabeled, card)
-    replay = inputs.replay if pseudo is None else pseudo if inputs.replay is None else ArrayData(
-        torch.cat([inputs.replay.images, pseudo.images]), torch.cat([inputs.replay.masks, pseudo.masks]),
-        inputs.replay.case_ids + pseudo.case_ids)
+    replay = inputs.replay if pseudo is None else pseudo if inputs.replay is None else concat([inputs.replay, pseudo])
     steps, batch = _schedule(cfg, replay is not None)
     n_replay = round(batch * cfg.replay_ratio / (1 + cfg.replay_ratio)) if replay is not None else 0
     settings = LoopSettings(steps, batch, cfg.lr, min(n_replay, batch - 1), cfg.train_layers, cfg.ewc, cfg.seed,
@@ -244,7 +288,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     cand_card = ModelCard(
         version=version, architecture=card.architecture, input_size=card.input_size, normalisation=card.normalisation,
         threshold=card.threshold, training_data=[*card.training_data, f"corrections:{inputs.store}"], parent=card.version,
-        created=utc_now(), status="candidate",
+        created=utc_now(), status="candidate", conventions=list(card.conventions),
         extra={**{k: v for k, v in card.extra.items() if k == "train_config"},
                "finetune": {"steps": steps, "lr": cfg.lr, "batch_size": batch, "replay_ratio": cfg.replay_ratio,
                             "train_layers": cfg.train_layers, "ewc": cfg.ewc, "n_train": len(inputs.train_pairs),
