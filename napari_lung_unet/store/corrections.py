@@ -42,9 +42,9 @@ import numpy as np
 from filelock import FileLock
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from ..images.conventions import DEFAULT_CONVENTION, ConventionName
 from ..images.masks import checked_mask
 from ..nn.card import describe, utc_now
-from ..images.conventions import DEFAULT_CONVENTION, ConventionName
 from .atomic import atomic_write_bytes, atomic_write_json, encode_png, remove_leftovers
 from .source_image import StoredImage, sha256_of, stored_image
 
