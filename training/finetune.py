@@ -112,8 +112,8 @@ class Inputs:
     unlabeled: list[np.ndarray]
     reference: Reference | None
     warnings: list[str] = field(default_factory=list)  # said in the summary, above the checks
-    shipped: list[LoadedCase]  # the reference X-rays shipped with the package, in each known convention
-    left_out: list[Pair]  # corrections in a convention the parent has no output for: never trained as another
+    shipped: list[LoadedCase] = field(default_factory=list)  # the reference X-rays shipped with the package, in each known convention
+    left_out: list[Pair] = field(default_factory=list)  # corrections in a convention the parent has no output for: never trained as another
 
 
 def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: Progress) -> Inputs:

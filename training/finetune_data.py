@@ -123,7 +123,7 @@ def correction_cases(pairs: Sequence[Pair]) -> list[SplitCase]:
             convention = getattr(record, "convention", None) or LUNG_FIELDS
             cases.append(SplitCase(f"{pair.case_id}:{record.image_sha256}", str(Path(record.source_path).parent), convention))
         else:
-            cases.append(SplitCase(f"{pair.dataset}:{pair.case_id}", pair.dataset, getattr(pair, "convention", LUNG_FIELDS)))
+            cases.append(SplitCase(f"{pair.dataset}:{pair.case_id}", pair.dataset, pair.convention))
     return cases
 
 

@@ -36,6 +36,7 @@ from .fisher import compute_fisher, save_fisher
 from .metrics import METRIC_NAMES, binary_metrics, dice_bce_loss
 from .runlog import LOG_NAME, read_log, write_log
 from .steps import select_outputs, train_step
+from .warm_start import widened
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_DIR = "best"
@@ -211,7 +212,7 @@ class Trainer:
             init = load_model(cfg.init_from)
             # the input size may differ: the U-Net is fully convolutional, so a model trained at a
             # low resolution is a good start for a higher one (progressive resizing)
-            model.load_state_dict(_widened(init.model.state_dict(), init.card, cfg))
+            model.load_state_dict(widened(init.model.state_dict(), init.card, cfg.arch(), cfg.conventions, cfg.init_from))
         model.to(self.device)
         if uses_channels_last(self.device):
             model = model.to(memory_format=torch.channels_last)
@@ -380,25 +381,6 @@ class Trainer:
             if own_handler:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return self._finish(model, train_data)
-
-
-def _widened(state: dict[str, torch.Tensor], card: ModelCard, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """The parent's weights for this run's model. A parent that knows fewer conventions gives each
-    new output a copy of its lung-fields head, so training starts from the parent's own masks."""
-
-    if replace(card.architecture, out_channels=len(cfg.conventions)) != cfg.arch():
-        raise ValueError(f"--init-from {cfg.init_from}: its architecture differs from this run's")
-    if card.conventions == list(cfg.conventions):
-        return state
-    missing = [c for c in card.conventions if c not in cfg.conventions]
-    if missing:
-        raise ValueError(f"--init-from {cfg.init_from}: knows {missing}, which this run would drop")
-    fallback = card.conventions.index(DEFAULT_CONVENTION) if DEFAULT_CONVENTION in card.conventions else 0
-    source = [card.conventions.index(c) if c in card.conventions else fallback for c in cfg.conventions]
-    out = dict(state)
-    out["head.weight"] = state["head.weight"][source].clone()
-    out["head.bias"] = state["head.bias"][source].clone()
-    return out
 
 
 def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> Path:
