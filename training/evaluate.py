@@ -45,8 +45,10 @@ def score_cases(
 ) -> list[CaseScore]:
     scores = []
     for i, case in enumerate(cases):
-        # each case is scored in the convention its mask is drawn in
-        labels = predictor.for_convention(case.pair.convention).predict(case.image).labels
+        # each case is scored in the convention its mask is drawn in, when the model knows it; a model
+        # that knows one convention draws that one for every case, as it would for a user
+        known = case.pair.convention in predictor.card.conventions
+        labels = (predictor.for_convention(case.pair.convention) if known else predictor).predict(case.image).labels
         m = binary_metrics(torch.from_numpy(labels > 0)[None], torch.from_numpy(case.mask)[None])
         scores.append(CaseScore(case.pair.case_id, case.pair.dataset, case.pair.convention, **{k: float(m[k][0]) for k in METRIC_NAMES}))
         if progress:
