@@ -13,6 +13,7 @@ import torch
 from napari_lung_unet.nn.card import ModelCard
 from napari_lung_unet.nn.model import UNet, UNetConfig
 from napari_lung_unet.nn.model_io import save_model
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.images.phantom import make_phantom
 from napari_lung_unet.settings import DATA_ENV, HOME_ENV, data_dir
 
@@ -128,3 +129,13 @@ def docked_widget(make_napari_viewer, tiny_current):  # noqa: ANN001, ANN201 - n
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-lung-unet", "Lung U-Net")
     widget.device_combo.setCurrentText("cpu")
     return widget
+
+
+@pytest.fixture
+def base_registry(isolated_home: Path) -> Registry:
+    """A registry whose current version is an untrained tiny U-Net named "base"."""
+    registry = Registry()
+    torch.manual_seed(0)
+    registry.add(UNet(TINY), ModelCard(version="base", architecture=TINY, input_size=64, status="trained"))
+    registry.set_current("base")
+    return registry

@@ -8,7 +8,7 @@ import numpy as np
 
 from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.nn.predict import Predictor
-from training.data import discover_pairs, stable_split
+from training.data import split_of_run
 from training.evaluate import load_cases, score_cases
 
 
@@ -31,8 +31,7 @@ def test_bundled_model_segments_the_shipped_sample() -> None:
 def test_bundled_model_scores_what_its_card_claims_on_shenzhen(real_data: Path) -> None:
     """The card's Shenzhen validation Dice, re-measured on 10 of those cases: the card does not overstate it."""
     loaded = Registry().load()
-    tc = loaded.card.extra["train_config"]
-    _, val = stable_split(discover_pairs(real_data / "shenzhen"), tc["val_fraction"], tc["seed"])
+    _, val = split_of_run(loaded.card, real_data / "shenzhen")
     sample = sorted(val, key=lambda p: p.case_id)[:10]
     assert len(sample) == 10
     dice = np.array([s.dice for s in score_cases(Predictor(loaded, device="cpu"), load_cases(sample))])
@@ -42,8 +41,7 @@ def test_bundled_model_scores_what_its_card_claims_on_shenzhen(real_data: Path) 
 
 def test_default_model_dice_on_montgomery_validation_sample(real_data: Path) -> None:
     loaded = Registry().load()
-    tc = loaded.card.extra["train_config"]
-    _, val = stable_split(discover_pairs(real_data / "montgomery"), tc["val_fraction"], tc["seed"])
+    _, val = split_of_run(loaded.card, real_data / "montgomery")
     sample = sorted(val, key=lambda p: p.case_id)[:10]
     assert len(sample) == 10
     scores = score_cases(Predictor(loaded, device="cpu"), load_cases(sample))

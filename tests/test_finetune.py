@@ -10,30 +10,13 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
-from napari_lung_unet.nn.card import ModelCard
 from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore
-from napari_lung_unet.nn.model import UNet
 from napari_lung_unet.images.phantom import make_phantom
 from napari_lung_unet.nn.registry import Registry
 from training.data import DatasetError, Pair
 from training import gate
 from training.finetune import FinetuneCancelled, FinetuneConfig, fair_subset, finetune
-
-from napari_lung_unet.nn.model import UNetConfig
-
-TINY = UNetConfig(base_channels=4, depth=2)
-
-
-@pytest.fixture
-def base_registry(isolated_home: Path) -> Registry:
-    registry = Registry()
-    torch.manual_seed(0)
-    registry.add(UNet(TINY), ModelCard(version="base", architecture=TINY, input_size=64, status="trained"))
-    registry.set_current("base")
-    return registry
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:

@@ -8,28 +8,12 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import pytest
-import torch
 
 from napari_lung_unet.cli import main
 from napari_lung_unet.cli.finetune import result_json
 from napari_lung_unet.images.phantom import make_phantom
-from napari_lung_unet.nn.card import ModelCard
-from napari_lung_unet.nn.model import UNet, UNetConfig
 from napari_lung_unet.nn.registry import Registry
 from training.finetune import FinetuneConfig, finetune
-
-TINY = UNetConfig(base_channels=4, depth=2)
-
-
-@pytest.fixture
-def base(isolated_home: Path) -> Registry:
-    registry = Registry()
-    torch.manual_seed(0)
-    registry.add(UNet(TINY), ModelCard(version="base", architecture=TINY, input_size=64, status="trained"))
-    registry.set_current("base")
-    return registry
-
 
 def _folder(root: Path, n: int, seed: int) -> Path:
     (root / "images").mkdir(parents=True)
@@ -47,7 +31,7 @@ def _run(corrections: Path, **kw) -> dict:
     return json.loads(json.dumps(result_json(finetune(FinetuneConfig(**{**cfg, **kw})))))
 
 
-def test_verdicts_of_real_results_and_models_prints_each_field_once(base: Registry, tmp_path: Path, capsys) -> None:
+def test_verdicts_of_real_results_and_models_prints_each_field_once(base_registry: Registry, tmp_path: Path, capsys) -> None:
     from napari_lung_unet.widget.finetune_text import result_lines, verdict
 
     corrections = _folder(tmp_path / "corrections", 8, seed=30)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +91,10 @@ def discover_pairs(root: str | Path, convention: str | None = None) -> list[Pair
     if not pairs:
         raise DatasetError(f"{root}: dataset is empty (no image/mask pairs found)")
     if convention is not None:
-        return tag_conventions(pairs, check_convention(convention), {})
+        return tag_conventions(pairs, {}, check_convention(convention))
     if (root / RECORDS).is_dir():
         return pairs
-    return tag_conventions(pairs, DATASET_CONVENTIONS.get(name, DEFAULT_CONVENTION), _known_cases())
+    return tag_conventions(pairs, _known_cases(), DATASET_CONVENTIONS.get(name, DEFAULT_CONVENTION))
 
 
 def _known_cases() -> dict[tuple[str, str], str]:
@@ -130,11 +130,9 @@ def read_case_conventions(path: str | Path) -> dict[tuple[str, str], str]:
             raise DatasetError(f"{path}: needs the columns dataset, case_id, convention (missing {exc})") from None
 
 
-def tag_conventions(pairs: list[Pair], default: str, overrides: dict[tuple[str, str], str]) -> list[Pair]:
-    """Each pair with its convention: a per-case override, else the dataset's ``default``."""
-    from dataclasses import replace
-
-    return [replace(p, convention=overrides.get((p.dataset, p.case_id), default)) for p in pairs]
+def tag_conventions(pairs: list[Pair], overrides: dict[tuple[str, str], str], default: str | None = None) -> list[Pair]:
+    """Each pair with its convention: a per-case override, else ``default``, else the pair's own."""
+    return [replace(p, convention=overrides.get((p.dataset, p.case_id), default or p.convention)) for p in pairs]
 
 
 def read_mask(pair: Pair, shape: tuple[int, int]) -> np.ndarray:

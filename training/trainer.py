@@ -13,7 +13,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from napari_lung_unet.text import progress_bar
 
 from .augment import AugmentConfig, AugmentedDataset
 from .data import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, ArrayData, discover_pairs, load_arrays, read_case_conventions,
-                   split_convention, stable_split)
+                   split_convention, stable_split, tag_conventions)
 from .fisher import compute_fisher, save_fisher
 from .metrics import METRIC_NAMES, binary_metrics, dice_bce_loss
 from .runlog import LOG_NAME, read_log, write_log
@@ -192,7 +192,7 @@ class Trainer:
             root, convention = split_convention(spec)
             pairs = discover_pairs(root, convention)
             if overrides:
-                pairs = [replace(p, convention=overrides.get((p.dataset, p.case_id), p.convention)) for p in pairs]
+                pairs = tag_conventions(pairs, overrides)
             tr, va = stable_split(pairs, self.cfg.val_fraction, self.cfg.seed)
             train_pairs += tr
             val_pairs += va or tr[:1]
