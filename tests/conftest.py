@@ -139,3 +139,22 @@ def base_registry(isolated_home: Path) -> Registry:
     registry.add(UNet(TINY), ModelCard(version="base", architecture=TINY, input_size=64, status="trained"))
     registry.set_current("base")
     return registry
+
+
+@pytest.fixture
+def two_convention_current(isolated_home: Path) -> str:
+    """A tiny real U-Net that knows both lung conventions (two output channels), registered and current.
+
+    Untrained, with the whole-lung channel's bias raised: its masks cover more than the lung-fields
+    ones, as the real conventions do, so a test can tell which convention a proposal was drawn in.
+    """
+    torch.manual_seed(0)
+    config = UNetConfig(base_channels=4, depth=2, out_channels=2)
+    model = UNet(config)
+    with torch.no_grad():
+        model.head.bias[1] += 1.0
+    card = ModelCard(version="tiny2", architecture=config, input_size=64, status="trained",
+                     conventions=["lung-fields", "whole-lung"])
+    Registry().add(model, card)  # saved with the project's own save_model, like any registered version
+    Registry().set_current("tiny2")
+    return "tiny2"

@@ -42,6 +42,7 @@ from ..nn.registry import Registry
 from . import keys, layers, strings
 from .action_bar import ActionBar
 from .controls import QuickControls
+from .convention_box import ConventionBox
 from .current import read_current
 from .dock_state import DockState
 from .finetune_panel import FinetunePanel
@@ -133,6 +134,7 @@ class LungUNetWidget(QWidget):
         self.worklist_panel = WorklistPanel()
         self.auto_propose = self.worklist_panel.auto_propose
         self.auto_propose.setChecked(self.state.auto_propose)
+        self.convention = ConventionBox(self.state)  # the worklist's lung convention, a view of the state
         self.model_info = wrapping(QLabel(strings.MODEL_INFO_NONE))
         self.controls = QuickControls(self.state.labels_layer, self.review.reset_to_proposal)
         self.readouts = ReadoutsLabel()
@@ -148,7 +150,7 @@ class LungUNetWidget(QWidget):
         self.history = HistoryPanel()
 
         review_tab = column(
-            group(strings.WORKLIST_TITLE, self.worklist_panel),
+            group(strings.WORKLIST_TITLE, self.worklist_panel, self.convention),
             group(strings.CORRECT_TITLE, self.model_info, self.controls, self.readouts),
         )
         model_tab = column(group(strings.FINETUNE, self.finetune), group(strings.HISTORY_TITLE, self.history))

@@ -128,7 +128,8 @@ class ReviewController(QObject):
         state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence)
         # over edits (a re-proposal): one undoable step, so the clinician can get their mask back
         layer = self.display.show_labels(image, result.labels, undoable=edited)
-        layer.metadata["model_version"] = prediction.model_version  # for people reading the layer; never read back
+        # for people reading the layer; never read back
+        layer.metadata.update(model_version=prediction.model_version, convention=prediction.convention)
         if edited:
             self.edits.edited(layer)  # against the new proposal: edited, or not (a re-proposal that changed nothing)
         self.display.refresh_info()

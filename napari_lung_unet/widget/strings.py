@@ -68,6 +68,13 @@ ONLY_UNREVIEWED = "Only unreviewed"
 ONLY_UNREVIEWED_TIP = "Hide accepted and skipped cases; Previous/Next step over them."
 AUTO_PROPOSE = "Auto-propose"
 AUTO_PROPOSE_TIP = "Propose lungs by itself when a case without a proposal opens."
+CONVENTION_LABEL = "Lung convention:"
+CONVENTION_TIP = (
+    "How this worklist's lungs are drawn, remembered with the worklist. Changing it proposes "
+    "the open case again in the new convention."
+)
+CONVENTION_UNKNOWN = "Model {version} knows only {known}: it cannot propose {name} masks. Pick a model that knows both (e.g. default-3)."
+CONVENTION_NO_WORKLIST = "Open a worklist to choose: the convention is a setting of each worklist."
 STATUS_SYMBOLS = {"new": "○", "proposed": "◐", "edited": "✎", "accepted": "✔", "skipped": "–"}
 UNCERTAIN_MARK = "⚠"
 CASE_ITEM = "{symbol} {case_id}  ({status}){flag}"
