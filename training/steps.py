@@ -38,7 +38,7 @@ def train_step(
     if uses_channels_last(device):
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-        logits = select_outputs(net(x), outputs)
+        logits = select_outputs(net(x) if outputs is None else net(x, outputs), outputs)
     loss = dice_bce_loss(logits.float(), y)
     if penalty is not None:
         loss = loss + penalty()

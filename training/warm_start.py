@@ -8,16 +8,16 @@ import torch
 
 from napari_lung_unet.images.conventions import DEFAULT_CONVENTION
 from napari_lung_unet.nn.card import ModelCard
-from napari_lung_unet.nn.model import UNetConfig
+from napari_lung_unet.nn.model import UNet, UNetConfig
 
 
 def widened(state: dict[str, torch.Tensor], card: ModelCard, arch: UNetConfig, conventions: list[str], source: str) -> dict[str, torch.Tensor]:
     """The parent's weights for a model of ``arch`` with one output per ``conventions``. A parent that
     knows fewer conventions gives each new output a copy of its lung-fields head, so training starts
     from the parent's own masks."""
-    if replace(card.architecture, out_channels=len(conventions)) != arch:
+    if replace(card.architecture, out_channels=len(conventions), conditioning=arch.conditioning) != arch:
         raise ValueError(f"--init-from {source}: its architecture differs from this run's")
-    if card.conventions == list(conventions):
+    if card.conventions == list(conventions) and card.architecture.conditioning == arch.conditioning:
         return state
     missing = [c for c in card.conventions if c not in conventions]
     if missing:
@@ -27,4 +27,10 @@ def widened(state: dict[str, torch.Tensor], card: ModelCard, arch: UNetConfig, c
     out = dict(state)
     out["head.weight"] = state["head.weight"][rows].clone()
     out["head.bias"] = state["head.bias"][rows].clone()
+    # FiLM: each output takes the parent's modulation of the output it copies; a parent without
+    # FiLM gives the identity, so every output starts as the parent's own masks
+    fresh = UNet(arch).state_dict()
+    for name in fresh:
+        if name.startswith("film."):
+            out[name] = state[name][rows].clone() if name in state else fresh[name]
     return out

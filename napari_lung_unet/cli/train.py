@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=ranged(int, 1, 8), default=d.depth)
     p.add_argument("--norm", choices=["batch", "instance", "group", "none"], default=d.norm)
     p.add_argument("--upsample", choices=["transpose", "bilinear"], default=d.upsample)
+    p.add_argument("--conditioning", choices=["head", "film"], default=d.conditioning,
+                   help="how a model with several conventions tells them apart (see nn/model.py)")
     p.add_argument("--val-fraction", type=ranged(float, 0, 1, low_open=True, high_open=True), default=d.val_fraction)
     p.add_argument("--early-stopping", type=NON_NEGATIVE_INT, default=d.early_stopping, help="epochs without val Dice gain")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=d.seed)
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data, output=args.output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         input_size=args.input_size, base_channels=args.base_channels, depth=args.depth, norm=args.norm,
-        upsample=args.upsample, val_fraction=args.val_fraction, early_stopping=args.early_stopping,
+        upsample=args.upsample, conditioning=args.conditioning, val_fraction=args.val_fraction, early_stopping=args.early_stopping,
         seed=args.seed, workers=args.workers, device=args.device, augment=not args.no_augment, hflip=args.hflip,
         max_steps_per_epoch=args.max_steps_per_epoch, version=args.version, resume=not args.no_resume, init_from=args.init_from,
         conventions=[check_convention(c.strip()) for c in args.conventions.split(",")], case_conventions=args.case_conventions,

@@ -16,6 +16,12 @@ from torch import nn
 
 Norm = Literal["batch", "instance", "group", "none"]
 Upsample = Literal["transpose", "bilinear"]
+# how a model with several outputs (one per lung convention) tells them apart: "head", one 1×1
+# output conv each on shared features; "film", a per-convention scale and shift of every decoder
+# level's features as well (feature-wise linear modulation). Measured in docs/benchmarks.md: with
+# "head" the two outputs of default-3 differed by < 0.3 Dice points, so the convention needs to
+# reach the decoder, not only its last 1×1 conv.
+Conditioning = Literal["head", "film"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class UNetConfig:
     depth: Annotated[int, Field(ge=1, le=7)] = 4
     norm: Norm = "batch"
     upsample: Upsample = "transpose"
+    conditioning: Conditioning = "head"
 
     def __post_init__(self) -> None:
         if self.base_channels < 1 or self.depth < 1 or self.in_channels < 1 or self.out_channels < 1:
@@ -38,6 +45,8 @@ class UNetConfig:
             raise ValueError(f"unknown norm {self.norm!r}")
         if self.upsample not in ("transpose", "bilinear"):
             raise ValueError(f"unknown upsample {self.upsample!r}")
+        if self.conditioning not in ("head", "film"):
+            raise ValueError(f"unknown conditioning {self.conditioning!r}")
 
     @classmethod
     def seed(cls) -> UNetConfig:
@@ -92,6 +101,19 @@ class Up(nn.Module):
         return self.conv(torch.cat([self.up(x), skip], dim=1))
 
 
+class FiLM(nn.Module):
+    """One scale and shift per output (convention) and channel. Starts as the identity, so a model
+    warm-started from a one-convention parent begins with the parent's masks in every convention."""
+
+    def __init__(self, outputs: int, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(outputs, channels))
+        self.shift = nn.Parameter(torch.zeros(outputs, channels))
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return x * self.scale[index][:, :, None, None] + self.shift[index][:, :, None, None]
+
+
 class UNet(nn.Module):
     """U-Net returning **logits**; apply ``torch.sigmoid`` for probabilities.
 
@@ -108,6 +130,8 @@ class UNet(nn.Module):
         self.encoders.extend(DoubleConv(widths[i], widths[i + 1], cfg.norm) for i in range(cfg.depth))
         self.decoders = nn.ModuleList(Up(widths[i + 1], widths[i], cfg) for i in reversed(range(cfg.depth)))
         self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
+        self.film = (nn.ModuleList(FiLM(cfg.out_channels, widths[i]) for i in reversed(range(cfg.depth + 1)))
+                     if cfg.conditioning == "film" else None)
 
     def _check(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
@@ -120,7 +144,10 @@ class UNet(nn.Module):
                 f"(shape {tuple(x.shape)}). Convert RGB images to grey first."
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, outputs: torch.Tensor | None = None) -> torch.Tensor:
+        """N×C×H×W logits, one channel per output. ``outputs`` (N indices), when given, asks for only
+        that output of each image: a FiLM model then runs its decoder once instead of once per output,
+        and the other channels are not meaningful."""
         self._check(x)
         h, w = x.shape[-2:]
         m = self.config.multiple
@@ -133,9 +160,28 @@ class UNet(nn.Module):
             x = enc(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips.pop()
-        for dec in self.decoders:
-            x = dec(x, skips.pop())
-        return self.head(x)[..., :h, :w]
+        if self.film is None:
+            for dec in self.decoders:
+                x = dec(x, skips.pop())
+            return self.head(x)[..., :h, :w]
+        return self._conditioned(x, skips, outputs)[..., :h, :w]
+
+    def _conditioned(self, x: torch.Tensor, skips: list[torch.Tensor], outputs: torch.Tensor | None) -> torch.Tensor:
+        assert self.film is not None
+        n, k = x.shape[0], self.config.out_channels
+        if outputs is None:  # every output: the decoder runs on k copies of each image, one per output
+            index = torch.arange(k, device=x.device).repeat(n)
+            x, skips = x.repeat_interleave(k, 0), [s.repeat_interleave(k, 0) for s in skips]
+        else:
+            index = outputs.to(x.device, torch.long)
+        x = self.film[0](x, index)
+        for dec, film in zip(self.decoders, self.film[1:]):
+            x = film(dec(x, skips.pop()), index)
+        logits = self.head(x)
+        if outputs is not None:
+            return logits
+        # copy j of image i was decoded as output j: keep its channel j
+        return torch.diagonal(logits.view(n, k, k, *logits.shape[-2:]), dim1=1, dim2=2).permute(0, 3, 1, 2)
 
     @torch.inference_mode()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

@@ -105,10 +105,11 @@ class Predictor:
         if uses_channels_last(self.device):
             x = x.contiguous(memory_format=torch.channels_last)
         ctx = torch.autocast(self.device.type, dtype=self._amp) if self._amp else nullcontext()
+        only = torch.full((x.shape[0],), self._output, dtype=torch.long, device=x.device)  # one output: one decoder pass
         with ctx:
-            logits = self.model(x).float()
+            logits = self.model(x, only).float()
             if self.flip_tta:
-                logits = 0.5 * (logits + self.model(x.flip(-1)).float().flip(-1))
+                logits = 0.5 * (logits + self.model(x.flip(-1), only).float().flip(-1))
         return torch.sigmoid(logits[:, self._output]).cpu().numpy()
 
     def finish(self, prob: np.ndarray, shape: tuple[int, int]) -> Prediction:
