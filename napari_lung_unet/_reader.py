@@ -49,7 +49,7 @@ def _read_noting(path: Path) -> XRay:
 
 def seg_layer(path: Path) -> LayerDataTuple:
     """The napari labels-layer tuple for a lung DICOM SEG (0 background, 1 right lung, 2 left lung)."""
-    from .dicom.seg import read_seg
+    from .dicom.seg import read_seg, seg_convention
     from .images.labels import NAPARI_COLORMAP
 
     labels, spacing, source_uid = read_seg(path)
@@ -59,7 +59,10 @@ def seg_layer(path: Path) -> LayerDataTuple:
         "scale": spacing or (1.0, 1.0),
         "colormap": NAPARI_COLORMAP,
         "opacity": 0.5,
-        "metadata": {"spacing_mm": spacing, "source_path": str(path), "source_sop_instance_uid": source_uid},
+        "metadata": {
+            "spacing_mm": spacing, "source_path": str(path), "source_sop_instance_uid": source_uid,
+            "convention": seg_convention(path),  # the lung convention the SEG says it is drawn in; None: not said
+        },
     }
     return (labels, meta, "labels")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -60,6 +61,28 @@ def tiny_model_dir(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     folder = tmp_path / "tiny_model"
     save_model(folder, UNet(TINY), ModelCard(version="tiny", architecture=TINY, input_size=64))
+    return folder
+
+
+@pytest.fixture
+def two_convention_model_dir(tmp_path: Path) -> Path:
+    """A real tiny U-Net that knows both conventions (card: lung-fields, whole-lung), saved as a model folder.
+
+    Its two 1×1 output convs share weights and differ in bias: the lung-fields output says "no lung"
+    everywhere, the whole-lung one "lung" everywhere. Any mask then shows at a glance which output
+    drew it (lung-fields: 0 lung pixels; whole-lung: every pixel right or left lung), so a test sees
+    the convention reach a worker without reading the model's internals. (``two_convention_current``
+    below differs by a small bias only: its masks differ in size, not all-or-nothing.)
+    """
+    two = replace(TINY, out_channels=2)
+    torch.manual_seed(0)
+    model = UNet(two)
+    with torch.no_grad():
+        model.head.weight[1] = model.head.weight[0]
+        model.head.bias[0] -= 8.0
+        model.head.bias[1] = model.head.bias[0] + 16.0
+    folder = tmp_path / "two_convention_model"
+    save_model(folder, model, ModelCard(version="both", architecture=two, input_size=64, conventions=["lung-fields", "whole-lung"]))
     return folder
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +29,10 @@ from napari_lung_unet.nn.registry import PromotionConflict, Registry
 from napari_lung_unet.settings import corrections_dir
 
 from . import gate
-from .data import ArrayData, DatasetError, Pair, discover_pairs, load_arrays
+from .data import ArrayData, DatasetError, Pair, load_arrays
 from .evaluate import LoadedCase, load_cases, mean_dice, score_cases
 from .finetune_data import (
-    HOLDOUT_FRACTION, Reference, base_roots, base_split, correction_cases, every, fair_subset, find_reference,
+    HOLDOUT_FRACTION, Reference, base_roots, base_split, correction_cases, correction_pairs, every, fair_subset, find_reference,
     mixed_conventions, prepare_unlabeled, split_corrections, unlabeled_images,
 )
 from .reference_set import reference_cases
@@ -71,6 +72,9 @@ class FinetuneConfig:
     reference_tolerance: float = 0.01  # allowed Dice loss on the shipped reference set, per convention
     max_reference: int = 16  # reference images scored per convention (of 32 shipped)
     promote: bool = False  # the user's explicit yes for when the base data could not be measured
+    # the corrections' convention: tags a plain images/+masks/ folder; in a store, takes only the
+    # records accepted in it (a record's own convention is never overridden). None: each its own
+    convention: str | None = None
     device: str = "auto"
     seed: int = 0
     home: str | None = None
@@ -114,6 +118,7 @@ class Inputs:
     warnings: list[str] = field(default_factory=list)  # said in the summary, above the checks
     shipped: list[LoadedCase] = field(default_factory=list)  # the reference X-rays shipped with the package, in each known convention
     left_out: list[Pair] = field(default_factory=list)  # corrections in a convention the parent has no output for: never trained as another
+    not_asked: list[Pair] = field(default_factory=list)  # corrections accepted in another convention than --convention asked
 
 
 def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: Progress) -> Inputs:
@@ -121,9 +126,12 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
     emit({"stage": "loading", "message": "reading corrections"})
     store = Path(cfg.corrections) if cfg.corrections else corrections_dir()
     try:
-        pairs = discover_pairs(store)
+        pairs, other = correction_pairs(store, cfg.convention)
     except DatasetError as exc:
         raise DatasetError(f"no corrections to fine-tune on: {exc}") from None
+    if not pairs:
+        raise DatasetError(f"no corrections to fine-tune on: none of the {len(other)} in {store} was accepted as "
+                           f"{cfg.convention} ({_counted(other)}); a record's own convention is kept")
     known = card.conventions
     left_out = [p for p in pairs if p.convention not in known]
     pairs = [p for p in pairs if p.convention in known]
@@ -142,7 +150,12 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
     unlabeled = unlabeled_images(cfg.unlabeled, pairs, cfg.max_unlabeled) if cfg.unlabeled else []
     return Inputs(store, train_pairs, holdout_pairs, holdout_trained, corrections, replay, n_replay,
                   load_cases(holdout_pairs), load_cases(fair_subset(base_val, cfg.max_base_val)), unlabeled,
-                  find_reference(registry, card, parent.model), warnings, reference_cases(known, cfg.max_reference), left_out)
+                  find_reference(registry, card, parent.model), warnings, reference_cases(known, cfg.max_reference), left_out, other)
+
+
+def _counted(pairs: list[Pair]) -> str:
+    """``3 lung-fields, 1 whole-lung``: how many of ``pairs`` are drawn in each convention."""
+    return ", ".join(f"{n} {c}" for c, n in sorted(Counter(p.convention for p in pairs).items()))
 
 
 def in_conventions(pairs: list[Pair], known: list[str]) -> list[Pair]:
@@ -241,6 +254,9 @@ def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str,
     if inputs.left_out:
         lines.append(f"Left out {len(inputs.left_out)} corrections accepted as {', '.join(sorted({p.convention for p in inputs.left_out}))}, "
                      f"which {parent} does not know: a correction is never trained as the other convention.")
+    if inputs.not_asked:
+        lines.append(f"Set aside {len(inputs.not_asked)} corrections accepted as {', '.join(sorted({p.convention for p in inputs.not_asked}))}: "
+                     f"only those accepted as {inputs.train_pairs[0].convention} were asked for (--convention).")
     lines += [c.line() for c in checks]
     lines.append(reason[0].upper() + reason[1:] + ".")
     return lines
@@ -272,6 +288,8 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     registry = Registry(cfg.home)
     parent = registry.load(cfg.base_version or registry.current_version())
     card = parent.card
+    if cfg.convention is not None:
+        card.output_for(cfg.convention)  # a parent that does not know it refuses by name, before anything is read or trained
     inputs = _gather(cfg, registry, parent, emit)
 
     device = resolve_device(cfg.device)
@@ -293,7 +311,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
                "finetune": {"steps": steps, "lr": cfg.lr, "batch_size": batch, "replay_ratio": cfg.replay_ratio,
                             "train_layers": cfg.train_layers, "ewc": cfg.ewc, "n_train": len(inputs.train_pairs),
                             "n_holdout": len(inputs.holdout_pairs), "replay_images": inputs.n_base_replay,
-                            "unlabeled_images": len(inputs.unlabeled),
+                            "unlabeled_images": len(inputs.unlabeled), "convention": cfg.convention,
                             "train_cases": [p.case_id for p in inputs.train_pairs], "holdout_cases": [p.case_id for p in inputs.holdout_pairs]}},
     )
     emit({"stage": "gate", "message": f"checking candidate {version} against {card.version}"})

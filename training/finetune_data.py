@@ -108,6 +108,20 @@ def mixed_conventions(cases: Sequence[SplitCase]) -> str | None:
             "Dice averages over both; accept a site's cases in the convention it chose")
 
 
+def correction_pairs(root: Path, convention: str | None = None) -> tuple[list[Pair], list[Pair]]:
+    """(the corrections to fine-tune on, those set aside because another convention was asked).
+
+    A corrections store's record says how its case is drawn, and that is never overridden: with
+    ``convention`` only the store's cases accepted in it are taken, the others are set aside (and
+    named in the summary). A plain images/ + masks/ folder says nothing, so ``convention`` tags all
+    of it. Without ``convention``, each case has its own: its record's, or the known datasets' table.
+    """
+    if convention is None or not (root / RECORDS).is_dir():
+        return discover_pairs(root, convention), []
+    pairs = discover_pairs(root)
+    return [p for p in pairs if p.convention == convention], [p for p in pairs if p.convention != convention]
+
+
 def correction_cases(pairs: Sequence[Pair]) -> list[SplitCase]:
     """What :func:`choose_holdout` needs of each correction, from its store record when it has one.
 

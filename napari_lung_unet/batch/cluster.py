@@ -25,7 +25,7 @@ from .steps import Failed, Job, Loaded, Settings
 CONNECT_TIMEOUT = "15s"
 
 # per worker process: the Predictor built from the scattered model, so the model loads once per worker
-_PREDICTORS: dict[tuple[int, str], tuple[LoadedModel, Predictor]] = {}
+_PREDICTORS: dict[tuple[int, str, str], tuple[LoadedModel, Predictor]] = {}
 _PREDICTORS_LOCK = threading.Lock()
 
 
@@ -62,8 +62,8 @@ def run_cluster(
 
 
 def segment_batch(jobs: list[Job], loaded: LoadedModel, settings: Settings, device: str) -> list[tuple[Job, Row | Failed]]:
-    """On a worker: load, run the network on, and finish one batch of jobs."""
-    predictor = _predictor(loaded, device)
+    """On a worker: load, run the network on, and finish one batch of jobs (in ``settings.convention``)."""
+    predictor = _predictor(loaded, device, settings.convention)
     outcomes: list[tuple[Job, Row | Failed]] = []
     good: list[tuple[Job, Loaded]] = []
     for job in jobs:
@@ -79,9 +79,9 @@ def segment_batch(jobs: list[Job], loaded: LoadedModel, settings: Settings, devi
     return outcomes
 
 
-def _predictor(loaded: LoadedModel, device: str) -> Predictor:
-    key = (id(loaded), device)
+def _predictor(loaded: LoadedModel, device: str, convention: str) -> Predictor:
+    key = (id(loaded), device, convention)
     with _PREDICTORS_LOCK:
         if key not in _PREDICTORS:
-            _PREDICTORS[key] = (loaded, Predictor(loaded, device=device))  # holding ``loaded`` keeps its id unique
+            _PREDICTORS[key] = (loaded, Predictor(loaded, device=device, convention=convention))  # holding ``loaded`` keeps its id unique
         return _PREDICTORS[key][1]

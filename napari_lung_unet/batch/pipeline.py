@@ -103,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessPoolExecutor | None, debug: bool) -> int:
     loaded = Registry().load(args.model)  # once, before any file is touched
-    predictor = None if args.scheduler else Predictor(loaded, device=args.device)
-    settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)))
+    convention = getattr(args, "convention", None) or loaded.card.default_convention
+    loaded.card.output_for(convention)  # a model that does not know it refuses by name, before anything is written
+    predictor = None if args.scheduler else Predictor(loaded, device=args.device, convention=convention)
+    settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)),
+                        convention=convention)
     output.mkdir(parents=True, exist_ok=True)
     with output_lock(output), ResultsTable(output / RESULTS_NAME) as table:
         remove_leftovers(output)  # temp files of a run killed before its renames (no other run writes here)
@@ -114,7 +117,7 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessP
         todo, done = (jobs, []) if args.overwrite else split_done(jobs, table.rows, settings)
         where = f"cluster {args.scheduler}" if args.scheduler else f"{predictor.device}, {args.workers} worker(s)"
         print(printable(
-            f"model {loaded.card.version} on {where}: {len(todo)} file(s) to do"
+            f"model {loaded.card.version} ({convention}) on {where}: {len(todo)} file(s) to do"
             + (f", {len(done)} already done" if done else "") + f" -> {output}"
         ), file=sys.stderr)
         if args.scheduler:

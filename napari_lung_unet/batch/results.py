@@ -8,7 +8,9 @@ A researcher feeds this table into the next analysis, so it stays plain CSV that
 - :func:`read_rows` ignores such a torn line, and :meth:`ResultsTable.open` rewrites the file
   atomically without it (and with one row per input, the newest) before appending again;
 - columns a user added are kept (empty in new rows); a table that cannot be used whole is copied
-  to ``results.csv.unused`` first and the run says so in a note, so nothing is silently lost or redone.
+  to ``results.csv.unused`` first and the run says so in a note, so nothing is silently lost or redone;
+- a table written before a column existed (``convention``) is still ours: the column is added at
+  its end, empty in the old rows, which then read as :data:`LEGACY` says.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..images.conventions import DEFAULT_CONVENTION
 from ..store.atomic import atomic_write_bytes, atomic_write_csv
 
 RESULTS_NAME = "results.csv"
@@ -38,6 +41,7 @@ class Row:
     confidence: float | None = None
     uncertain: bool | None = None
     model_version: str = ""
+    convention: str = ""  # the lung convention the mask is drawn in (napari_lung_unet/images/conventions.py)
     seconds: float | None = None  # worker time for this input: read, pre-process, post-process, write
     mask_sha256: str = ""  # of the mask file as written: lets a re-run verify the mask without decoding it
 
@@ -46,6 +50,9 @@ class Row:
 
 
 FIELDS = [f.name for f in fields(Row)]
+# columns added after tables were already written: an old table lacks them and is still read
+# (they are appended to its header); an empty cell reads as the value every row had before
+LEGACY: dict[str, str] = {"convention": DEFAULT_CONVENTION}
 
 
 def _cell(value: object) -> str:
@@ -86,7 +93,7 @@ def parse(path: Path) -> Parsed:
         header = next(reader, None)
         if header is None:
             return Parsed(list(FIELDS), {})
-        missing = [name for name in FIELDS if name not in header]
+        missing = [name for name in FIELDS if name not in header and name not in LEGACY]
         if missing or len(set(header)) != len(header) or "" in header:
             why = f"missing column(s) {', '.join(missing)}" if missing else "repeated or empty column names"
             return Parsed(list(FIELDS), {}, f"not a lung-unet results table ({why})")
@@ -100,6 +107,7 @@ def parse(path: Path) -> Parsed:
                 bad += 1
     except csv.Error as exc:
         return Parsed(list(FIELDS), {}, f"not CSV ({exc})")
+    header += [name for name in LEGACY if name not in header]  # rewritten with it, empty in the old rows
     return Parsed(header, rows, f"{bad} line(s) with the wrong number of cells" if bad else "")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..images.conventions import DEFAULT_CONVENTION
 from ..images.labels import LEFT_LUNG, RIGHT_LUNG
 from ..images.read import is_dicom, read_xray
 from ..nn.card import ModelCard
@@ -44,6 +45,9 @@ class Settings:
     card: ModelCard
     overlay: bool = False
     seg: bool = False  # write <stem>.seg.dcm for DICOM inputs
+    # the lung convention drawn: each worker's Predictor picks the card's output for it, and the
+    # row and the SEG record it (checked against the card by the main process before any worker starts)
+    convention: str = DEFAULT_CONVENTION
 
     def mask_path(self, job: Job) -> Path:
         return self.output / f"{job.stem}.png"
@@ -111,7 +115,7 @@ def finish(job: Job, loaded: Loaded, prob: np.ndarray, network_seconds: float, s
     """Post-process the network's probability, write the outputs (all or nothing) and describe them as a row."""
     started = time.perf_counter()
     try:
-        prediction = finish_for(settings.card, prob, loaded.shape)
+        prediction = finish_for(settings.card, prob, loaded.shape, settings.convention)
         digest = _write(job, settings, prediction.labels, loaded.pixels)
     except Exception as exc:  # disk full, permissions: this file failed, the batch goes on
         return failure(job.path, exc)
@@ -124,12 +128,14 @@ def finish(job: Job, loaded: Loaded, prob: np.ndarray, network_seconds: float, s
         right_lung_px=right, left_lung_px=left,
         right_lung_cm2=right * cm2 if cm2 else None, left_lung_cm2=left * cm2 if cm2 else None,
         confidence=round(confidence, 4), uncertain=is_uncertain(confidence), model_version=settings.card.version,
-        seconds=round(loaded.seconds + network_seconds + time.perf_counter() - started, 4), mask_sha256=digest,
+        convention=settings.convention, mask_sha256=digest,
+        seconds=round(loaded.seconds + network_seconds + time.perf_counter() - started, 4),
     )
 
 
 def failed_row(job: Job, failed: Failed, settings: Settings) -> Row:
-    return Row(input=input_key(job.path), output="", status=FAILED, error=failed.reason, model_version=settings.card.version)
+    return Row(input=input_key(job.path), output="", status=FAILED, error=failed.reason, model_version=settings.card.version,
+               convention=settings.convention)
 
 
 def input_key(path: Path) -> str:
@@ -164,7 +170,7 @@ def _write(job: Job, settings: Settings, labels: np.ndarray, pixels: np.ndarray 
             else:
                 from ..dicom.seg import write_seg_for_image
 
-                written.append(write_seg_for_image(job.path, target, labels, settings.card.version))
+                written.append(write_seg_for_image(job.path, target, labels, settings.card.version, settings.convention))
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -1,4 +1,9 @@
-"""``lung-unet evaluate``: Dice, IoU, precision and recall of a model against true masks."""
+"""``lung-unet evaluate``: Dice, IoU, precision and recall of a model against true masks.
+
+Without --convention each case is scored in the convention its masks are known to be drawn in
+(training/data.py's table) when the model knows it, else in the model's own. With --convention
+every case is taken as drawn in that one and scored with the model's output for it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from training.data import discover_pairs
 from training.evaluate import load_cases, score_cases, summarise, write_scores_csv
 from training.metrics import METRIC_NAMES
 
+from .convention_option import add_convention
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a model against true masks", description=__doc__)
@@ -21,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--masks", required=True, metavar="DIR", help="masks named like the images (any label > 0 is lung)")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="registry version or model folder (default: current)")
     p.add_argument("--device", default="auto")
+    add_convention(p, "the convention the true masks are drawn in, used for every case (default: each case's known one)")
     p.add_argument("--csv", metavar="FILE", help="write per-case scores to this CSV")
     p.add_argument("--report", metavar="DIR", help="write worst-case pictures, a Dice histogram and the CSV here")
     p.set_defaults(run=run)
@@ -41,14 +49,15 @@ def run(args: argparse.Namespace) -> int:
     for folder in (images, masks):
         if not folder.is_dir():
             raise ValueError(f"folder not found: {folder}")
-    pairs = discover_pairs(_paired_root(images, masks))
-    predictor = Predictor.from_registry(args.model, device=args.device)
+    # the model first: one that does not know the asked convention refuses by name before any case is read
+    predictor = Predictor.from_registry(args.model, device=args.device, convention=args.convention)
+    pairs = discover_pairs(_paired_root(images, masks), args.convention)
     cases = load_cases(pairs)
     bar = tqdm(total=len(cases), desc="evaluating", unit="img", file=sys.stderr)
     scores = score_cases(predictor, cases, progress=lambda i, n: bar.update(1))
     bar.close()
     summary = summarise(scores)
-    print(f"model {predictor.version} on {len(scores)} cases")
+    print(f"model {predictor.version} on {len(scores)} cases" + (f", all drawn {args.convention}" if args.convention else ""))
     print(f"{'metric':<10} {'mean':>8} {'median':>8} {'worst':>8}")
     for name in METRIC_NAMES:
         s = summary[name]

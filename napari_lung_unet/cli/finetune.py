@@ -5,6 +5,11 @@ the new version was or was not promoted. When the original validation data is no
 computer, nothing can measure the model on the X-rays it already handled well: the new version
 is then kept "unverified" until you promote it (--promote now, or later with
 `lung-unet models --promote VERSION`).
+
+Each correction trains only its own lung convention's output. A corrections store's records say
+which; --convention whole-lung then takes only the corrections accepted as whole-lung (the others
+are set aside and named, never retrained as whole-lung). An images/ + masks/ folder says nothing,
+so --convention says how all of it is drawn (default: lung-fields, or whole-lung for covid_v7labs).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from training.finetune import FinetuneConfig, FinetuneResult, finetune
 from training.finetune_loop import TRAINABLE
 
 from ..text import progress_bar
+from .convention_option import add_convention
 from .numbers import FRACTION, NON_NEGATIVE, POSITIVE_INT
 
 
@@ -26,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune the current model on corrected masks", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corrections", metavar="DIR", help="corrections store or images/+masks/ folder (default: the widget's store)")
+    add_convention(p, "the corrections' convention: in a store, fine-tune only on those accepted in it; "
+                      "an images/+masks/ folder is taken as drawn in it (default: each correction's own)")
     p.add_argument("--from", dest="base_version", metavar="VERSION", help="registry version to start from (default: current)")
     p.add_argument("--unlabeled", action="append", metavar="DIR",
                    help="folder of your uncorrected X-rays (repeatable): replayed with the current model's masks, and checked for agreement")
@@ -55,7 +63,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         corrections=args.corrections, base_version=args.base_version, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio, unlabeled=args.unlabeled, ewc=args.ewc,
         train_layers=args.train_layers, tolerance=args.tolerance, dataset_tolerance=args.dataset_tolerance,
-        forgetting_budget=args.forgetting_budget, promote=args.promote, device=args.device,
+        forgetting_budget=args.forgetting_budget, promote=args.promote, device=args.device, convention=args.convention,
     )
 
 

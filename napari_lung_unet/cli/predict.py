@@ -4,8 +4,10 @@ Writes OUTPUT/<stem>.png, a uint8 label image at the input's size (0 background,
 1 right lung, 2 left lung), with --overlay OUTPUT/<stem>_overlay.png, and with --seg
 OUTPUT/<stem>.seg.dcm, a DICOM Segmentation in the source's study, for every DICOM input.
 OUTPUT/results.csv gets one row per input as the run goes (status, lung areas, confidence,
-model version, seconds). Bad files are reported as "FAILED <path>: <reason>" and skipped; the
-exit code is 1 if any failed. Running the same command again skips the inputs already done.
+model version, lung convention, seconds). --convention whole-lung draws the lung behind the heart
+and the domes too, with a model that knows it; each SEG segment's description says which was drawn.
+Bad files are reported as "FAILED <path>: <reason>" and skipped; the exit code is 1 if any failed.
+Running the same command again skips the inputs already done (in the same model and convention).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..batch.results import RESULTS_NAME
 from ..batch.threads import default_workers
 from ..nn.device import DEVICE_CHOICES
 
+from .convention_option import add_convention
 from .numbers import POSITIVE_INT
 
 
@@ -40,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--device", default="auto", metavar="{" + ",".join(DEVICE_CHOICES) + "}",
         help="compute device; auto picks cuda, then mps, then cpu (default: auto)",
     )
+    add_convention(p, "the lung convention to draw (default: the model's own, lung-fields when it knows it)")
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png: the image with tinted lungs")
     p.add_argument(
         "--seg", action="store_true",

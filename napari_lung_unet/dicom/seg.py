@@ -4,10 +4,17 @@ Segment numbers, names, SNOMED CT codes and colours come from :mod:`napari_lung_
 The SEG lives in the source's study, references the source SOP Instance UID, has the source's
 rows and columns, and names the model version in its algorithm identification, so PACS viewers
 (OHIF, 3D Slicer) overlay it on the right image.
+
+The lung convention the masks are drawn in (:mod:`napari_lung_unet.images.conventions`) is said in
+each segment's Segment Description (0062,0006), "Right lung (whole-lung convention)": DICOM's
+free-text field for what one segment covers, which viewers show beside the segment's label. It is
+also in the SEG's Series Description, which PACS study browsers list. No coded concept names the
+two conventions, so the SNOMED CT property types stay "Right lung" / "Left lung" either way.
 """
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import PackageNotFoundError, version
 from io import BytesIO
 from pathlib import Path
@@ -15,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..images.conventions import NAMES, check_convention
 from ..images.errors import ImageError, _short, check_pixel_budget
 from ..images.labels import ANATOMICAL_STRUCTURE, LUNGS, Code
 from ..store.atomic import atomic_write
@@ -28,23 +36,30 @@ if TYPE_CHECKING:  # highdicom and pydicom load lazily, only when a SEG is made 
 SEG_SUFFIX = ".seg.dcm"
 SERIES_NUMBER = 900  # a high number keeps the derived series after the modality's own in viewers
 ALGORITHM_NAME = "napari-lung-unet"
+SERIES_DESCRIPTION = "Lung segmentation"
+_CONVENTION_NOTE = re.compile(r"\((" + "|".join(map(re.escape, NAMES)) + r") convention\)")
 
 
 class SegError(ImageError):
     """A SEG cannot be made for this source, or a file is not a SEG this plugin can read; the message says why."""
 
 
-def make_seg(source: Dataset, labels: np.ndarray, model_version: str, reviewed: bool = False) -> Segmentation:
+def make_seg(
+    source: Dataset, labels: np.ndarray, model_version: str, reviewed: bool = False, convention: str | None = None,
+) -> Segmentation:
     """A highdicom Segmentation of ``labels`` (0/1/2 at the source's size) for the ``source`` header.
 
     ``source`` may lack pixel data (a header read with ``stop_before_pixels``): highdicom reads
     only identifying and geometry attributes from it. ``reviewed`` labels came from a person
     correcting the model's proposal: DICOM calls that SEMIAUTOMATIC, and viewers show it.
+    ``convention``: the lung convention the labels are drawn in, said in each segment's and the
+    series' description (None: not said, as in SEGs written before conventions existed).
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
 
+    note = f" ({check_convention(convention)} convention)" if convention else ""
     labels = np.asarray(labels)
     if labels.shape != (int(source.Rows), int(source.Columns)):
         raise SegError(f"labels are {labels.shape[0]}×{labels.shape[1]} but the image is {source.Rows}×{source.Columns}")
@@ -64,8 +79,11 @@ def make_seg(source: Dataset, labels: np.ndarray, model_version: str, reviewed: 
         )
         for lung in LUNGS
     ]
+    for lung, segment in zip(LUNGS, segments):
+        if note:  # highdicom has no argument for this optional attribute; it is a plain Dataset
+            segment.SegmentDescription = f"{lung.name}{note}"
     software = _software_version()
-    return hd.seg.Segmentation(
+    seg = hd.seg.Segmentation(
         source_images=[source],
         pixel_array=labels.astype(np.uint8),  # a label map: each value is its segment number
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -85,11 +103,13 @@ def make_seg(source: Dataset, labels: np.ndarray, model_version: str, reviewed: 
         pixel_measures=_pixel_measures(source),
         omit_empty_frames=False,  # an empty lung is still an answer: keep one frame per segment
     )
+    seg.SeriesDescription = SERIES_DESCRIPTION + note
+    return seg
 
 
-def write_seg(path: str | Path, source: Dataset, labels: np.ndarray, model_version: str) -> Path:
+def write_seg(path: str | Path, source: Dataset, labels: np.ndarray, model_version: str, convention: str | None = None) -> Path:
     """Write the SEG for ``labels`` atomically to ``path``."""
-    return save_seg(make_seg(source, labels, model_version), path)
+    return save_seg(make_seg(source, labels, model_version, convention=convention), path)
 
 
 def save_seg(seg: Segmentation, path: str | Path) -> Path:
@@ -100,7 +120,9 @@ def save_seg(seg: Segmentation, path: str | Path) -> Path:
 _SOURCE_IDENTITY = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
 
-def seg_for_image(image_path: str | Path, labels: np.ndarray, model_version: str, reviewed: bool = False) -> Segmentation:
+def seg_for_image(
+    image_path: str | Path, labels: np.ndarray, model_version: str, reviewed: bool = False, convention: str | None = None,
+) -> Segmentation:
     """The SEG of ``labels`` for the DICOM X-ray at ``image_path`` (its header is re-read, not its pixels)."""
     from .read import read_header
 
@@ -109,16 +131,18 @@ def seg_for_image(image_path: str | Path, labels: np.ndarray, model_version: str
     if missing:
         raise SegError(f"{image_path}: cannot make a DICOM SEG: the image has no {', '.join(missing)}")
     try:
-        return make_seg(source, labels, model_version, reviewed)
+        return make_seg(source, labels, model_version, reviewed, convention)
     except SegError:  # already says why
         raise
     except Exception as exc:  # highdicom validates the source in many ways; each is this image's failure
         raise SegError(f"{image_path}: cannot make a DICOM SEG ({type(exc).__name__}: {_short(exc)})") from None
 
 
-def write_seg_for_image(image_path: str | Path, target: str | Path, labels: np.ndarray, model_version: str) -> Path:
+def write_seg_for_image(
+    image_path: str | Path, target: str | Path, labels: np.ndarray, model_version: str, convention: str | None = None,
+) -> Path:
     """Write the SEG of ``labels`` for the DICOM X-ray at ``image_path`` atomically to ``target``."""
-    return save_seg(seg_for_image(image_path, labels, model_version), target)
+    return save_seg(seg_for_image(image_path, labels, model_version, convention=convention), target)
 
 
 def seg_bytes(seg: Segmentation) -> bytes:
@@ -171,6 +195,19 @@ def read_seg(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None, 
     if not found:
         raise SegError(f"{path}: DICOM Segmentation has no right-lung or left-lung segment")
     return labels, _seg_spacing(seg), _source_uid(seg)
+
+
+def seg_convention(path: str | Path) -> str | None:
+    """The lung convention a SEG says its segments are drawn in, from its header; None when it does not say."""
+    from .read import read_header
+
+    header = read_header(Path(path))
+    texts = [str(getattr(item, "SegmentDescription", "")) for item in getattr(header, "SegmentSequence", [])]
+    for text in [*texts, str(getattr(header, "SeriesDescription", ""))]:
+        found = _CONVENTION_NOTE.search(text)
+        if found:
+            return found.group(1)
+    return None
 
 
 # a lung SEG has one frame per segment (two); other tools' projection SEGs have a few more.

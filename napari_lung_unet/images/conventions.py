@@ -56,6 +56,12 @@ def check_convention(name: str) -> ConventionName:
     return name  # type: ignore[return-value]
 
 
+def default_for(known: Sequence[str]) -> ConventionName:
+    """The convention a model that knows ``known`` draws when none is asked: lung fields when it
+    knows them (the project's default), else its only one (a whole-lung-only model)."""
+    return DEFAULT_CONVENTION if DEFAULT_CONVENTION in known or not known else check_convention(known[0])
+
+
 def output_index(known: Sequence[str], name: str, version: str = "this model") -> int:
     """Which output channel of a model that knows ``known`` (in channel order) draws ``name``."""
     check_convention(name)

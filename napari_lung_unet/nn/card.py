@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
-from ..images.conventions import DEFAULT_CONVENTION, ConventionName, output_index
+from ..images.conventions import DEFAULT_CONVENTION, ConventionName, default_for, output_index
 from .model import UNetConfig
 
 CARD_NAME = "card.json"
@@ -87,6 +87,11 @@ class ModelCard:
     def output_for(self, convention: str) -> int:
         """The output channel that draws ``convention``; a ConventionError names what this model knows."""
         return output_index(self.conventions, convention, self.version)
+
+    @property
+    def default_convention(self) -> ConventionName:
+        """What the model draws when no convention is asked: lung fields when it knows them."""
+        return default_for(self.conventions)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -61,11 +61,11 @@ class Predictor:
 
     def __init__(
         self, loaded: LoadedModel, device: str | torch.device = "auto", flip_tta: bool = False,
-        convention: str = DEFAULT_CONVENTION,
+        convention: str | None = None,
     ) -> None:
         self.card: ModelCard = loaded.card
-        self.convention = convention
-        self._output = loaded.card.output_for(convention)  # a model that does not know it refuses here, by name
+        self.convention = convention or loaded.card.default_convention  # None: the model's own
+        self._output = loaded.card.output_for(self.convention)  # a model that does not know it refuses here, by name
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         model: UNet = loaded.model.eval()
         if self.device.type == "cuda":
@@ -79,7 +79,7 @@ class Predictor:
     @classmethod
     def from_registry(
         cls, name_or_path: str | Path | None = None, device: str = "auto", home: str | Path | None = None,
-        convention: str = DEFAULT_CONVENTION,
+        convention: str | None = None,
     ) -> Predictor:
         return cls(Registry(home).load(name_or_path), device=device, convention=convention)
 
