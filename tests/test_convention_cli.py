@@ -47,6 +47,11 @@ def _lung_pixels(folder: Path) -> dict[str, int]:
     return {p.name: int(np.count_nonzero(iio.imread(p))) for p in sorted(folder.glob("c*.png"))}
 
 
+def _predict(inputs: Path, out: Path, model: Path, *extra: str) -> list[str]:
+    """``lung-unet predict`` on the CPU in this process (one worker unless ``extra`` says otherwise)."""
+    return ["predict", str(inputs), "-o", str(out), "--model", str(model), "--device", "cpu", "--workers", "1", *extra]
+
+
 def _summary(stderr: str) -> str:
     (line,) = [line for line in stderr.replace("\r", "\n").splitlines() if line.startswith("done ")]
     return line
@@ -56,10 +61,9 @@ def _summary(stderr: str) -> str:
 def test_predict_draws_the_asked_convention_and_results_csv_records_it(
     tmp_path: Path, xrays: Path, two_convention_model_dir: Path, workers: str,
 ) -> None:
-    common = ["--model", str(two_convention_model_dir), "--device", "cpu", "--workers", workers]
     fields, whole = tmp_path / "fields", tmp_path / "whole"
-    assert main(["predict", str(xrays), "-o", str(fields), *common]) == 0  # no flag: the model's own, lung-fields
-    assert main(["predict", str(xrays), "-o", str(whole), *common, "--convention", "whole-lung"]) == 0
+    assert main(_predict(xrays, fields, two_convention_model_dir, "--workers", workers)) == 0  # no flag: the model's own
+    assert main(_predict(xrays, whole, two_convention_model_dir, "--workers", workers, "--convention", "whole-lung")) == 0
     assert set(_lung_pixels(fields).values()) == {0}
     for name, pixels in _lung_pixels(whole).items():
         assert pixels == iio.imread(xrays / name).size  # every pixel is lung: the whole-lung output drew it
@@ -77,8 +81,7 @@ def test_the_convention_reaches_dask_workers(tmp_path: Path, xrays: Path, two_co
     out = tmp_path / "out"
     (tmp_path / "dask").mkdir()
     with local_cluster(tmp_path / "dask", nworkers=1) as address:
-        assert main(["predict", str(xrays), "-o", str(out), "--model", str(two_convention_model_dir), "--device", "cpu",
-                     "--scheduler", address, "--convention", "whole-lung"]) == 0
+        assert main(_predict(xrays, out, two_convention_model_dir, "--scheduler", address, "--convention", "whole-lung")) == 0
     for name, pixels in _lung_pixels(out).items():
         assert pixels == iio.imread(xrays / name).size
     assert {r["convention"] for r in read_rows(out / RESULTS_NAME).values()} == {"whole-lung"}
@@ -88,7 +91,7 @@ def test_a_rerun_in_the_other_convention_redoes_every_input(
     tmp_path: Path, xrays: Path, two_convention_model_dir: Path, capsys: pytest.CaptureFixture,
 ) -> None:
     out = tmp_path / "out"
-    args = ["predict", str(xrays), "-o", str(out), "--model", str(two_convention_model_dir), "--device", "cpu", "--workers", "1"]
+    args = _predict(xrays, out, two_convention_model_dir)
     assert main(args) == 0
     capsys.readouterr()
     assert main([*args, "--convention", "lung-fields"]) == 0  # the model's own, named: already done
@@ -103,7 +106,7 @@ def test_resuming_into_a_results_csv_from_before_the_convention_column(
     tmp_path: Path, xrays: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture,
 ) -> None:
     out = tmp_path / "out"
-    args = ["predict", str(xrays), "-o", str(out), "--model", str(tiny_model_dir), "--device", "cpu", "--workers", "1"]
+    args = _predict(xrays, out, tiny_model_dir)
     assert main(args) == 0
     capsys.readouterr()
     # the table as a version without the column wrote it (the column was added at the end of the fields)
@@ -178,8 +181,7 @@ def test_the_seg_says_its_convention_in_each_segment_and_the_series(
     tmp_path: Path, dicom_xray: Path, two_convention_model_dir: Path, convention: str,
 ) -> None:
     out = tmp_path / "out"
-    assert main(["predict", str(dicom_xray.parent), "-o", str(out), "--seg", "--model", str(two_convention_model_dir),
-                 "--device", "cpu", "--workers", "1", "--convention", convention]) == 0
+    assert main(_predict(dicom_xray.parent, out, two_convention_model_dir, "--seg", "--convention", convention)) == 0
     path = out / "chest.seg.dcm"
     seg = pydicom.dcmread(path)
     descriptions = {int(s.SegmentNumber): (s.SegmentLabel, s.SegmentDescription) for s in seg.SegmentSequence}
