@@ -19,6 +19,7 @@ from napari_lung_unet.store.atomic import atomic_write_json
 from napari_lung_unet.store.corrections import SEGS, CorrectionRecord, CorrectionsError, CorrectionsStore
 from napari_lung_unet.images.read import read_xray
 from napari_lung_unet.dicom.pacs_worklist import PACS_FILE
+from napari_lung_unet.dicom.seg import seg_convention
 from napari_lung_unet.widget.accepting import send_seg_back, write_adhoc, write_case
 from napari_lung_unet.store.worklist import Worklist
 
@@ -45,11 +46,11 @@ def dicom_case(tmp_path: Path, real_data: Path) -> tuple[Path, np.ndarray]:
     return folder, _labels(truth)
 
 
-def _accept(folder: Path, store: Path, labels: np.ndarray) -> tuple[int, str | None]:
+def _accept(folder: Path, store: Path, labels: np.ndarray, convention: str = "lung-fields") -> tuple[int, str | None]:
     """What the dock does on Accept: the store entry on its writer, then the SEG back to a PACS worklist."""
     worklist = Worklist(folder)
     case = worklist.cases[0]
-    record = CorrectionRecord(f"wl-{case.case_id}", str(case.path.resolve()), "", "v7", 0.1)
+    record = CorrectionRecord(f"wl-{case.case_id}", str(case.path.resolve()), "", "v7", 0.1, convention=convention)
     _case_id, n, warning, seg = write_case(store, read_xray(case.path).pixels, labels, record)
     if seg is not None:
         warning = warning or send_seg_back(folder, seg)
@@ -73,6 +74,17 @@ def test_accepted_dicom_case_has_its_seg_in_the_same_unit(dicom_case: tuple[Path
     # a clinician corrected the model's proposal: DICOM's SEMIAUTOMATIC, with the model named
     assert {s.SegmentAlgorithmType for s in seg.SegmentSequence} == {"SEMIAUTOMATIC"}
     assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmVersion == "v7"
+
+
+@pytest.mark.data
+def test_the_seg_of_an_accepted_case_says_its_convention(dicom_case: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    folder, labels = dicom_case
+    store = CorrectionsStore(tmp_path / "store")
+    _accept(folder, store.root, labels, convention="whole-lung")
+    stored = store.case(f"wl-{CASE}")
+    assert stored.record.convention == "whole-lung"
+    assert seg_convention(stored.seg) == "whole-lung"
+    assert all("whole-lung" in s.SegmentDescription for s in pydicom.dcmread(stored.seg).SegmentSequence)
 
 
 @pytest.mark.data

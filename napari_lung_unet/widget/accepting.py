@@ -42,7 +42,7 @@ def _dicom_seg(record: CorrectionRecord, labels: np.ndarray) -> tuple[bytes | No
     if not (source.is_file() and is_dicom(source)):
         return None, None
     try:
-        return seg_bytes(seg_for_image(source, labels, record.model_version, reviewed=True)), None
+        return seg_bytes(seg_for_image(source, labels, record.model_version, reviewed=True, convention=record.convention)), None
     except ImageError as exc:  # SegError too: the source cannot carry a SEG; the correction is still good
         return None, f"accepted without a DICOM SEG: {exc}"
 
