@@ -25,6 +25,7 @@ the result is a box and the new labels inside it, ready for an undoable ``data_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,8 +84,15 @@ class RefineContext:
         """From the proposal; ``other``: the same image in the model's other convention, if it knows one."""
         return cls(prediction.small_probability, prediction.labels.shape, None if other is None else other.small_probability)
 
-    def refine(self, labels: np.ndarray, click: Click, painted: np.ndarray | None = None) -> Refinement:
-        """New labels around ``click``; pixels where ``painted`` is True keep their current label."""
+    def refine(
+        self, labels: np.ndarray, click: Click,
+        painted: np.ndarray | Callable[[tuple[slice, slice]], np.ndarray] | None = None,
+    ) -> Refinement:
+        """New labels around ``click``; pixels where ``painted`` is True keep their current label.
+
+        ``painted`` is a full-size mask, or a function giving the mask inside a box: the dock
+        compares only the box of a 20-Mpx mask with what the model said, not the whole image.
+        """
         if labels.shape != self.shape:
             raise ValueError(f"labels {labels.shape} do not match the proposal's image {self.shape}")
         if not (0 <= click.row < self.shape[0] and 0 <= click.col < self.shape[1]):
@@ -102,7 +110,7 @@ class RefineContext:
             full &= crop > 0
             new = np.where(full, 0, crop).astype(np.uint8)
         if painted is not None:
-            keep = painted[box]
+            keep = painted(box) if callable(painted) else painted[box]
             new[keep] = crop[keep]
         return Refinement(box, new)
 

@@ -54,15 +54,25 @@ class QuickControls(QWidget):
         self.reset = QPushButton(strings.RESET)
         self.reset.setToolTip(strings.RESET_TIP)
         self.reset.clicked.connect(reset)
+        self.refine = QPushButton(strings.REFINE)  # the dock connects it to the review's RefineTool
+        self.refine.setCheckable(True)
+        self.refine.setToolTip(strings.REFINE_TIP)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(QLabel(strings.BRUSH), 0, 0)
         grid.addWidget(self.brush, 0, 1)
         grid.addWidget(self.reset, 1, 0, 1, 2)
+        grid.addWidget(self.refine, 2, 0, 1, 2)
 
     def apply_to(self, layer: Labels) -> None:
         """Give the labels layer now being corrected the chosen brush and label, ready to paint."""
         follow(layer, brush_size=self.brush.value(), selected_label=RIGHT if self.right.isChecked() else LEFT, mode="paint")
+
+    def show_refine(self, on: bool) -> None:
+        """The Refine button shows the tool's mode (it may end by itself: another tool, another case)."""
+        self.refine.blockSignals(True)
+        self.refine.setChecked(on)
+        self.refine.blockSignals(False)
 
     def set_label(self, label: int) -> None:
         (self.right if label == RIGHT else self.left).setChecked(True)

@@ -214,6 +214,8 @@ class LungUNetWidget(QWidget):
         state.worklist_shown.connect(self.actions.show_for)
         state.case_refreshed.connect(self.worklist_panel.refresh)
         state.labels_shown.connect(self.controls.apply_to)
+        self.controls.refine.toggled.connect(review.refine.set_on)
+        review.refine.mode_changed.connect(self.controls.show_refine)
 
         self.finetune.finished.connect(lambda _result: state.registry_changed())
         self.finetune.promoted.connect(lambda _version: state.registry_changed())
@@ -226,6 +228,7 @@ class LungUNetWidget(QWidget):
             "next": lambda: self.review.step(1), "previous": lambda: self.review.step(-1), "accept": self.review.accept,
             "skip": self.review.skip, "right": lambda: controls.set_label(RIGHT_LUNG), "left": lambda: controls.set_label(LEFT_LUNG),
             "eraser": controls.erase, "bigger": lambda: controls.grow_brush(True), "smaller": lambda: controls.grow_brush(False),
+            "refine": self.review.refine.toggle,
         }
         self.shortcuts = keys.bind(self, actions)  # from any focus in napari's window
         for key, name in SHORTCUTS.items():

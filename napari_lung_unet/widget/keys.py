@@ -23,6 +23,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "Shift+R": ("right", "Paint the right lung (1)"),
     "Shift+L": ("left", "Paint the left lung (2)"),
     "Shift+E": ("eraser", "Eraser"),
+    "Shift+F": ("refine", "Refine mode on/off: click missed lung, right-click extra"),
     "]": ("bigger", "Bigger brush"),
     "[": ("smaller", "Smaller brush"),
 }

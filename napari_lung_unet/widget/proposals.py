@@ -19,6 +19,20 @@ from .engine import run_proposal
 from .state import ProposalRequest, ProposalResult
 
 
+def request_for(state: DockState, image: Image, model: str | None) -> ProposalRequest:
+    """What the model needs to propose for ``image``, captured on the GUI thread (the refine reuses it)."""
+    return ProposalRequest(
+        image=image.data[0] if image.multiscale else image.data,  # full resolution
+        rgb=bool(image.rgb),
+        layer_name=image.name,
+        model=model,
+        device=state.device,
+        convention=state.convention if state.is_case_image(image) else None,
+        case_id=state.case_id_for(image),
+        image_id=image.unique_id,
+    )
+
+
 class ProposalRunner(QObject):
     returned = Signal(object)  # the ProposalResult, before ``finished``
     finished = Signal(object)  # after each run: the ProposalResult, or None if it failed
@@ -39,17 +53,7 @@ class ProposalRunner(QObject):
             state.status.emit(strings.STATUS_NO_IMAGE)
             show_error(strings.ERROR_PREFIX + strings.STATUS_NO_IMAGE)
             return None
-        request = ProposalRequest(
-            image=image.data[0] if image.multiscale else image.data,  # full resolution
-            rgb=bool(image.rgb),
-            layer_name=image.name,
-            model=model or state.model,
-            device=state.device,
-            convention=state.convention if state.is_case_image(image) else None,
-            case_id=state.case_id_for(image),
-            image_id=image.unique_id,
-        )
-        return self._start(request)
+        return self._start(request_for(state, image, model or state.model))
 
     def _start(self, request: ProposalRequest) -> GeneratorWorker:
         self.state.set_running(True)

@@ -28,6 +28,7 @@ from .dock_state import DockState
 from .edits import Edits
 from .navigation import Navigator
 from .proposals import ProposalRunner
+from .refine_tool import RefineTool
 from .state import ProposalResult
 
 
@@ -41,6 +42,7 @@ class ReviewController(QObject):
         self.display = Display(state, self.edits.watch)
         self.navigation = Navigator(state, self.display, self.edits, self.propose)
         self.decide = Decide(state, lambda case: self.navigation.advance(leaving=case))
+        self.refine = RefineTool(state, self)  # a click redoes the region around it (Refine mode)
         runner.returned.connect(self.on_proposal)
         runner.finished.connect(self._propose_pending_case)
         state.image_changed.connect(self.display.on_image_changed)
@@ -100,6 +102,7 @@ class ReviewController(QObject):
 
     def reset_to_proposal(self) -> None:
         self.edits.reset_to_proposal()
+        self.refine.forget(self.state.image_id)  # back to the proposal: earlier clicks no longer count
 
     def save_draft_now(self, timeout: float | None = 60.0) -> None:
         """Write pending edits and wait until they are on disk (closing napari; tests)."""
@@ -126,6 +129,7 @@ class ReviewController(QObject):
         had_mask = layer is not None and image.unique_id in state.proposed
         edited = had_mask or (case is not None and case.status == EDITED)
         state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence)
+        self.refine.proposed(result)  # its Prediction serves the clicks on this mask
         # over edits (a re-proposal): one undoable step, so the clinician can get their mask back
         layer = self.display.show_labels(image, result.labels, undoable=edited)
         # for people reading the layer; never read back

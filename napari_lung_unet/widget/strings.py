@@ -99,6 +99,16 @@ ALL_DONE = "Every case in this worklist has been reviewed."
 
 BRUSH = "Brush"
 RIGHT_LUNG, LEFT_LUNG = (f"{_labels.LABEL_NAMES[v]} ({v})" for v in (_labels.RIGHT_LUNG, _labels.LEFT_LUNG))
+REFINE = "Refine (click)"
+REFINE_TIP = (
+    "Refine mode (Shift-F): click inside lung the proposal missed to grow it there; right-click (or "
+    "Alt-click) on marked lung that is not lung to shrink it. The model redoes the region around the "
+    "click; what you painted by hand stays exactly. Undo (Ctrl-Z) takes a refine back like a stroke. "
+    "Dragging still pans; the brush, the eraser or a lung button end Refine mode."
+)
+REFINE_NO_MASK = "Refine needs a mask: propose lungs first."
+REFINING = "Refining…"
+REFINED = "Refined: {pixels:+d} px in {ms:.0f} ms. Ctrl-Z undoes it."
 RESET = "Reset to proposal"
 RESET_TIP = "Replace the mask with the model's proposal (one undoable step)."
 NO_PROPOSAL = "This case has no proposal to reset to yet."
