@@ -8,6 +8,11 @@ X-rays (the data's terms). ``--real`` shows Montgomery radiographs from the shar
 data; for a look on this machine, not for committing.
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+
+The refine shot is a CC BY 4.0 X-ray shipped with the package (``napari_lung_unet/reference``,
+attributed in its ``attribution.csv`` and the README) with the bundled model's lung-fields
+proposal and one positive click inside the largest region V7 Labs' whole-lung mask has and the
+proposal misses (the lung behind the heart): the click the simulated reviewer would make.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launch import dismiss_toasts  # noqa: E402 - the launcher's own screenshot does the same
 
 SIZES = ((1366, 768), (1920, 1080))
+REFINE_CASE = "41182_2020_203_Fig3_HTML"  # CC BY 4.0 (reference/attribution.csv); never a Montgomery/Shenzhen image
 WAIT_S = 300.0
 
 
@@ -72,26 +78,67 @@ def settle(app, seconds: float = 1.0) -> None:
         time.sleep(0.02)
 
 
-def shoot(size: tuple[int, int], folder: Path, out: Path, device: str) -> Path:
+def window(size: tuple[int, int], device: str):  # noqa: ANN201 - napari and Qt types load lazily
+    """A napari window of ``size`` with the dock, and the list each finished proposal is appended to."""
     import napari
     from qtpy.QtWidgets import QApplication
 
     viewer = napari.Viewer(title="napari - Lung U-Net", show=True)
-    app = QApplication.instance()
     viewer.window.resize(*size)
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-lung-unet", "Lung U-Net")
     widget.device_combo.setCurrentText(device)
     finished: list[object] = []
     widget.proposal_finished.connect(finished.append)
-    viewer.open(folder, plugin="napari-lung-unet")  # as a user opening (or dropping) the folder
-    wait_until(lambda: finished, app)
+    return viewer, QApplication.instance(), widget, finished
+
+
+def take(viewer, app, path: Path) -> Path:  # noqa: ANN001
     viewer.reset_view()
     dismiss_toasts(viewer)
     settle(app)
-    path = out / f"review_{size[0]}x{size[1]}.png"
     viewer.window.screenshot(str(path), canvas_only=False)
     viewer.close()
     return path
+
+
+def shoot(size: tuple[int, int], folder: Path, out: Path, device: str) -> Path:
+    viewer, app, _widget, finished = window(size, device)
+    viewer.open(folder, plugin="napari-lung-unet")  # as a user opening (or dropping) the folder
+    wait_until(lambda: finished, app)
+    return take(viewer, app, out / f"review_{size[0]}x{size[1]}.png")
+
+
+def deepest_missed(truth, labels) -> tuple[int, int]:
+    """The interior point of the largest region the proposal misses, farthest from its edge."""
+    import numpy as np
+    from scipy import ndimage
+
+    missed = truth & (labels == 0)
+    pieces, n = ndimage.label(missed, structure=np.ones((3, 3)))
+    largest = pieces == 1 + int(np.argmax(ndimage.sum(missed, pieces, range(1, n + 1))))
+    depth = ndimage.distance_transform_edt(np.pad(largest, 1))[1:-1, 1:-1]
+    row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return int(row), int(col)
+
+
+def shoot_refine(out: Path, device: str, size: tuple[int, int] = (1366, 768)) -> Path:
+    import imageio.v3 as iio
+    import numpy as np
+
+    from napari_lung_unet.images.read import read_xray
+
+    reference = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "reference"
+    viewer, app, widget, finished = window(size, device)
+    viewer.add_image(read_xray(reference / "images" / f"{REFINE_CASE}.png").pixels, name=REFINE_CASE, colormap="gray")
+    widget.propose()
+    wait_until(lambda: finished, app)
+    truth = iio.imread(reference / "whole-lung" / f"{REFINE_CASE}.png") > 0
+    refined: list[object] = []
+    widget.review.refine.refined.connect(refined.append)
+    widget.controls.refine.click()  # Refine mode, as Shift-F
+    widget.review.refine.click(*deepest_missed(truth, np.asarray(widget.lungs_layer().data)), positive=True)
+    wait_until(lambda: refined, app)
+    return take(viewer, app, out / f"refine_{size[0]}x{size[1]}.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in SIZES:
         folder = case_folder(work / f"{size[0]}x{size[1]}", args.real)  # a fresh worklist each: its first proposal is shown
         print(f"screenshots: wrote {shoot(size, folder, args.out, args.device)}")
+    print(f"screenshots: wrote {shoot_refine(args.out, args.device)}")
     return 0
 
 
