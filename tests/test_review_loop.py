@@ -318,3 +318,29 @@ def test_worklist_remembers_its_convention(widget: LungUNetWidget, qtbot, xray_f
     assert widget.state.convention is None  # per worklist
     assert widget.review.open_folder(xray_folder)
     assert widget.state.convention == "whole-lung"
+
+
+def test_worklist_and_single_image_accepts_store_the_source_pixels(widget: LungUNetWidget, qtbot, xray_folder: Path, tmp_path: Path):
+    """Both accept paths store the pixels a reader gets from the source file, and each record's sha256 is theirs."""
+    from napari_lung_unet.images.read import read_source_pixels
+    from napari_lung_unet.store.source_image import sha256_of
+
+    store = CorrectionsStore(corrections_dir())
+    single = tmp_path / "single16.png"  # 16-bit, opened on its own through napari's reader
+    iio.imwrite(single, make_phantom((128, 120), seed=9)[0].astype(np.uint16) * 257)
+    widget.viewer.open(str(single))  # napari's own reader: its layer.source names the file
+    with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
+        widget.propose_button.click()
+    widget.review.accept()
+    qtbot.waitUntil(lambda: len(store.case_ids()) == 1, timeout=WAIT_MS)
+    open_and_wait(qtbot, widget, xray_folder)
+    source = widget.review.case.path
+    with qtbot.waitSignal(widget.review.case_accepted, timeout=WAIT_MS):
+        widget.accept_button.click()
+    qtbot.waitUntil(lambda: len(store.case_ids()) == 2, timeout=WAIT_MS)
+    for path in (single, source):
+        raw = read_source_pixels(path)
+        (case_id,) = [c for c in store.case_ids() if store.record(c).source_path == str(Path(path).resolve())]
+        stored = read_source_pixels(store.image_path(case_id))
+        assert stored.dtype == raw.dtype and np.array_equal(stored, raw), path
+        assert store.record(case_id).image_sha256 == sha256_of(raw), path

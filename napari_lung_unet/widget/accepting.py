@@ -18,18 +18,22 @@ from typing import Any
 import numpy as np
 
 from ..images.read import ImageError, is_dicom, to_grey
-from ..store.corrections import CorrectionRecord, CorrectionsStore, safe_case_id, sha256_of
+from ..store.corrections import CorrectionRecord, CorrectionsStore, safe_case_id
+from ..store.source_image import StoredImage, stored_image
 
 
-def write_case(store_dir: Path, pixels: np.ndarray, labels: np.ndarray, record: CorrectionRecord) -> tuple[str, int, str | None, Path | None]:
+def write_case(
+    store_dir: Path, source: Path | np.ndarray | StoredImage, labels: np.ndarray, record: CorrectionRecord,
+) -> tuple[str, int, str | None, Path | None]:
     """One accepted case into the store (record last). Runs on the dock's writer thread.
 
-    Returns (store case id, cases in the store, a warning line or None, the stored SEG or None).
+    ``source``: the image's file (the store keeps its pixels as read, or a DICOM file whole), or its
+    pixels when it has no file. Returns (store case id, cases in the store, a warning line or None,
+    the stored SEG or None).
     """
-    record.image_sha256 = record.image_sha256 or sha256_of(pixels)
     seg, warning = _dicom_seg(record, labels)
     store = CorrectionsStore(store_dir)
-    store.add(pixels, labels, record, seg)
+    store.add(source, labels, record, seg)
     stored_seg = store.case(record.case_id).seg if seg is not None else None
     return record.case_id, len(store), warning, stored_seg
 
@@ -62,18 +66,23 @@ def send_seg_back(folder: Path, seg: Path) -> str | None:
 def write_adhoc(
     store_dir: Path, image: Any, labels: np.ndarray, record: CorrectionRecord, stem: str,
 ) -> tuple[str, int, str | None, Path | None]:
-    """Any other image: converted to grey as the model saw it; returns what :func:`write_case` returns.
+    """Any other open image: its source file's pixels as read when it came from a file, else the layer's
+    pixels (colour converted to grey as the model saw it); returns what :func:`write_case` returns.
 
     The id ends with the first 12 hex digits of the pixels' sha256, so accepting the same image
     again replaces its entry while two images of the same name stay apart.
     """
-    pixels = np.asarray(image)
-    if pixels.ndim != 2:  # colour: the luminance the model saw, in the file's own bit depth
-        grey = to_grey(pixels)
-        pixels = np.round(grey).astype(pixels.dtype) if pixels.dtype in (np.uint8, np.uint16) else grey
-    record.image_sha256 = sha256_of(pixels)
-    record.case_id = safe_case_id(f"{stem}-{record.image_sha256[:12]}")
-    return write_case(store_dir, pixels, labels, record)
+    source = Path(record.source_path)
+    if source.is_file():  # the file the layer came from: the same representation as a worklist case
+        stored = stored_image(source)
+    else:
+        pixels = np.asarray(image)
+        if pixels.ndim != 2:  # colour: the luminance the model saw, in the layer's own bit depth
+            grey = to_grey(pixels)
+            pixels = np.round(grey).astype(pixels.dtype) if pixels.dtype in (np.uint8, np.uint16) else grey
+        stored = stored_image(pixels)
+    record.case_id = safe_case_id(f"{stem}-{stored.pixels_sha256[:12]}")
+    return write_case(store_dir, stored, labels, record)
 
 
 def source_of(layer: Any) -> tuple[str, str]:

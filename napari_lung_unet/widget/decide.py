@@ -62,8 +62,8 @@ class Decide:
 
     def _accept_case(self, labels: np.ndarray) -> bool:
         state = self.state
-        case, xray, worklist = state.case, state.xray, state.worklist
-        assert case is not None and xray is not None and worklist is not None
+        case, worklist = state.case, state.worklist
+        assert case is not None and worklist is not None
         record = CorrectionRecord(
             case_id=safe_case_id(f"{worklist.folder.name}-{case.case_id}"),  # folders may share file names
             source_path=str(case.path.resolve()),
@@ -73,7 +73,7 @@ class Decide:
         )
         state.writer.save_mask(worklist.draft_path(case.case_id), labels)  # what reopening the case shows
         state.writer.submit(
-            write_case, state.store_dir, xray.pixels, labels, record,
+            write_case, state.store_dir, case.path, labels, record,  # the source's pixels as read, not the grey copy
             returned=lambda out, case=case: self._on_accepted(case, *out),
             errored=lambda exc, case=case: self._on_accept_failed(case.case_id, exc),
         )
