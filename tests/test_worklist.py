@@ -68,6 +68,29 @@ def test_settings_survive_a_restart_and_old_files_have_none(folder: Path):
     assert again.settings == {"convention": "whole-lung"} and again.cases[0].status == ACCEPTED
 
 
+def test_a_proposal_records_its_convention_and_old_files_read_as_lung_fields(folder: Path):
+    import json
+
+    wl = Worklist(folder)
+    labels = np.zeros((96, 80), np.uint8)
+    wl.save_proposal(wl.cases[0], labels, "v1", 0.9, "whole-lung")
+    wl.save_proposal(wl.cases[1], labels, "v1", 0.9)  # no convention asked: lung fields
+    again = Worklist(folder)
+    assert [c.convention for c in again.cases] == ["whole-lung", "lung-fields", None]
+    assert again.cases[0].proposal_convention == "whole-lung"
+    # a state file as older versions wrote it: no convention anywhere; its proposals drew lung fields
+    data = json.loads(wl.state_file.read_text())
+    for entry in data["cases"].values():
+        assert set(entry) == {"file", "status", "model_version", "confidence", "error", "extra"}  # old readers load it
+        entry["extra"] = {}
+    wl.state_file.write_text(json.dumps(data))
+    old = Worklist(folder)
+    assert old.load_error is None and old.cases[0].status == PROPOSED
+    assert old.cases[0].convention is None and old.cases[0].proposal_convention == "lung-fields"
+    old.forget_proposal(old.cases[0])  # redrawn in another convention: new again, nobody proposed it
+    assert (old.cases[0].status, old.cases[0].model_version, old.cases[0].confidence) == ("new", None, None)
+
+
 def test_drafts_round_trip_atomically(folder: Path):
     wl = Worklist(folder)
     draft = np.zeros((96, 80), np.uint8)

@@ -5,7 +5,7 @@ No Qt here, so the bookkeeping is unit-testable and the GUI only decides *when* 
 State lives in ``<folder>/.lung_unet/`` (or, when the folder is read-only, under
 ``$LUNG_UNET_HOME/worklists/<hash of the folder path>/``)::
 
-    worklist.json          status per case, the case last open, proposal model/confidence,
+    worklist.json          status per case, the case last open, proposal model/confidence/convention,
                            and the worklist's own settings (e.g. the lung convention)
     proposals/<id>.png     the model's proposal (so "reset to proposal" and "fraction changed"
                            survive a restart without re-running the model)
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..images.conventions import DEFAULT_CONVENTION
 from ..images.read import list_images
 from ..settings import home_dir
 from .atomic import atomic_write_json, atomic_write_png
@@ -35,6 +36,7 @@ UNREVIEWED = frozenset({NEW, PROPOSED, EDITED})
 STATE_DIR_NAME = ".lung_unet"
 STATE_FILE = "worklist.json"
 STATE_FORMAT = 1
+CONVENTION = "convention"  # a case's ``extra`` key: the lung convention its cached proposal is drawn in
 #: proposals whose confidence (Prediction.confidence, 0..1) is below this are flagged for review first
 UNCERTAIN_BELOW = 0.8
 
@@ -56,6 +58,12 @@ class Case:
     model_version: str | None = None
     confidence: float | None = None
     error: str | None = None  # set when the file could not be read
+    convention: str | None = None  # the cached proposal's lung convention; None: saved before it was recorded
+
+    @property
+    def proposal_convention(self) -> str:
+        """How the cached proposal is drawn: worklists saved before conventions were recorded drew lung fields."""
+        return self.convention or DEFAULT_CONVENTION
 
     @property
     def uncertain(self) -> bool:
@@ -75,6 +83,8 @@ class _Saved:
     model_version: str | None = None
     confidence: float | None = None
     error: str | None = None
+    # newer fields live here, so a state file stays readable by versions that predate them
+    # (they pass ``extra`` through untouched; an unknown top-level key would fail to load there)
     extra: dict = field(default_factory=dict)
 
 
@@ -131,6 +141,8 @@ class Worklist:
                 continue
             case.status = entry.status if entry.status in STATUSES else NEW
             case.model_version, case.confidence, case.error = entry.model_version, entry.confidence, entry.error
+            convention = entry.extra.get(CONVENTION) if isinstance(entry.extra, dict) else None
+            case.convention = convention if isinstance(convention, str) else None
         self.current = max(0, self.index_of(data.get("current")) if data.get("current") else 0)
         settings = data.get("settings")
         self.settings = dict(settings) if isinstance(settings, dict) else {}
@@ -138,7 +150,8 @@ class Worklist:
     def state_payload(self) -> dict:
         """What :meth:`save` writes: a snapshot another thread can write while this object changes."""
         cases = {
-            c.case_id: asdict(_Saved(c.path.name, c.status, c.model_version, c.confidence, c.error))
+            c.case_id: asdict(_Saved(c.path.name, c.status, c.model_version, c.confidence, c.error,
+                                     {CONVENTION: c.convention} if c.convention else {}))
             for c in self.cases
         }
         current = self.cases[self.current].case_id
@@ -199,16 +212,27 @@ class Worklist:
     def draft_path(self, case_id: str) -> Path:
         return self.state_dir / "drafts" / f"{case_id}.png"
 
-    def save_proposal(self, case: Case, labels: np.ndarray, model_version: str, confidence: float) -> None:
+    def save_proposal(self, case: Case, labels: np.ndarray, model_version: str, confidence: float,
+                      convention: str = DEFAULT_CONVENTION) -> None:
         atomic_write_png(self.proposal_path(case.case_id), np.asarray(labels, dtype=np.uint8))
-        self.record_proposal(case, model_version, confidence)
+        self.record_proposal(case, model_version, confidence, convention)
         self.save()
 
-    def record_proposal(self, case: Case, model_version: str, confidence: float) -> None:
-        """Note who proposed ``case`` (in memory; :meth:`save` or the dock's writer persists it)."""
-        case.model_version, case.confidence = model_version, float(confidence)
+    def record_proposal(self, case: Case, model_version: str, confidence: float,
+                        convention: str = DEFAULT_CONVENTION) -> None:
+        """Note who proposed ``case``, and in which lung convention (in memory; :meth:`save` or the dock's writer persists it)."""
+        case.model_version, case.confidence, case.convention = model_version, float(confidence), convention
         if case.status == NEW:
             case.status = PROPOSED
+
+    def forget_proposal(self, case: Case) -> None:
+        """The cached proposal no longer counts (drawn in another convention): the case is new again.
+
+        In memory only; the dock's writer removes the proposal and draft files and saves the state.
+        """
+        case.model_version = case.confidence = case.convention = None
+        if case.status in (PROPOSED, EDITED):
+            case.status = NEW
 
     def save_draft(self, case_id: str, labels: np.ndarray) -> Path:
         """Atomic, so a crash mid-write keeps the previous draft; safe to call from a plain thread."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from ..images.conventions import CONVENTIONS, DEFAULT_CONVENTION, NAMES
+from ..images.conventions import CONVENTIONS, NAMES, default_for
 from ..nn.card import CARD_NAME, ModelCard
 from ..nn.registry import Registry
 from . import strings
@@ -43,6 +43,7 @@ class ConventionBox(QWidget):
     def __init__(self, state: DockState) -> None:
         super().__init__()
         self._state = state
+        self._default = default_for(())  # what the picked model draws when none is chosen
         self.combo = narrow(QComboBox())
         for index, name in enumerate(NAMES):
             self.combo.addItem(name, name)
@@ -65,6 +66,7 @@ class ConventionBox(QWidget):
     def show_model(self) -> None:
         """The picked model's conventions are choosable; the others greyed out, with the reason."""
         version, known = known_conventions(self._state.model)
+        self._default = default_for(known or ())
         items = self.combo.model()
         for index, name in enumerate(NAMES):
             usable = known is None or name in known
@@ -76,7 +78,7 @@ class ConventionBox(QWidget):
 
     def show_state(self) -> None:
         state = self._state
-        name = state.convention or DEFAULT_CONVENTION  # none chosen: the model's own, which is lung fields
+        name = state.convention or self._default  # none chosen: the model's own (lung fields when it knows them)
         index = self.combo.findData(name)
         self.combo.blockSignals(True)  # showing the state is no choice
         self.combo.setCurrentIndex(index)

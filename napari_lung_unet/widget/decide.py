@@ -70,6 +70,7 @@ class Decide:
             image_sha256="",  # hashed on the writer
             model_version=case.model_version or "none",
             fraction_changed=state.stats.fraction_changed,
+            convention=state.mask_convention(),  # the worklist's: what the clinician corrected to
         )
         state.writer.save_mask(worklist.draft_path(case.case_id), labels)  # what reopening the case shows
         state.writer.submit(
@@ -92,6 +93,7 @@ class Decide:
             image_sha256="",
             model_version=version or "none",
             fraction_changed=state.stats.fraction_changed if corrected is not None and corrected.unique_id == layer.unique_id else 0.0,
+            convention=state.mask_convention(),  # what its proposal was drawn in
         )
         state.writer.submit(
             write_adhoc, state.store_dir, pixels, labels, record, safe_case_id(stem),

@@ -24,6 +24,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import QObject, Signal
 
+from ..images.conventions import DEFAULT_CONVENTION
 from ..images.read import XRay
 from ..settings import corrections_dir
 from ..store.worklist import Case, Worklist, read_labels
@@ -44,6 +45,7 @@ class Proposed:
     labels: np.ndarray
     model_version: str | None
     confidence: float | None
+    convention: str | None = None  # the lung convention it is drawn in (None: not known, lung fields)
 
 
 class DockState(QObject):
@@ -109,11 +111,23 @@ class DockState(QObject):
         return (entry.model_version, entry.confidence) if entry is not None else (None, None)
 
     def set_proposal(self, image_id: str, labels: np.ndarray | None, version: str | None = None,
-                     confidence: float | None = None) -> None:
+                     confidence: float | None = None, convention: str | None = None) -> None:
         if labels is None:
             self.proposed.pop(image_id, None)
         else:
-            self.proposed[image_id] = Proposed(labels, version, confidence)
+            self.proposed[image_id] = Proposed(labels, version, confidence, convention)
+
+    def mask_convention(self) -> str:
+        """The lung convention an accepted mask of the reviewed image is recorded in.
+
+        A worklist case: the worklist's choice (the clinician corrects to it), else the convention
+        its proposal was drawn in (the model's own). Any other image: its proposal's. Lung fields
+        when nothing says otherwise.
+        """
+        if self.reviewing_case():
+            return self.convention or self.case.convention or DEFAULT_CONVENTION
+        entry = self.proposed.get(self.image_id) if self.image_id else None
+        return (entry.convention if entry is not None else None) or DEFAULT_CONVENTION
 
     # -- the worklist case ----------------------------------------------------------
     @property
@@ -155,7 +169,7 @@ class DockState(QObject):
         """The current case is read and shown in ``image``: it is open."""
         self._case_open, self.xray, self.xray_id = True, xray, image.unique_id
         case = self.case
-        self.set_proposal(image.unique_id, proposal, case.model_version, case.confidence)
+        self.set_proposal(image.unique_id, proposal, case.model_version, case.confidence, case.proposal_convention)
         self.case_changed.emit()
         self.set_image(image)  # the reused x-ray layer is usually reviewed already: no re-emit
 
@@ -177,11 +191,28 @@ class DockState(QObject):
             case.error = error
             self.save_worklist()
 
-    def record_proposal(self, case: Case, labels: np.ndarray, version: str, confidence: float) -> None:
-        """A proposal for a worklist case: cached on disk, so reopening or restarting does not re-run the model."""
+    def record_proposal(self, case: Case, labels: np.ndarray, version: str, confidence: float, convention: str) -> None:
+        """A proposal for a worklist case: cached on disk with its convention, so reopening or restarting
+        does not re-run the model (unless the worklist's convention changed since)."""
         assert self.worklist is not None
         self.writer.save_mask(self.worklist.proposal_path(case.case_id), labels)
-        self.worklist.record_proposal(case, version, confidence)
+        self.worklist.record_proposal(case, version, confidence, convention)
+        self.save_worklist()
+        self.case_refreshed.emit(case)
+
+    def drawn_elsewhere(self, case: Case) -> bool:
+        """Whether ``case``'s cached proposal is drawn in another convention than the worklist's choice.
+
+        None chosen: the model's own, which drew every proposal this worklist cached, so nothing differs.
+        """
+        return self.convention is not None and case.proposal_convention != self.convention
+
+    def forget_proposal(self, case: Case) -> None:
+        """Drop ``case``'s cached proposal and its untouched draft (both drawn in another convention)."""
+        assert self.worklist is not None
+        self.writer.remove_mask(self.worklist.proposal_path(case.case_id))
+        self.writer.remove_mask(self.worklist.draft_path(case.case_id))
+        self.worklist.forget_proposal(case)
         self.save_worklist()
         self.case_refreshed.emit(case)
 

@@ -14,7 +14,7 @@ import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..images.read import ImageError, read_xray
-from ..store.worklist import EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError
+from ..store.worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError
 from . import layers, strings
 from .display import Display
 from .dock_state import DockState
@@ -89,6 +89,14 @@ class Navigator:
         # what the writer was asked to write counts, even if it is not on disk yet (an accept in flight)
         proposal = state.load_mask(worklist.proposal_path(case.case_id), shape)
         draft = state.load_mask(worklist.draft_path(case.case_id), shape)
+        elsewhere = ""  # the other convention a kept mask of this case was drawn in
+        if proposal is not None and state.drawn_elsewhere(case):
+            edited = draft is not None and not np.array_equal(draft, proposal)
+            if edited or case.status == ACCEPTED:
+                elsewhere = case.proposal_convention  # the clinician's mask is never dropped; the status line says so
+            else:  # untouched: proposed again in the worklist's convention, never shown stale
+                state.forget_proposal(case)
+                proposal = draft = None
         labels = draft if draft is not None else proposal
         image = self.display.show_image(xray)
         state.set_case(xray, image, proposal)
@@ -102,6 +110,9 @@ class Navigator:
         self.display.refresh_info()
         if labels is not None or not state.auto_propose:
             self.display.say_next_step()  # else the proposal's own lines follow at once
+        if elsewhere:
+            line = strings.ACCEPTED_ELSEWHERE if case.status == ACCEPTED else strings.EDITS_ELSEWHERE
+            state.status.emit(line.format(case_id=case.case_id, drawn=elsewhere, wanted=state.convention))
         state.case_refreshed.emit(case)
         state.case_opened.emit(case)
         if labels is None and state.auto_propose:

@@ -40,11 +40,13 @@ class ReviewController(QObject):
         self.viewer = state.viewer
         self.edits = Edits(state, lambda: self.display.replacing_labels)
         self.display = Display(state, self.edits.watch)
-        self.navigation = Navigator(state, self.display, self.edits, self.propose)
+        self.navigation = Navigator(state, self.display, self.edits, self._propose_case)
+        # (case id, whether over its mask) a proposal the open case is owed once the running one ends
+        self._owed: tuple[str, bool] | None = None
         self.decide = Decide(state, lambda case: self.navigation.advance(leaving=case))
         self.refine = RefineTool(state, self)  # a click redoes the region around it (Refine mode)
         runner.returned.connect(self.on_proposal)
-        runner.finished.connect(self._propose_pending_case)
+        runner.finished.connect(self._pay_owed)
         state.image_changed.connect(self.display.on_image_changed)
         state.convention_changed.connect(self._on_convention_changed)
 
@@ -115,8 +117,10 @@ class ReviewController(QObject):
         state = self.state
         case = self._case_of(result)
         prediction = result.prediction
+        if case is not None and not self._current(result):
+            return  # asked before the worklist's convention changed: never shown or cached; one is owed
         if case is not None:
-            state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence)
+            state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence, prediction.convention)
             if case is not state.case:
                 return  # the clinician moved on; the proposal waits on disk for their return
             self.navigation.read_next()
@@ -128,7 +132,7 @@ class ReviewController(QObject):
         layer = layers.labels_of(self.viewer, image)
         had_mask = layer is not None and image.unique_id in state.proposed
         edited = had_mask or (case is not None and case.status == EDITED)
-        state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence)
+        state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence, prediction.convention)
         self.refine.proposed(result)  # its Prediction serves the clicks on this mask
         # over edits (a re-proposal): one undoable step, so the clinician can get their mask back
         layer = self.display.show_labels(image, result.labels, undoable=edited)
@@ -145,20 +149,34 @@ class ReviewController(QObject):
         index = worklist.index_of(result.case_id)
         return worklist.cases[index] if index >= 0 else None
 
-    def _propose_pending_case(self, result: ProposalResult | None) -> None:
-        """A case opened while another proposal ran gets its own proposal now."""
-        state, case = self.state, self.state.case
-        if (
-            state.auto_propose and case is not None and state.proposal() is None and case.status == NEW
-            and (result is None or result.case_id != case.case_id) and state.worklist is not None
-            and not state.worklist.proposal_path(case.case_id).is_file()
-            and state.writer.pending_mask(state.worklist.proposal_path(case.case_id)) is None
-            and state.reviewing_case()
-            and (state.labels_layer() is None or not state.labels_layer().data.any())
-        ):
-            self.propose()
+    def _current(self, result: ProposalResult) -> bool:
+        """Whether ``result`` is drawn in the worklist's convention (None chosen: the model's own, any)."""
+        return self.state.convention is None or result.prediction.convention == self.state.convention
+
+    def _propose_case(self) -> None:
+        """The open case needs a proposal: now, or once the running one ends (the latest case wins)."""
+        if self.propose() is None and self.state.running and self.state.case is not None:
+            self._owed = (self.state.case.case_id, False)
 
     def _on_convention_changed(self, _convention: object) -> None:
-        """The open case is proposed again in the worklist's new convention."""
-        if self.state.reviewing_case() and self.state.auto_propose:
+        """The open case is proposed again in the worklist's new convention, now or after the running one."""
+        if not (self.state.reviewing_case() and self.state.auto_propose):
+            return
+        if self.state.running:  # its result is dropped (_current); the last choice is proposed after it
+            self._owed = (self.state.case.case_id, True)
+        else:
             self.propose()
+
+    def _pay_owed(self, result: ProposalResult | None) -> None:
+        """After each run: the open case gets the proposal it is owed, unless this run delivered it."""
+        owed, self._owed = self._owed, None
+        state, case = self.state, self.state.case
+        if owed is None or case is None or case.case_id != owed[0] or not state.reviewing_case() or not state.auto_propose:
+            return
+        if result is not None and result.case_id == case.case_id and self._current(result):
+            return  # the run that ended was this case's, in the convention wanted now: it is shown
+        over_mask = owed[1]
+        layer = state.labels_layer()
+        if not over_mask and (state.proposal() is not None or (layer is not None and layer.data.any())):
+            return  # it has a mask by now (painted meanwhile): nothing to propose over
+        self.propose()

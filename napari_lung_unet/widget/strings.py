@@ -94,6 +94,12 @@ WRONG_SHAPE = "The '{layer}' layer has shape {labels}, but the image is {image};
 BAD_LABELS = "Labels must be 0 (background), 1 (right lung) or 2 (left lung); found {values}. Nothing was saved."
 ACCEPTED_INFO = "Accepted {case_id} into the corrections store ({cases})."
 DRAFT_RESTORED = "Restored your unsaved edits (draft) for {case_id}."
+# a case whose edited mask was drawn on a proposal in the other convention: the edits are kept
+EDITS_ELSEWHERE = (
+    "{case_id}: your edits were drawn on a {drawn} proposal; this worklist is {wanted}. "
+    "Correct them to {wanted} (Accept records {wanted}), or press Propose lungs to redo it in {wanted} (Ctrl-Z undoes)."
+)
+ACCEPTED_ELSEWHERE = "{case_id} was accepted on a {drawn} proposal, before this worklist became {wanted}."
 END_OF_LIST = "No more cases in that direction."
 ALL_DONE = "Every case in this worklist has been reviewed."
 

@@ -77,8 +77,24 @@ class DiskWriter(QObject):
                 if self._masks.get(path) is labels:  # a newer one asked meanwhile stays pending
                     del self._masks[path]
 
+    def remove_mask(self, path: Path) -> None:
+        """Delete the mask at ``path`` (if any) after everything queued before; until then it reads as gone."""
+        gone = np.zeros(0, np.uint8)  # a pending empty mask: of no case's shape, so readers see no mask
+        with self._lock:
+            self._masks[path] = gone
+        self.submit(self._remove_mask, path, gone)
+
+    def _remove_mask(self, path: Path, gone: np.ndarray) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            with self._lock:
+                if self._masks.get(path) is gone:
+                    del self._masks[path]
+
     def pending_mask(self, path: Path) -> np.ndarray | None:
-        """The labels queued for ``path`` and not yet written, or None (the file is current)."""
+        """The labels queued for ``path`` and not yet written (an empty array: queued for removal),
+        or None (the file is current)."""
         with self._lock:
             return self._masks.get(path)
 
