@@ -1,12 +1,14 @@
 """The clinician's seconds per case, from a simulated reviewer with a fixed stroke model (issue 19).
 
-    python bench/correction_effort.py --images DIR --masks DIR --mode paint|refine \\
+    python bench/correction_effort.py --images DIR --masks DIR --mode paint|refine|oracle \\
         [--model DIR] [--convention C] [--target 0.97] [--split val] [--limit N] [--cases A,B] [--record]
 
 The stroke model is in bench/_reviewer.py. The proposal is the model's labels for the image (what the
 dock shows); true masks are 0/255 and Dice counts any label > 0 as lung. ``--split val`` keeps the
 cases the model's training run held out for validation (training/data.py split_of_run), for
-Shenzhen and Montgomery; the dataset root is the parent of ``--images``. The last line printed is
+Shenzhen and Montgomery; the dataset root is the parent of ``--images``. ``--mode oracle`` is the bound
+for any refiner that fixes only what is clicked: each click fixes exactly the wrong region it lands on (it
+reads the truth, so it measures the stroke model, not a tool). The last line printed is
 
     seconds/case S strokes/case K clicks/case C untouched F reached R dice_before B dice_after A n N
 """
@@ -20,10 +22,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from skimage.measure import label
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import publish  # noqa: E402
-from _reviewer import CaseEffort, review  # noqa: E402
+from _reviewer import CaseEffort, Refiner, paint, review  # noqa: E402
 
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, read_xray  # noqa: E402
 from napari_lung_unet.nn.model_io import load_model  # noqa: E402
@@ -38,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True, type=Path)
     ap.add_argument("--masks", required=True, type=Path)
-    ap.add_argument("--mode", required=True, choices=("paint", "refine"))
+    ap.add_argument("--mode", required=True, choices=("paint", "refine", "oracle"))
     ap.add_argument("--model", default=str(bundled_model_dir()))
     ap.add_argument("--convention", default=DEFAULT_CONVENTION)
     ap.add_argument("--target", type=float, default=0.97)
@@ -92,6 +95,8 @@ def run_case(predictor: Predictor, image_path: Path, mask_path: Path, mode: str,
     prediction = predictor.predict(xray)
     if mode == "paint":
         return review(prediction.labels, truth, target)
+    if mode == "oracle":
+        return review(prediction.labels, truth, target, exact_region_refiner(truth))
     context = RefineContext.from_prediction(prediction, other_convention(predictor, xray))
 
     def refiner(r: int, c: int, positive: bool, labels: np.ndarray, painted: np.ndarray) -> np.ndarray:
@@ -101,6 +106,19 @@ def run_case(predictor: Predictor, image_path: Path, mask_path: Path, mode: str,
         return out
 
     return review(prediction.labels, truth, target, refiner)
+
+
+def exact_region_refiner(truth: np.ndarray) -> Refiner:
+    """A click that fixes exactly the wrong region it lands on, and nothing else: the floor of the
+    seconds per case for any refiner whose click answers only the region clicked."""
+
+    def refiner(r: int, c: int, positive: bool, labels: np.ndarray, painted: np.ndarray) -> np.ndarray:
+        pieces = label((labels > 0) ^ truth, connectivity=2)  # the reviewer's regions: 8-connected
+        out = labels.copy()
+        paint(out, pieces == pieces[r, c], truth)
+        return out
+
+    return refiner
 
 
 def other_convention(predictor: Predictor, xray: object) -> object | None:
