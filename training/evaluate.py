@@ -45,15 +45,22 @@ def score_cases(
 ) -> list[CaseScore]:
     scores = []
     for i, case in enumerate(cases):
-        # each case is scored in the convention its mask is drawn in, when the model knows it; a model
-        # that knows one convention draws that one for every case, as it would for a user
-        known = case.pair.convention in predictor.card.conventions
-        labels = (predictor.for_convention(case.pair.convention) if known else predictor).predict(case.image).labels
-        m = binary_metrics(torch.from_numpy(labels > 0)[None], torch.from_numpy(case.mask)[None])
-        scores.append(CaseScore(case.pair.case_id, case.pair.dataset, case.pair.convention, **{k: float(m[k][0]) for k in METRIC_NAMES}))
+        scores.append(case_score(case, drawing(predictor, case).predict(case.image).labels))
         if progress:
             progress(i + 1, len(cases))
     return scores
+
+
+def drawing(predictor: Predictor, case: LoadedCase) -> Predictor:
+    """The predictor to score ``case`` with: in the convention its mask is drawn in, when the model
+    knows it; a model that knows one convention draws that one for every case, as it would for a user."""
+    known = case.pair.convention in predictor.card.conventions
+    return predictor.for_convention(case.pair.convention) if known else predictor
+
+
+def case_score(case: LoadedCase, labels: np.ndarray) -> CaseScore:
+    m = binary_metrics(torch.from_numpy(labels > 0)[None], torch.from_numpy(case.mask)[None])
+    return CaseScore(case.pair.case_id, case.pair.dataset, case.pair.convention, **{k: float(m[k][0]) for k in METRIC_NAMES})
 
 
 def summarise(scores: list[CaseScore]) -> dict[str, dict[str, float]]:

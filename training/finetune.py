@@ -30,11 +30,13 @@ from napari_lung_unet.settings import corrections_dir
 
 from . import gate
 from .data import ArrayData, DatasetError, Pair, load_arrays
-from .evaluate import LoadedCase, load_cases, mean_dice, score_cases
+from .evaluate import CaseScore, LoadedCase, load_cases, mean_dice
 from .finetune_data import (
     HOLDOUT_FRACTION, Reference, base_roots, base_split, correction_cases, correction_pairs, every, fair_subset, find_reference,
     mixed_conventions, prepare_unlabeled, split_corrections, unlabeled_images,
 )
+from .feature_cache import REUSE
+from .gate_scores import encode, paired_scores
 from .reference_set import reference_cases
 from .finetune_loop import FinetuneCancelled, LoopSettings, estimated_drift, train_candidate
 from .metrics import binary_metrics
@@ -60,6 +62,9 @@ class FinetuneConfig:
     max_unlabeled: int = 24
     ewc: float = 0.0  # strength of the Fisher pull towards the parent; 0 turns it off
     train_layers: str = "decoder"  # "decoder" (frozen encoder: measured to forget far less) or "all"
+    # with a frozen encoder: augmented copies of each image encoded once, before the steps, each drawn
+    # about this many times (0: every step augments afresh and runs the whole network; training/feature_cache.py)
+    feature_reuse: float = REUSE
     holdout_fraction: float = HOLDOUT_FRACTION  # rounded down, at least 1: see finetune_data.choose_holdout
     tolerance: float = 0.005  # allowed mean-Dice loss on the base validation set
     dataset_tolerance: float = 0.01  # allowed loss on any one base dataset: looser, as 12 cases are noisy
@@ -181,9 +186,8 @@ def concat(parts: list[ArrayData]) -> ArrayData:
                      torch.cat([p.outputs if p.outputs is not None else torch.zeros(len(p), dtype=torch.int64) for p in parts]))
 
 
-def _dice_by_group(predictor: Predictor, cases: list[LoadedCase]) -> tuple[dict[gate.Group, float], dict[gate.Group, int]]:
+def _dice_by_group(scores: list[CaseScore]) -> tuple[dict[gate.Group, float], dict[gate.Group, int]]:
     """Mean Dice per convention ("", convention) and per dataset within it (dataset, convention)."""
-    scores = score_cases(predictor, cases)
     groups: dict[gate.Group, list] = {}
     for s in scores:
         groups.setdefault(("", s.convention), []).append(s)
@@ -206,11 +210,11 @@ def _agreement(parent: Predictor, candidate: Predictor, images: list[np.ndarray]
 
 
 def _checks(cfg: FinetuneConfig, inputs: Inputs, parent: Predictor, candidate: Predictor, model: torch.nn.Module) -> tuple[list[gate.Check], dict, dict]:
-    h0, h1 = mean_dice(score_cases(parent, inputs.holdout)), mean_dice(score_cases(candidate, inputs.holdout))
+    h0, h1 = (mean_dice(s) for s in paired_scores(parent, candidate, inputs.holdout))
     before, after = {"holdout_dice": h0}, {"holdout_dice": h1}
     checks = [gate.holdout_check(h0, h1, len(inputs.holdout), inputs.holdout_trained)]
     if inputs.base_val:
-        (b0, counts), (b1, _) = _dice_by_group(parent, inputs.base_val), _dice_by_group(candidate, inputs.base_val)
+        (b0, counts), (b1, _) = (_dice_by_group(s) for s in paired_scores(parent, candidate, inputs.base_val))
         checks += gate.base_checks(b0, b1, counts, cfg.tolerance, cfg.dataset_tolerance)
         before.update({_group_key(k): v for k, v in b0.items()})
         after.update({_group_key(k): v for k, v in b1.items()})
@@ -218,7 +222,7 @@ def _checks(cfg: FinetuneConfig, inputs: Inputs, parent: Predictor, candidate: P
         checks.append(gate.not_checked("base", "original validation data",
                                        "not on this computer (set LUNG_UNET_DATA to measure it): no base Dice was measured"))
     if inputs.shipped:
-        (r0, counts), (r1, _) = _dice_by_group(parent, inputs.shipped), _dice_by_group(candidate, inputs.shipped)
+        (r0, counts), (r1, _) = (_dice_by_group(s) for s in paired_scores(parent, candidate, inputs.shipped))
         conv = {c: (r0[("", c)], r1[("", c)], counts[("", c)]) for _, c in counts}
         checks += gate.reference_checks({c: v[0] for c, v in conv.items()}, {c: v[1] for c, v in conv.items()},
                                         {c: v[2] for c, v in conv.items()}, cfg.reference_tolerance)
@@ -264,13 +268,20 @@ def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str,
 
 def _gate_seconds(predictor: Predictor, inputs: Inputs) -> float:
     """How long the gate will take after training, measured before it: one prediction of each set
-    the gate scores, times the predictions it makes of that set (the parent's and the candidate's)."""
+    the gate scores, times the predictions it makes of that set (the parent's and the candidate's),
+    less the encoder pass the two share (training/gate_scores.py)."""
     seconds = 0.0
-    for images in ([c.image for c in inputs.holdout], [c.image for c in inputs.base_val], inputs.unlabeled):
+    sets = ([c.image for c in inputs.holdout], [c.image for c in inputs.base_val], [c.image for c in inputs.shipped], inputs.unlabeled)
+    for images in sets:
         if images:
             start = time.perf_counter()
+            x, _ = predictor.prepare(images[0])
             predictor.predict(images[0])
-            seconds += (time.perf_counter() - start) * 2 * len(images)
+            whole = time.perf_counter() - start
+            start = time.perf_counter()
+            encode(predictor, x)
+            shared = time.perf_counter() - start
+            seconds += (2 * whole - shared) * len(images)
     return seconds
 
 
@@ -299,7 +310,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     steps, batch = _schedule(cfg, replay is not None)
     n_replay = round(batch * cfg.replay_ratio / (1 + cfg.replay_ratio)) if replay is not None else 0
     settings = LoopSettings(steps, batch, cfg.lr, min(n_replay, batch - 1), cfg.train_layers, cfg.ewc, cfg.seed,
-                            after_s=_gate_seconds(parent_predictor, inputs))
+                            after_s=_gate_seconds(parent_predictor, inputs), reuse=cfg.feature_reuse)
     model = train_candidate(parent.model, inputs.corrections, replay, inputs.reference, settings, device, emit, stop)
 
     version = registry.new_version_name()
@@ -323,6 +334,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     cand_card.status = "candidate" if status == "promoted" else status
     cand_card.notes = reason
     cand_card.metrics = {"before": before, "after": after, "checks": [c.to_dict() for c in checks]}
+    emit({"stage": "register", "message": f"registering {version} ({status})"})
     registry.add(model.cpu(), cand_card)
     if status == "promoted":
         try:

@@ -16,7 +16,8 @@ from .augment import AugmentConfig, AugmentedDataset
 from .data import ArrayData
 from .finetune_data import Reference
 from .fisher import ewc_penalty
-from .steps import train_step
+from .feature_cache import REUSE, FeatureCache, build_cache, item_bytes, plan_copies
+from .steps import optimise_step, train_step
 
 
 ETA_AFTER_STEPS = 3  # steps timed before an ETA is given: the first pays for warm-up and says little
@@ -49,6 +50,10 @@ class LoopSettings:
     ewc: float  # λ of the Fisher penalty; 0: none
     seed: int
     after_s: float = 0.0  # what follows training (the gate), measured before it: part of every ETA
+    # With a frozen encoder, augmented copies of each image made and encoded once, before the steps,
+    # each drawn about this many times (training/feature_cache.py); 0: a fresh augmentation and a
+    # whole forward pass every step.
+    reuse: float = REUSE
 
 
 # Which weights a fine-tune may change (the rest keep the parent's values):
@@ -90,9 +95,19 @@ def train_candidate(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.steps))
     amp = autocast_dtype(device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-    corr_ds = AugmentedDataset(corrections, AugmentConfig(), s.seed)
-    replay_ds = AugmentedDataset(replay, AugmentConfig(), s.seed + 1) if replay is not None and s.replay_per_batch else None
-    n_replay = s.replay_per_batch if replay_ds else 0
+    cached = s.train_layers != "all" and s.reuse > 0
+    n_replay = s.replay_per_batch if replay is not None else 0
+    copies, replay_copies = 1, 1
+    if cached:
+        copies, replay_copies = plan_copies([s.steps * (s.batch_size - n_replay), s.steps * n_replay],
+                                            [len(corrections), len(replay) if n_replay else 0],
+                                            item_bytes(model, corrections.images.shape[-1]), s.reuse)
+        emit({"stage": "loading", "message": "encoding the augmented images once (the encoder is frozen)"})
+        corr_cache = build_cache(model, corrections, copies, s.seed, device)
+        replay_cache = build_cache(model, replay, replay_copies, s.seed + 1, device) if n_replay else None
+    else:
+        corr_ds = AugmentedDataset(corrections, AugmentConfig(), s.seed)
+        replay_ds = AugmentedDataset(replay, AugmentConfig(), s.seed + 1) if replay is not None and s.replay_per_batch else None
     gen = torch.Generator().manual_seed(s.seed)
     pull = None
     if reference is not None and s.ewc:
@@ -107,21 +122,40 @@ def train_candidate(
         started = time.perf_counter()
         if stop():
             raise FinetuneCancelled("fine-tuning cancelled; the current model is unchanged")
-        corr_ds.epoch = step
-        items = [corr_ds[i] for i in torch.randint(len(corr_ds), (s.batch_size - n_replay,), generator=gen).tolist()]
-        if replay_ds:
-            replay_ds.epoch = step
-            items += [replay_ds[i] for i in torch.randint(len(replay_ds), (n_replay,), generator=gen).tolist()]
-        x = torch.stack([item[0] for item in items])
-        y = torch.stack([item[1] for item in items])
-        outputs = torch.tensor([item[2] for item in items])  # each image trains its own convention's output
-        loss, _ = train_step(model, x, y, opt, scaler, amp, device, pull, outputs)
+        picks = torch.randint(len(corrections) * copies, (s.batch_size - n_replay,), generator=gen).tolist()
+        replay_picks = torch.randint(len(replay) * replay_copies, (n_replay,), generator=gen).tolist() if n_replay else []
+        if cached:
+            loss, _ = _cached_step(model, corr_cache, replay_cache, picks, replay_picks, opt, scaler, amp, device, pull)
+        else:
+            corr_ds.epoch = step
+            items = [corr_ds[i] for i in picks]
+            if replay_ds:
+                replay_ds.epoch = step
+                items += [replay_ds[i] for i in replay_picks]
+            x = torch.stack([item[0] for item in items])
+            y = torch.stack([item[1] for item in items])
+            outputs = torch.tensor([item[2] for item in items])  # each image trains its own convention's output
+            loss, _ = train_step(model, x, y, opt, scaler, amp, device, pull, outputs)
         schedule.step()
         loss_value = float(loss)  # waits for the device: the step is timed whole
         step_times.append(time.perf_counter() - started)
         emit({"stage": "train", "step": step + 1, "steps": s.steps, "loss": loss_value,
               "eta_s": eta_seconds(step_times, s.steps - step - 1, s.after_s)})
     return model.eval()
+
+
+def _cached_step(
+    model: torch.nn.Module, corr: FeatureCache, replay: FeatureCache | None, picks: list[int], replay_picks: list[int],
+    opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, amp: torch.dtype | None, device: torch.device,
+    pull: Callable[[], torch.Tensor] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step on cached features: the corrections' picks, then the replayed ones, as one batch."""
+    feats, y, outputs = corr.batch(picks, device)
+    if replay is not None and replay_picks:
+        more = replay.batch(replay_picks, device)
+        feats = [torch.cat([a, b]) for a, b in zip(feats, more[0])]
+        y, outputs = torch.cat([y, more[1]]), torch.cat([outputs, more[2]])
+    return optimise_step(lambda: model.decode(feats, outputs), y, opt, scaler, amp, device, pull, outputs)
 
 
 @torch.no_grad()

@@ -34,11 +34,26 @@ def train_step(
     """Forward (autocast on CUDA), Dice+BCE (+ ``penalty()``, e.g. fine-tuning's pull towards the
     parent), backward, step. Returns the detached loss and logits."""
     x = x.to(device, non_blocking=True)
-    y = y.to(device, non_blocking=True)
     if uses_channels_last(device):
         x = x.contiguous(memory_format=torch.channels_last)
+    return optimise_step(lambda: net(x) if outputs is None else net(x, outputs), y, opt, scaler, amp, device, penalty, outputs)
+
+
+def optimise_step(
+    forward: Callable[[], torch.Tensor],
+    y: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp: torch.dtype | None,
+    device: torch.device,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    outputs: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`train_step` for any ``forward()`` giving N×C×H×W logits: a fine-tune with a frozen
+    encoder decodes cached features instead of running the whole network."""
+    y = y.to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-        logits = select_outputs(net(x) if outputs is None else net(x, outputs), outputs)
+        logits = select_outputs(forward(), outputs)
     loss = dice_bce_loss(logits.float(), y)
     if penalty is not None:
         loss = loss + penalty()

@@ -150,6 +150,13 @@ class UNet(nn.Module):
         and the other channels are not meaningful."""
         self._check(x)
         h, w = x.shape[-2:]
+        return self.decode(self.encode(x), outputs)[..., :h, :w]
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's features of ``x`` (padded to ``multiple``), shallowest first: what
+        :meth:`decode` needs. A fine-tune with a frozen encoder computes them once per image."""
+        self._check(x)
+        h, w = x.shape[-2:]
         m = self.config.multiple
         pad_h, pad_w = (-h) % m, (-w) % m
         if pad_h or pad_w:
@@ -159,12 +166,17 @@ class UNet(nn.Module):
         for i, enc in enumerate(self.encoders):
             x = enc(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
+        return skips
+
+    def decode(self, features: list[torch.Tensor], outputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits at the padded size from :meth:`encode`'s features (the list is not changed)."""
+        skips = list(features)
         x = skips.pop()
         if self.film is None:
             for dec in self.decoders:
                 x = dec(x, skips.pop())
-            return self.head(x)[..., :h, :w]
-        return self._conditioned(x, skips, outputs)[..., :h, :w]
+            return self.head(x)
+        return self._conditioned(x, skips, outputs)
 
     def _conditioned(self, x: torch.Tensor, skips: list[torch.Tensor], outputs: torch.Tensor | None) -> torch.Tensor:
         assert self.film is not None

@@ -1,0 +1,143 @@
+"""A fine-tune with a frozen encoder encodes its augmented images once (training/feature_cache.py), and
+its gate encodes each image once for parent and candidate (training/gate_scores.py).
+
+What must hold: decoding the cached features gives the loss and gradients that running the whole
+network on the same augmented images gives, for both ways of telling conventions apart (an output
+head each, FiLM); float16 storage changes them only by rounding; and the gate's shared scoring
+gives the scores of scoring each model on its own. On the shipped default model's real weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.nn.model import UNet, UNetConfig
+from napari_lung_unet.nn.model_io import LoadedModel, load_model
+from napari_lung_unet.nn.predict import Predictor
+from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.settings import bundled_model_dir
+from training.augment import AugmentConfig, AugmentedDataset
+from training.data import ArrayData, discover_pairs
+from training.evaluate import load_cases, score_cases
+from training.feature_cache import build_cache
+from training.finetune_loop import freeze_encoder
+from training.gate_scores import paired_scores
+from training.metrics import dice_bce_loss
+from training.steps import select_outputs
+from training.warm_start import widened
+
+BOTH = ["lung-fields", "whole-lung"]
+SIZE = 64
+
+
+def _model(conditioning: str) -> UNet:
+    """default-2's weights; for two conventions widened as default-3 was, then its second convention
+    moved away from the first (as after training) so a mix-up of outputs would show."""
+    parent = load_model(bundled_model_dir())
+    if conditioning == "one":
+        return parent.model
+    arch = UNetConfig(**{**parent.card.architecture.to_dict(), "out_channels": 2, "conditioning": conditioning})
+    model = UNet(arch)
+    model.load_state_dict(widened(parent.model.state_dict(), parent.card, arch, BOTH, "default-2"))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        model.head.bias[1] += 0.5
+        for film in model.film or []:
+            film.scale[1].uniform_(0.7, 1.3)
+            film.shift[1].uniform_(-0.3, 0.3)
+    return model
+
+
+def _data(n: int, outputs: list[int]) -> ArrayData:
+    images, masks = [], []
+    for i in range(n):
+        image, labels = make_phantom((SIZE, SIZE), seed=40 + i)
+        images.append(torch.from_numpy(image.astype(np.float32) / 255))
+        masks.append(torch.from_numpy(labels > 0).float())
+    return ArrayData(torch.stack(images), torch.stack(masks), [f"c{i}" for i in range(n)], torch.tensor(outputs))
+
+
+def _grads(model: UNet, logits: torch.Tensor, y: torch.Tensor, outputs: torch.Tensor) -> tuple[float, dict[str, torch.Tensor]]:
+    loss = dice_bce_loss(select_outputs(logits, outputs), y)
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return float(loss.detach()), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("conditioning", ["one", "head", "film"])
+def test_cached_features_give_the_whole_networks_loss_and_gradients(conditioning: str) -> None:
+    model = _model(conditioning)
+    model.train()
+    freeze_encoder(model)  # as a fine-tune does: frozen weights and BatchNorm statistics
+    outputs = [0, 0, 0] if conditioning == "one" else [0, 1, 1]
+    data, device, copies = _data(3, outputs), torch.device("cpu"), 2
+    # the same augmented copies the cache holds, through the whole network: copy c of image i is the
+    # dataset's augmentation at epoch c
+    ds = AugmentedDataset(data, AugmentConfig(), seed=5)
+    picks = [4, 0, 3, 5]  # item c * n + i
+    items = []
+    for k in picks:
+        ds.epoch = k // len(data)
+        items.append(ds[k % len(data)])
+    x, y = torch.stack([it[0] for it in items]), torch.stack([it[1] for it in items])
+    which = torch.tensor([it[2] for it in items])
+    want_loss, want = _grads(model, model(x, which), y, which)
+    assert want and not any(k.startswith("encoders.") for k in want)  # the decoder learns, the encoder does not
+
+    # relative error of each gradient (L2): float32 differs by summation order only; float16 storage
+    # rounds the features to about 3 significant digits: measured up to 1.2 % on a bias (another
+    # augmentation of the same image moves a gradient by the order of 100 %)
+    for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 3e-2)):
+        cache = build_cache(model, data, copies, seed=5, device=device, dtype=dtype)
+        assert len(cache) == copies * len(data)
+        feats, y_cached, which_cached = cache.batch(picks, device)
+        torch.testing.assert_close(y_cached, y)
+        assert which_cached.tolist() == which.tolist()
+        loss, got = _grads(model, model.decode(feats, which_cached), y_cached, which_cached)
+        assert got.keys() == want.keys()
+        assert loss == pytest.approx(want_loss, rel=tol)
+        for k in want:
+            assert float(torch.linalg.vector_norm(got[k] - want[k]) / torch.linalg.vector_norm(want[k])) < tol, (dtype, k)
+
+
+def test_a_cache_refuses_an_encoder_that_still_learns() -> None:
+    model = _model("one").train()
+    with pytest.raises(ValueError, match="frozen encoder"):
+        build_cache(model, _data(1, [0]), 1, seed=0, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("conditioning", ["head", "film"])
+def test_the_gates_shared_scoring_gives_each_models_own_scores(tmp_path: Path, conditioning: str) -> None:
+    import imageio.v3 as iio
+
+    parent = _model(conditioning).eval()
+    candidate = copy.deepcopy(parent)
+    with torch.no_grad():  # a fine-tune's candidate: the decoder moved, the encoder is the parent's
+        for p in candidate.decoders.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    cases = []
+    for convention in BOTH:  # the same images in both conventions, as in the shipped reference set
+        root = tmp_path / convention
+        (root / "images").mkdir(parents=True)
+        (root / "masks").mkdir()
+        for i in range(3):
+            image, labels = make_phantom((90, 110), seed=60 + i)
+            iio.imwrite(tmp_path / f"x{i}.png", image) if convention == BOTH[0] else None
+            (root / "images" / f"x{i}.png").symlink_to(tmp_path / f"x{i}.png")
+            iio.imwrite(root / "masks" / f"x{i}.png", ((labels > 0) * 255).astype(np.uint8))
+        cases += load_cases(discover_pairs(root, convention))
+    card = ModelCard(version="p", architecture=parent.config, input_size=SIZE, conventions=BOTH)
+    predictors = [Predictor(LoadedModel(m, card, Path()), device="cpu") for m in (parent, candidate)]
+    got = paired_scores(*predictors, cases)
+    for predictor, scores in zip(predictors, got):
+        want = score_cases(predictor, cases)
+        assert [s.case_id for s in scores] == [s.case_id for s in want]
+        assert [s.convention for s in scores] == [s.convention for s in want]
+        np.testing.assert_allclose([s.dice for s in scores], [s.dice for s in want], atol=1e-6)
+    assert [a.dice for a in got[0]] != [b.dice for b in got[1]]  # the two models were scored, not one twice
