@@ -171,3 +171,21 @@ def test_a_click_keeps_its_answer_against_a_later_one(predictor: Predictor) -> N
     twice = apply(once, context, Click(r + 6, c, positive=False))
     assert twice[r, c] > 0, "a later negative click took back the pixel an earlier positive click asked for"
     assert twice[r + 6, c] == 0, "the negative click left its own pixel as lung"
+
+
+
+def test_where_the_log_odds_are_flat_a_click_grows_no_square(predictor: Predictor) -> None:
+    """Behind the heart the model's log-odds are flat: they bound nothing, so the click's depth (its
+    distance to the current mask) must. Here the proposal missed a thin band along the right lung's
+    edge; the grown lung stays mostly inside that band instead of filling a square around the click."""
+    image, _ = make_radiograph_phantom((512, 512), seed=1)
+    prediction = predictor.predict(image)
+    lung = prediction.labels == RIGHT_LUNG
+    band = lung & ~ndimage.binary_erosion(lung, iterations=10)  # 10 px of the lung's edge missed
+    cut = np.where(band, 0, prediction.labels).astype(np.uint8)
+    flat = np.full_like(prediction.small_probability, 0.2)  # the same faint lung everywhere
+    r, c = deepest(band)
+    out = apply(cut, RefineContext(flat, cut.shape), Click(r, c, positive=True))
+    grown = (out > 0) & (cut == 0)
+    assert grown.sum() > 0.02 * band.sum(), "the click did not grow the missed lung"
+    assert (grown & ~band).sum() < 0.5 * grown.sum(), "flat log-odds let the lung grow mostly outside the missed band"
