@@ -12,8 +12,9 @@ click's overshoot trims it instead of taking it all back.
 
 Where the log-odds are flat (behind the heart) they bound nothing, and a 15 % crop filled as a
 square. The click's depth d, its distance to the current mask's edge, now bounds the growth: a wrong
-region is about twice as thick as the depth of its deepest point, so growth keeps within 2 d of
-the current edge and 3 d of the click.
+region is about twice as thick as the depth of its deepest point, so growth keeps within 1.5 d of
+the current edge and 3 d of the click. With two conventions, a positive click the other one does
+not answer grows on the larger of their log-odds: lung either half-sees.
 
 With a model that knows both lung conventions, a click the other convention agrees with takes
 the other convention's region around it, over the whole image rather than a crop that cut the
@@ -60,7 +61,7 @@ LOGIT_CLIP = 8.0
 LOGIT_MARGIN = 0.5  # nats below (above) the click's log-odds that still grow with it (measured: 0.5-2)
 # The click's depth d: its distance to the current mask's edge (model px). A wrong region is about as
 # thick as twice the depth of its deepest point, where the reviewer clicks; growth keeps to that scale.
-BAND_DEPTHS = 2.0  # own convention: no deeper than this many d from the current edge (measured 1.5-3)
+BAND_DEPTHS = 1.5  # own convention: no deeper than this many d from the current edge (measured 1.5-3)
 REACH_DEPTHS = 3.0  # own convention: no farther than this many d from the click (measured 3-8)
 OTHER_REACH_DEPTHS = 4.0  # other convention: its region, whole-image, no farther than this many d (measured 3-8)
 
@@ -184,11 +185,13 @@ class RefineContext:
             grown &= near <= (OTHER_REACH_DEPTHS * d) ** 2
         else:
             # hysteresis on the log-odds: what the model finds about as likely as the click's pixel, or more (less)
-            at = float(self.logit[cr, cc])
+            # a positive click says lung: what either convention half-sees as lung is evidence of it
+            evidence = self.logit if self.other is None or not click.positive else np.maximum(self.logit, self.other)
+            at = float(evidence[cr, cc])
             if click.positive:
-                grown = (self.logit >= min(at, 0.0) - LOGIT_MARGIN) & ~current
+                grown = (evidence >= min(at, 0.0) - LOGIT_MARGIN) & ~current
             else:
-                grown = (self.logit <= max(at, 0.0) + LOGIT_MARGIN) & current
+                grown = (evidence <= max(at, 0.0) + LOGIT_MARGIN) & current
             # where the log-odds are flat (behind the heart) they bound nothing: the click's depth does
             grown &= (depth <= BAND_DEPTHS * d) & (near <= (REACH_DEPTHS * d) ** 2)
             half = max(int(size[0] * CROP_FRACTION) // 2, 4)
