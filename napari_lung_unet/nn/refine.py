@@ -22,14 +22,15 @@ tall region behind the heart, within 4 d of the click: the lung behind the heart
 lung-fields proposal misses at a whole-lung site is exactly where the two differ, but where the
 two differ along a whole edge, all of it is more than was asked.
 
-Measured with bench/correction_effort.py (seconds per case, refine before -> after, paint):
-default-3 at epoch 3 (two conventions) covid_v7labs 13.08 -> 12.34 (paint 13.98), Shenzhen
-validation 5.81 -> 5.31 (paint 4.57); default-2 covid_v7labs 16.97 -> 17.03 (paint 15.30),
-Shenzhen 5.61 -> 5.41 (paint 4.54). Tried and worse: no crop at all, reach 5-8 d, filling the
-medial concavity of the lung up to the click's mirror line, taking every region where the other
-convention adds lung once one click agrees with it. The issue's bar (0.6x paint) is out of reach
-of a refiner that fixes only the clicked region on Shenzhen: ``--mode oracle`` (each click fixes
-its region exactly) costs 2.74 s/case there, 0.60x paint.
+Measured with bench/correction_effort.py (s/case, refine before -> after this bound; paint):
+default-3 (two conventions) covid_v7labs 13.08 -> 12.04 at epoch 3 (paint 13.98), 10.67 at
+epoch 5 (paint 13.59); Shenzhen validation 5.81 -> 5.33 at epoch 3, 5.17 at epoch 5 (paint 4.52);
+default-2 covid_v7labs 16.97 -> 17.00 (paint 15.30), Shenzhen 5.54 -> 5.32 (paint 4.54). Tried
+and worse: no crop at all, reach 5-8 d, filling the lung's medial concavity up to the click's
+mirror line (it overshoots below the diaphragm), taking every region where the other convention
+adds lung once one click agrees with it. The issue's bar (0.6x paint) is not met; on Shenzhen it
+is out of reach of any refiner that fixes only the clicked region: ``--mode oracle`` (each click
+fixes its region exactly) costs 2.74 s/case there, 0.60x paint (docs/benchmarks.md).
 
 A random walker (``skimage.segmentation.random_walker``) on the log-odds and the image, seeded
 by the click, the current mask and confident pixels, was measured first and fixed more than half
