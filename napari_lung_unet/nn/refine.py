@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from ..images.labels import LEFT_LUNG, RIGHT_LUNG
