@@ -35,14 +35,17 @@ def main() -> None:
     loaded = load_model(args.model)
     card: ModelCard = loaded.card
     predictor = Predictor(loaded, device="cpu")
-    validation = {}
+    validation, by_convention = {}, {}
     for name in card.training_data:
         _, val = split_of_run(card, data_dir() / name)
-        validation[name] = summarise(score_cases(predictor, load_cases(val)))
-        print(f"{name}: Dice mean {validation[name]['dice']['mean']:.4f} worst {validation[name]['dice']['worst']:.4f}")
+        scores = score_cases(predictor, load_cases(val))  # each case in the convention its mask is drawn in
+        validation[name] = summarise(scores)
+        by_convention[name] = {c: summarise([s for s in scores if s.convention == c]) for c in sorted({s.convention for s in scores})}
+        print(f"{name}: Dice mean {validation[name]['dice']['mean']:.4f} worst {validation[name]['dice']['worst']:.4f}; "
+              + ", ".join(f"{c} {v['dice']['mean']:.4f} ({v['n']['cases']})" for c, v in by_convention[name].items()))
     card.version = args.version or card.version
     card.status = "bundled"
-    card.metrics = {**card.metrics, "validation": validation}
+    card.metrics = {**card.metrics, "validation": validation, "validation_by_convention": by_convention}
     card.extra = {**card.extra, "training_minutes": round(training_minutes(args.runs or [args.model.parent]), 1),
                   "reproduce": "scripts/train_default.sh"}
     save_model(bundled_model_dir(), loaded.model, card)

@@ -58,3 +58,29 @@ def test_default_model_labels_right_and_left_on_a_real_xray(real_data: Path) -> 
     cols = np.nonzero(labels)[1]
     right_cols, left_cols = np.nonzero(labels == 1)[1], np.nonzero(labels == 2)[1]
     assert len(cols) and right_cols.mean() < left_cols.mean()  # patient's right is on the image's left
+
+
+def test_whole_lung_covers_the_lung_behind_the_heart_and_lung_fields_does_not(real_data: Path) -> None:
+    """On covid_v7labs patients the bundled model never trained on (V7 drew them whole-lung): the true lung
+    between the model's own lung fields (inside their convex hull: behind the heart, below the domes) is
+    what the lung-fields proposal leaves out and the whole-lung proposal must cover."""
+    from skimage.morphology import convex_hull_image
+
+    loaded = Registry().load()
+    assert loaded.card.conventions == ["lung-fields", "whole-lung"]
+    fields_model = Predictor(loaded, device="cpu", convention="lung-fields")
+    whole_model = fields_model.for_convention("whole-lung")
+    _, val = split_of_run(loaded.card, real_data / "covid_v7labs")
+    behind_total = truth_total = covered = 0
+    gains = []
+    for case in load_cases(sorted(val, key=lambda p: p.case_id)[:6]):
+        truth = case.mask > 0
+        fields = fields_model.predict(case.image).labels > 0
+        whole = whole_model.predict(case.image).labels > 0
+        behind = truth & ~fields & convex_hull_image(fields)
+        behind_total, truth_total = behind_total + int(behind.sum()), truth_total + int(truth.sum())
+        covered += int((whole & behind).sum())
+        gains.append(_dice(whole, truth) - _dice(fields, truth))
+    assert behind_total >= 0.08 * truth_total, "the lung-fields proposal should leave out the lung behind the heart"
+    assert covered >= 0.6 * behind_total, (covered, behind_total)
+    assert np.mean(gains) >= 0.02 and min(gains) > -0.01, np.round(gains, 4)
