@@ -13,11 +13,13 @@ import argparse
 from pathlib import Path
 
 from napari_lung_unet.nn.card import ModelCard
+from napari_lung_unet.store.atomic import atomic_write_bytes
 from napari_lung_unet.nn.model_io import load_model, save_model
 from napari_lung_unet.nn.predict import Predictor
 from napari_lung_unet.settings import bundled_model_dir, data_dir
 from training.evaluate import load_cases, score_cases, summarise
 from training.data import split_of_run
+from training.fisher import FISHER_NAME
 from training.runlog import LOG_NAME, read_log
 
 
@@ -49,6 +51,13 @@ def main() -> None:
     card.extra = {**card.extra, "training_minutes": round(training_minutes(args.runs or [args.model.parent]), 1),
                   "reproduce": "scripts/train_default.sh"}
     save_model(bundled_model_dir(), loaded.model, card)
+    # the Fisher file belongs to these weights: a stale one (the previous default's) would pull
+    # fine-tunes towards the wrong parameters, so it is replaced or removed, never kept
+    fisher, target = args.model / FISHER_NAME, bundled_model_dir() / FISHER_NAME
+    if fisher.is_file():
+        atomic_write_bytes(target, fisher.read_bytes())
+    else:
+        target.unlink(missing_ok=True)
     print(f"bundled {card.version} into {bundled_model_dir()}")
 
 
