@@ -10,6 +10,7 @@ import pydicom
 import pytest
 from dicom_files import SPACING, write_radiograph
 
+from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.cli import main
 from napari_lung_unet.dicom.seg import make_seg, read_seg, write_seg
 from napari_lung_unet.images.labels import LUNGS
@@ -67,7 +68,7 @@ def test_predict_seg_round_trip(tmp_path: Path, inputs: Path) -> None:
             assert (code.CodeValue, code.CodingSchemeDesignator) == (lung.code.value, "SCT")
             assert segment.SegmentedPropertyCategoryCodeSequence[0].CodeValue == "123037004"
             algorithm = segment.SegmentationAlgorithmIdentificationSequence[0]
-            assert algorithm.AlgorithmName == "napari-lung-unet" and algorithm.AlgorithmVersion == "default-2"
+            assert algorithm.AlgorithmName == "napari-lung-unet" and algorithm.AlgorithmVersion == Registry().load().card.version  # the model that drew it
         spacing = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
         assert tuple(map(float, spacing)) == SPACING  # from the DX's ImagerPixelSpacing
         labels = segment_masks(seg)

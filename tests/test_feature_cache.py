@@ -30,24 +30,27 @@ from training.finetune_loop import freeze_encoder
 from training.gate_scores import paired_scores
 from training.metrics import dice_bce_loss
 from training.steps import select_outputs
-from training.warm_start import widened
 
 BOTH = ["lung-fields", "whole-lung"]
 SIZE = 64
 
 
 def _model(conditioning: str) -> UNet:
-    """default-2's weights; for two conventions widened as default-3 was, then its second convention
-    moved away from the first (as after training) so a mix-up of outputs would show."""
-    parent = load_model(bundled_model_dir())
-    if conditioning == "one":
-        return parent.model
-    arch = UNetConfig(**{**parent.card.architecture.to_dict(), "out_channels": 2, "conditioning": conditioning})
+    """The bundled model's trained weights as a one-output, a two-head or a FiLM model; the second
+    convention moved away from the first (as after training) so a mix-up of outputs would show."""
+    bundled = load_model(bundled_model_dir())
+    out = 1 if conditioning == "one" else 2
+    arch = UNetConfig(**{**bundled.card.architecture.to_dict(), "out_channels": out,
+                         "conditioning": "head" if conditioning == "one" else conditioning})
     model = UNet(arch)
-    model.load_state_dict(widened(parent.model.state_dict(), parent.card, arch, BOTH, "default-2"))
+    fresh = model.state_dict()
+    state = {k: v for k, v in bundled.model.state_dict().items() if k in fresh}  # FiLM rows only where the model has FiLM
+    state["head.weight"], state["head.bias"] = state["head.weight"][:out], state["head.bias"][:out]
+    model.load_state_dict({**fresh, **state})
     torch.manual_seed(1)
     with torch.no_grad():
-        model.head.bias[1] += 0.5
+        if out == 2:
+            model.head.bias[1] += 0.5
         for film in model.film or []:
             film.scale[1].uniform_(0.7, 1.3)
             film.shift[1].uniform_(-0.3, 0.3)
@@ -93,7 +96,9 @@ def test_cached_features_give_the_whole_networks_loss_and_gradients(conditioning
     # relative error of each gradient (L2): float32 differs by summation order only; float16 storage
     # rounds the features to about 3 significant digits: measured up to 1.2 % on a bias (another
     # augmentation of the same image moves a gradient by the order of 100 %)
-    for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 3e-2)):
+    for dtype, tol in ((torch.float32, 3e-4), (torch.float16, 3e-2)):
+        # float32: summation order alone moves a gradient by ~1e-4 of its norm (default-3: 1.06e-4); a
+        # wrong output or stale features move it by whole units
         cache = build_cache(model, data, copies, seed=5, device=device, dtype=dtype)
         assert len(cache) == copies * len(data)
         feats, y_cached, which_cached = cache.batch(picks, device)
