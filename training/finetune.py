@@ -50,9 +50,10 @@ class FinetuneConfig:
     corrections: str | None = None  # default: the widget's store under LUNG_UNET_HOME
     base_version: str | None = None  # default: the current version
     # None: chosen by whether base data is replayed (bench/finetune_levers.py, docs/benchmarks.md).
-    # With replay, 130 steps of 2 corrections + 3 replayed images: the best gain/forgetting trade
-    # measured, ~3 minutes on 2 CPU cores. Without it, 60 steps of 3 corrections: 43 s instead of 168 s
-    # for +5.7 instead of +7.0 points on a new site; that candidate is unverified whatever it learnt.
+    # With replay, 65 steps of 2 corrections + 3 replayed images (130 measured the best gain/forgetting
+    # trade on default-2, ~3 minutes on 2 CPU cores; halved, with the encoder's features cached and
+    # the gate's encoder pass shared, to fit 90 s). Without it, 60 steps of 3 corrections: 43 s instead
+    # of 168 s for +5.7 instead of +7.0 points on a new site; that candidate is unverified whatever it learnt.
     steps: int | None = None
     batch_size: int | None = None
     lr: float = 7e-4
@@ -287,7 +288,7 @@ def _gate_seconds(predictor: Predictor, inputs: Inputs) -> float:
 
 def _schedule(cfg: FinetuneConfig, replaying: bool) -> tuple[int, int]:
     """(steps, batch size): the config's, or the measured defaults for with / without replay."""
-    steps = cfg.steps if cfg.steps is not None else (130 if replaying else 60)
+    steps = cfg.steps if cfg.steps is not None else (50 if replaying else 60)
     batch = cfg.batch_size if cfg.batch_size is not None else (5 if replaying else 3)
     return steps, batch
 
