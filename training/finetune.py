@@ -214,8 +214,10 @@ def _checks(cfg: FinetuneConfig, inputs: Inputs, parent: Predictor, candidate: P
     h0, h1 = (mean_dice(s) for s in paired_scores(parent, candidate, inputs.holdout))
     before, after = {"holdout_dice": h0}, {"holdout_dice": h1}
     checks = [gate.holdout_check(h0, h1, len(inputs.holdout), inputs.holdout_trained)]
+    measured: frozenset[str] = frozenset()
     if inputs.base_val:
         (b0, counts), (b1, _) = (_dice_by_group(s) for s in paired_scores(parent, candidate, inputs.base_val))
+        measured = frozenset(c for _, c in counts)
         checks += gate.base_checks(b0, b1, counts, cfg.tolerance, cfg.dataset_tolerance)
         before.update({_group_key(k): v for k, v in b0.items()})
         after.update({_group_key(k): v for k, v in b1.items()})
@@ -226,7 +228,7 @@ def _checks(cfg: FinetuneConfig, inputs: Inputs, parent: Predictor, candidate: P
         (r0, counts), (r1, _) = (_dice_by_group(s) for s in paired_scores(parent, candidate, inputs.shipped))
         conv = {c: (r0[("", c)], r1[("", c)], counts[("", c)]) for _, c in counts}
         checks += gate.reference_checks({c: v[0] for c, v in conv.items()}, {c: v[1] for c, v in conv.items()},
-                                        {c: v[2] for c, v in conv.items()}, cfg.reference_tolerance)
+                                        {c: v[2] for c, v in conv.items()}, cfg.reference_tolerance, measured)
         before.update({f"reference_dice_{c}": v[0] for c, v in conv.items()})
         after.update({f"reference_dice_{c}": v[1] for c, v in conv.items()})
     if inputs.reference is not None:

@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder of your uncorrected X-rays (repeatable): replayed with the current model's masks, and checked for agreement")
     p.add_argument("--promote", action="store_true",
                    help="promote even though the original validation data is not on this computer (a failed check still rejects)")
-    p.add_argument("--steps", type=POSITIVE_INT, default=d.steps, help="optimiser steps (default: 130 with base data replayed, 60 without)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=d.steps, help="optimiser steps (default: 50 with base data replayed, 60 without)")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help="images per step (default: 5 with base data replayed, 3 without)")
     p.add_argument("--lr", type=NON_NEGATIVE, default=d.lr, help="learning rate (0 leaves the weights as they are)")
     p.add_argument("--ewc", type=NON_NEGATIVE, default=d.ewc, help="strength of the pull towards the current weights (Fisher information); 0: off")
