@@ -96,8 +96,8 @@ def test_cached_features_give_the_whole_networks_loss_and_gradients(conditioning
     # relative error of each gradient (L2): float32 differs by summation order only; float16 storage
     # rounds the features to about 3 significant digits: measured up to 1.2 % on a bias (another
     # augmentation of the same image moves a gradient by the order of 100 %)
-    for dtype, tol in ((torch.float32, 3e-4), (torch.float16, 3e-2)):
-        # float32: summation order alone moves a gradient by ~1e-4 of its norm (default-3: 1.06e-4); a
+    for dtype, tol in ((torch.float32, 1e-3), (torch.float16, 3e-2)):
+        # float32: summation order alone moves a gradient by up to ~3e-4 of its norm (default-3: 1.1e-4 to 3.2e-4 by thread count); a
         # wrong output or stale features move it by whole units
         cache = build_cache(model, data, copies, seed=5, device=device, dtype=dtype)
         assert len(cache) == copies * len(data)
