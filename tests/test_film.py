@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from napari_lung_unet.nn.card import ModelCard
@@ -87,3 +88,12 @@ def test_a_film_card_round_trips_and_an_old_card_reads_as_heads(tmp_path: Path) 
     card["architecture"].pop("conditioning")
     old.write_text(json.dumps(card))
     assert load_model(tmp_path / "parent").card.architecture.conditioning == "head"
+
+
+def test_a_film_parent_is_not_narrowed_to_heads_silently(tmp_path: Path) -> None:
+    child = _child(_parent(tmp_path))
+    folder = save_model(tmp_path / "child", child, ModelCard(version="child", architecture=FILM, input_size=32, conventions=BOTH))
+    loaded = load_model(folder)
+    heads = UNetConfig(base_channels=4, depth=2, out_channels=2, conditioning="head")
+    with pytest.raises(ValueError, match="--conditioning film"):
+        widened(loaded.model.state_dict(), loaded.card, heads, BOTH, str(folder))

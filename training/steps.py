@@ -36,7 +36,7 @@ def train_step(
     x = x.to(device, non_blocking=True)
     if uses_channels_last(device):
         x = x.contiguous(memory_format=torch.channels_last)
-    return optimise_step(lambda: net(x) if outputs is None else net(x, outputs), y, opt, scaler, amp, device, penalty, outputs)
+    return optimise_step(lambda: net(x, outputs), y, opt, scaler, amp, device, penalty, outputs)
 
 
 def optimise_step(

@@ -168,7 +168,7 @@ def evaluate_arrays(
         x = data.images[start : start + batch_size, None].to(device)
         y = data.masks[start : start + batch_size, None].to(device)
         outputs = None if data.outputs is None else data.outputs[start : start + batch_size]
-        logits = select_outputs((model(x) if outputs is None else model(x, outputs)).float(), outputs)
+        logits = select_outputs(model(x, outputs).float(), outputs)
         losses.append(float(dice_bce_loss(logits, y)) * len(x))
         for k, v in binary_metrics(logits > 0, y > 0.5).items():
             scores[k].extend(v.tolist())

@@ -17,6 +17,9 @@ def widened(state: dict[str, torch.Tensor], card: ModelCard, arch: UNetConfig, c
     from the parent's own masks."""
     if replace(card.architecture, out_channels=len(conventions), conditioning=arch.conditioning) != arch:
         raise ValueError(f"--init-from {source}: its architecture differs from this run's")
+    if card.architecture.conditioning == "film" and arch.conditioning != "film":
+        raise ValueError(f"--init-from {source}: it is FiLM-conditioned (its conventions live in every decoder "
+                         "level), and this run's model is not; train with --conditioning film")
     if card.conventions == list(conventions) and card.architecture.conditioning == arch.conditioning:
         return state
     missing = [c for c in card.conventions if c not in conventions]

@@ -148,9 +148,9 @@ class UNet(nn.Module):
         """N×C×H×W logits, one channel per output. ``outputs`` (N indices), when given, asks for only
         that output of each image: a FiLM model then runs its decoder once instead of once per output,
         and the other channels are not meaningful."""
-        self._check(x)
+        features = self.encode(x)  # checks x
         h, w = x.shape[-2:]
-        return self.decode(self.encode(x), outputs)[..., :h, :w]
+        return self.decode(features, outputs)[..., :h, :w]
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's features of ``x`` (padded to ``multiple``), shallowest first: what
