@@ -38,3 +38,21 @@ def test_horizontal_flip_mirrors_image_and_mask_together_only_when_enabled() -> 
     never = [augment(image, mask, AugmentConfig(), torch.Generator().manual_seed(s))[1] for s in range(5)]
     mirrored = [augment(image, mask, AugmentConfig(hflip=1.0), torch.Generator().manual_seed(s))[1] for s in range(5)]
     assert all(torch.equal(m, n.flip(-1)) for m, n in zip(mirrored, never))
+
+
+def test_a_repeated_case_is_seen_that_often_and_each_copy_augmented_afresh() -> None:
+    """``lung-unet train --repeat whole-lung=3``: a whole-lung case comes three times per epoch, as three
+    different augmentations of the same case; a lung-fields case once."""
+    from training.augment import AugmentedDataset
+    from training.data import ArrayData
+
+    image, mask = _pair()
+    data = ArrayData(torch.stack([image, image.flip(0)]), torch.stack([mask, mask.flip(0)]), ["lf", "wl"], torch.tensor([0, 1]))
+    ds = AugmentedDataset(data, AugmentConfig(), seed=0, repeats=[1, 3])
+    items = [ds[j] for j in range(len(ds))]
+    assert len(ds) == 4 and [it[2] for it in items] == [0, 1, 1, 1]
+    copies = [it[0] for it in items[1:]]
+    assert not torch.equal(copies[0], copies[1]) and not torch.equal(copies[1], copies[2])
+    # each copy is still that case (the upside-down one): its mask overlaps that case's more than the other's
+    for _, m, _ in items[1:]:
+        assert float((m[0] * mask.flip(0)).sum()) > float((m[0] * mask).sum())

@@ -25,7 +25,7 @@ from napari_lung_unet.settings import bundled_model_dir
 from training.augment import AugmentConfig, AugmentedDataset
 from training.data import ArrayData, discover_pairs
 from training.evaluate import load_cases, score_cases
-from training.feature_cache import build_cache
+from training.feature_cache import build_cache, in_other_conventions
 from training.finetune_loop import freeze_encoder
 from training.gate_scores import paired_scores
 from training.metrics import dice_bce_loss
@@ -146,3 +146,53 @@ def test_the_gates_shared_scoring_gives_each_models_own_scores(tmp_path: Path, c
         assert [s.convention for s in scores] == [s.convention for s in want]
         np.testing.assert_allclose([s.dice for s in scores], [s.dice for s in want], atol=1e-6)
     assert [a.dice for a in got[0]] != [b.dice for b in got[1]]  # the two models were scored, not one twice
+
+
+def _window(level: torch.Tensor, y: int, x: int, crop: int, scale: int) -> torch.Tensor:
+    """The part of one item's level (``scale`` input pixels per cell) under the input window at (y, x)."""
+    return level[:, y // scale:(y + crop) // scale, x // scale:(x + crop) // scale]
+
+
+def test_a_crop_is_one_window_cut_alike_from_every_level() -> None:
+    """Each cropped item must be the full item's features and mask at one place on the deepest
+    level's grid, the same place at every level; the places vary; a crop as wide as the image is the image."""
+    model = _model("film").eval()
+    data, device = _data(2, [1, 1]), torch.device("cpu")
+    cache = build_cache(model, data, 1, seed=5, device=device, dtype=torch.float32)
+    full_feats, full_masks, _ = cache.batch([0, 1], device)
+    grid = SIZE // full_feats[-1].shape[-1]
+    crop = SIZE // 2
+    picks = [0, 1] * 6
+    feats, masks, _ = cache.batch(picks, device, crop=crop, gen=torch.Generator().manual_seed(3))
+    assert masks.shape[-2:] == (crop, crop)
+    places = set()
+    for k, item in enumerate(picks):
+        found = [(y, x) for y in range(0, SIZE - crop + 1, grid) for x in range(0, SIZE - crop + 1, grid)
+                 if torch.equal(masks[k], full_masks[item, :, y:y + crop, x:x + crop])
+                 and all(torch.equal(f[k], _window(g[item], y, x, crop, SIZE // g.shape[-1])) for f, g in zip(feats, full_feats))]
+        assert found, f"item {k} is no window of image {item}"
+        places.add((item, found[0]))
+    assert len(places) > 2, "every crop fell at the same place"
+    same, _, _ = cache.batch([0, 1], device, crop=SIZE, gen=torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(same, full_feats))
+
+
+@pytest.mark.parametrize("conditioning", ["head", "film"])
+def test_the_other_convention_keeps_the_parents_own_masks(conditioning: str) -> None:
+    """Corrections drawn whole-lung (output 1) come back as lung-fields items (output 0) whose masks
+    are the parent's own lung-fields masks of the same augmented images, computed by the whole network."""
+    model = _model(conditioning).eval()
+    data, device = _data(3, [1, 1, 0]), torch.device("cpu")
+    cache = build_cache(model, data, 2, seed=5, device=device, dtype=torch.float32)
+    others = in_other_conventions(model, cache, device)
+    assert others is not None and len(others) == len(cache)
+    assert others.outputs.tolist() == [0, 0, 1] * 2  # each item its other convention, never its own
+    ds = AugmentedDataset(data, AugmentConfig(), seed=5)
+    for k in range(len(cache)):
+        ds.epoch = k // len(data)
+        x, _, own = ds[k % len(data)]
+        with torch.no_grad():
+            want = model(x[None], torch.tensor([1 - own]))[0, 1 - own] > 0
+        agree = float((others.masks[k, 0].bool() == want).float().mean())
+        assert agree > 0.999, (k, agree)  # logits within rounding of 0 may fall either way
+    assert in_other_conventions(_model("one").eval(), cache, device) is None

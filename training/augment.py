@@ -75,15 +75,19 @@ class AugmentedDataset(Dataset):
     worker count sees the same augmentations.
     """
 
-    def __init__(self, data: ArrayData, cfg: AugmentConfig | None, seed: int) -> None:
+    def __init__(self, data: ArrayData, cfg: AugmentConfig | None, seed: int, repeats: list[int] | None = None) -> None:
         self.data, self.cfg, self.seed, self.epoch = data, cfg, seed, 0
+        # repeats[i]: how many times case i is seen per epoch; each copy is its own sample index,
+        # so the copies get different augmentations
+        self.cases = [i for i, k in enumerate(repeats or [1] * len(data)) for _ in range(k)]
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.cases)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, j: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        i = self.cases[j]
         img, msk = self.data.images[i], self.data.masks[i]
         if self.cfg is not None:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + j)
             img, msk = augment(img, msk, self.cfg, gen)
         return img[None], msk[None], self.data.output_of(i)

@@ -45,12 +45,32 @@ class FeatureCache:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in [*self.features, self.masks])
 
-    def batch(self, index: list[int], device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-        """(features in float32 on ``device``, masks, outputs) of the items ``index``."""
+    def batch(
+        self, index: list[int], device: torch.device, crop: int = 0, gen: torch.Generator | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """(features in float32 on ``device``, masks, outputs) of the items ``index``.
+
+        ``crop`` > 0: a crop×crop window of each item, at a random place (from ``gen``) on the grid of
+        the deepest level, cut from every level alike: what the encoder gives for that window, away
+        from its edges (the decoder sees the whole image's context in its skip features)."""
         at = torch.tensor(index, dtype=torch.long)
         fmt = torch.channels_last if uses_channels_last(device) else torch.contiguous_format
-        feats = [t[at].to(device, torch.float32).contiguous(memory_format=fmt) for t in self.features]
-        return feats, self.masks[at].to(device, torch.float32), self.outputs[at]
+        feats = [t[at] for t in self.features]
+        masks = self.masks[at]
+        side = feats[0].shape[-1]
+        grid = side // feats[-1].shape[-1]  # input pixels per cell of the deepest level
+        crop -= crop % grid
+        if 0 < crop < side and masks.shape[-1] == side:
+            corners = (torch.randint((side - crop) // grid + 1, (len(index), 2), generator=gen) * grid).tolist()
+
+            def cut(t: torch.Tensor) -> torch.Tensor:  # one window of every item of one level
+                scale = side // t.shape[-1]
+                return torch.stack([t[k, :, y // scale:(y + crop) // scale, x // scale:(x + crop) // scale]
+                                    for k, (y, x) in enumerate(corners)])
+
+            feats, masks = [cut(f) for f in feats], cut(masks)
+        feats = [t.to(device, torch.float32).contiguous(memory_format=fmt) for t in feats]
+        return feats, masks.to(device, torch.float32), self.outputs[at]
 
 
 def item_bytes(model: UNet, size: int, dtype: torch.dtype = torch.float16) -> int:
@@ -106,3 +126,31 @@ def build_cache(
         masks.append(torch.stack([it[1] for it in items]).to(torch.uint8))
         outputs += [it[2] for it in items]
     return FeatureCache([torch.cat(parts) for parts in levels], torch.cat(masks), torch.tensor(outputs, dtype=torch.int64))
+
+
+@torch.no_grad()
+def in_other_conventions(model: UNet, cache: FeatureCache, device: torch.device) -> FeatureCache | None:
+    """Every cached item again, as a target of each of ``model``'s *other* outputs, with ``model``'s
+    own mask there (None for a one-convention model). ``model`` must be the parent, in eval mode.
+
+    A correction trains only its own convention, yet the decoder is shared (FiLM): 7 whole-lung
+    corrections alone moved default-3's lung-fields masks by 8 points on the shipped reference set
+    and cost Montgomery 3 points. Asking the other outputs to keep the parent's masks on the same
+    images holds them where they were; the correction's mask is never the target of another convention.
+    """
+    k = model.config.out_channels
+    if k < 2 or not len(cache):
+        return None
+    rounds = []
+    for shift in range(1, k):  # round ``shift`` gives every item one other output: the features are shared, not copied
+        outputs = (cache.outputs + shift) % k
+        masks = []
+        for start in range(0, len(cache), ENCODE_BATCH):
+            index = list(range(start, min(start + ENCODE_BATCH, len(cache))))
+            feats, _, _ = cache.batch(index, device)
+            logits = model.decode(feats, outputs[index])
+            chosen = logits[torch.arange(len(index)), outputs[index].to(logits.device)]
+            side = cache.masks.shape[-1]
+            masks.append((chosen[:, None, :side, :side] > 0).to("cpu", torch.uint8))
+        rounds.append(FeatureCache(cache.features, torch.cat(masks), outputs))
+    return rounds[0] if k == 2 else concat_caches(rounds)

@@ -66,6 +66,11 @@ class FinetuneConfig:
     # with a frozen encoder: augmented copies of each image encoded once, before the steps, each drawn
     # about this many times (0: every step augments afresh and runs the whole network; training/feature_cache.py)
     feature_reuse: float = REUSE
+    crop: int = 256  # with cached features, each step trains on a window this wide (model input pixels; 0: whole)
+    # items per batch that hold the other conventions at the parent's masks (finetune_loop.LoopSettings).
+    # None: 1 with base data replayed, 2 without, where they are the only anchor (docs/benchmarks.md,
+    # "fine-tune crops and the other convention": 2 with replay failed the held-out check once)
+    keep_others: int | None = None
     holdout_fraction: float = HOLDOUT_FRACTION  # rounded down, at least 1: see finetune_data.choose_holdout
     tolerance: float = 0.005  # allowed mean-Dice loss on the base validation set
     dataset_tolerance: float = 0.01  # allowed loss on any one base dataset: looser, as 12 cases are noisy
@@ -313,7 +318,8 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     steps, batch = _schedule(cfg, replay is not None)
     n_replay = round(batch * cfg.replay_ratio / (1 + cfg.replay_ratio)) if replay is not None else 0
     settings = LoopSettings(steps, batch, cfg.lr, min(n_replay, batch - 1), cfg.train_layers, cfg.ewc, cfg.seed,
-                            after_s=_gate_seconds(parent_predictor, inputs), reuse=cfg.feature_reuse)
+                            after_s=_gate_seconds(parent_predictor, inputs), reuse=cfg.feature_reuse,
+                            crop=cfg.crop, keep_others=cfg.keep_others if cfg.keep_others is not None else (1 if replay is not None else 2))
     model = train_candidate(parent.model, inputs.corrections, replay, inputs.reference, settings, device, emit, stop)
 
     version = registry.new_version_name()

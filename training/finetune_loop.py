@@ -16,7 +16,7 @@ from .augment import AugmentConfig, AugmentedDataset
 from .data import ArrayData
 from .finetune_data import Reference
 from .fisher import ewc_penalty
-from .feature_cache import REUSE, FeatureCache, build_cache, item_bytes, plan_copies
+from .feature_cache import REUSE, FeatureCache, build_cache, in_other_conventions, item_bytes, plan_copies
 from .steps import optimise_step, train_step
 
 
@@ -54,6 +54,13 @@ class LoopSettings:
     # each drawn about this many times (training/feature_cache.py); 0: a fresh augmentation and a
     # whole forward pass every step.
     reuse: float = REUSE
+    # With cached features: each step trains on a crop×crop window of each image (0: the whole
+    # image). The decoder's cost goes with the pixels; the skip features still carry the whole
+    # image's context, as the encoder saw it (docs/benchmarks.md, "fine-tune crops").
+    crop: int = 0
+    # With cached features and a model of several conventions: items per batch that ask the other
+    # conventions to keep the parent's masks on the corrections' images (feature_cache.in_other_conventions).
+    keep_others: int = 1
 
 
 # Which weights a fine-tune may change (the rest keep the parent's values):
@@ -97,7 +104,7 @@ def train_candidate(
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     cached = s.train_layers != "all" and s.reuse > 0
     n_replay = s.replay_per_batch if replay is not None else 0
-    copies, replay_copies = 1, 1
+    copies, replay_copies, others = 1, 1, None
     if cached:
         copies, replay_copies = plan_copies([s.steps * (s.batch_size - n_replay), s.steps * n_replay],
                                             [len(corrections), len(replay) if n_replay else 0],
@@ -105,6 +112,10 @@ def train_candidate(
         emit({"stage": "loading", "message": "encoding the augmented images once (the encoder is frozen)"})
         corr_cache = build_cache(model, corrections, copies, s.seed, device)
         replay_cache = build_cache(model, replay, replay_copies, s.seed + 1, device) if n_replay else None
+        model.eval()  # still the parent's weights: its own masks in the other conventions
+        others = in_other_conventions(model, corr_cache, device) if s.keep_others else None
+        model.train()
+        freeze_encoder(model)
     else:
         corr_ds = AugmentedDataset(corrections, AugmentConfig(), s.seed)
         replay_ds = AugmentedDataset(replay, AugmentConfig(), s.seed + 1) if replay is not None and s.replay_per_batch else None
@@ -125,7 +136,10 @@ def train_candidate(
         picks = torch.randint(len(corrections) * copies, (s.batch_size - n_replay,), generator=gen).tolist()
         replay_picks = torch.randint(len(replay) * replay_copies, (n_replay,), generator=gen).tolist() if n_replay else []
         if cached:
-            loss, _ = _cached_step(model, corr_cache, replay_cache, picks, replay_picks, opt, scaler, amp, device, pull)
+            pools = [(corr_cache, picks), (replay_cache, replay_picks)]
+            if others is not None:
+                pools.append((others, torch.randint(len(others), (s.keep_others,), generator=gen).tolist()))
+            loss, _ = _cached_step(model, pools, opt, scaler, amp, device, pull, s.crop, gen)
         else:
             corr_ds.epoch = step
             items = [corr_ds[i] for i in picks]
@@ -145,16 +159,14 @@ def train_candidate(
 
 
 def _cached_step(
-    model: torch.nn.Module, corr: FeatureCache, replay: FeatureCache | None, picks: list[int], replay_picks: list[int],
+    model: torch.nn.Module, pools: list[tuple[FeatureCache | None, list[int]]],
     opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, amp: torch.dtype | None, device: torch.device,
-    pull: Callable[[], torch.Tensor] | None,
+    pull: Callable[[], torch.Tensor] | None, crop: int = 0, gen: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step on cached features: the corrections' picks, then the replayed ones, as one batch."""
-    feats, y, outputs = corr.batch(picks, device)
-    if replay is not None and replay_picks:
-        more = replay.batch(replay_picks, device)
-        feats = [torch.cat([a, b]) for a, b in zip(feats, more[0])]
-        y, outputs = torch.cat([y, more[1]]), torch.cat([outputs, more[2]])
+    """One step on cached features: each pool's picks (corrections, replay, other conventions) as one batch."""
+    parts = [cache.batch(picks, device, crop, gen) for cache, picks in pools if cache is not None and picks]
+    feats = [torch.cat(level) for level in zip(*(p[0] for p in parts))]
+    y, outputs = torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])
     return optimise_step(lambda: model.decode(feats, outputs), y, opt, scaler, amp, device, pull, outputs)
 
 

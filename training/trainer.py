@@ -73,6 +73,7 @@ class TrainConfig:
     show_progress: bool = True
     conventions: list[str] = field(default_factory=lambda: [DEFAULT_CONVENTION])  # one model output each, in order
     case_conventions: str = ""  # CSV of per-case exceptions to a dataset's convention (dataset, case_id, convention)
+    repeat: dict[str, int] = field(default_factory=dict)  # convention -> times each such case is seen per epoch
     extra: dict = field(default_factory=dict)
 
     def arch(self) -> UNetConfig:
@@ -374,7 +375,8 @@ class Trainer:
             atomic_write_json(self.out / "split.json", split)
         model, opt, sched, run = self._build_model()
         net = self._wrap(model)
-        dataset = AugmentedDataset(train_data, AugmentConfig(hflip=cfg.hflip) if cfg.augment else None, cfg.seed)
+        repeats = [cfg.repeat.get(cfg.conventions[train_data.output_of(i)], 1) for i in range(len(train_data))]
+        dataset = AugmentedDataset(train_data, AugmentConfig(hflip=cfg.hflip) if cfg.augment else None, cfg.seed, repeats)
 
         previous = signal.getsignal(signal.SIGTERM)
         own_handler = self.rank == 0 and previous in (signal.SIG_DFL, None)

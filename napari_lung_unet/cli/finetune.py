@@ -24,7 +24,7 @@ from training.finetune_loop import TRAINABLE
 
 from ..text import progress_bar
 from .convention_option import add_convention
-from .numbers import FRACTION, NON_NEGATIVE, POSITIVE_INT
+from .numbers import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=POSITIVE_INT, default=d.steps, help="optimiser steps (default: 50 with base data replayed, 60 without)")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help="images per step (default: 5 with base data replayed, 3 without)")
     p.add_argument("--lr", type=NON_NEGATIVE, default=d.lr, help="learning rate (0 leaves the weights as they are)")
+    p.add_argument("--crop", type=NON_NEGATIVE_INT, default=d.crop, metavar="PX",
+                   help=f"each step trains on a PX-wide window of each image (default {d.crop}; 0: the whole image)")
+    p.add_argument("--keep-others", type=NON_NEGATIVE_INT, default=d.keep_others, help=argparse.SUPPRESS)
     p.add_argument("--ewc", type=NON_NEGATIVE, default=d.ewc, help="strength of the pull towards the current weights (Fisher information); 0: off")
     p.add_argument("--replay", action="append", metavar="DIR", help="base data to replay (default: the model's training data)")
     p.add_argument("--no-replay", action="store_true", help="train on the corrections only")
@@ -64,6 +67,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio, unlabeled=args.unlabeled, ewc=args.ewc,
         train_layers=args.train_layers, tolerance=args.tolerance, dataset_tolerance=args.dataset_tolerance,
         forgetting_budget=args.forgetting_budget, promote=args.promote, device=args.device, convention=args.convention,
+        crop=args.crop, keep_others=args.keep_others,
     )
 
 

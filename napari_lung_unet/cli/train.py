@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conventions", default=",".join(d.conventions), metavar="LIST",
                    help="the conventions the model learns, one output each (e.g. lung-fields,whole-lung)")
     p.add_argument("--case-conventions", default="", metavar="CSV", help="per-case exceptions: dataset,case_id,convention")
+    p.add_argument("--repeat", action="append", default=[], type=_repeat, metavar="CONVENTION=K",
+                   help="show each case drawn in CONVENTION K times per epoch (repeatable), for a convention with few cases")
     p.add_argument("--output", required=True, metavar="DIR", help="run folder: best/, last.ckpt, log.csv, curves.png")
     p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
     p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size)
@@ -43,6 +45,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _repeat(text: str) -> tuple[str, int]:
+    name, sep, times = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected CONVENTION=K, got {text!r}")
+    try:
+        return check_convention(name.strip()), int(POSITIVE_INT(times))
+    except ValueError as exc:  # an unknown convention; a bad K is already an ArgumentTypeError
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data, output=args.output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -51,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, workers=args.workers, device=args.device, augment=not args.no_augment, hflip=args.hflip,
         max_steps_per_epoch=args.max_steps_per_epoch, version=args.version, resume=not args.no_resume, init_from=args.init_from,
         conventions=[check_convention(c.strip()) for c in args.conventions.split(",")], case_conventions=args.case_conventions,
+        repeat=dict(args.repeat),
     )
     best = train(cfg)
     print(f"best model: {best}")
