@@ -50,10 +50,11 @@ class FinetuneConfig:
     corrections: str | None = None  # default: the widget's store under LUNG_UNET_HOME
     base_version: str | None = None  # default: the current version
     # None: chosen by whether base data is replayed (bench/finetune_levers.py, docs/benchmarks.md).
-    # With replay, 65 steps of 2 corrections + 3 replayed images (130 measured the best gain/forgetting
-    # trade on default-2, ~3 minutes on 2 CPU cores; halved, with the encoder's features cached and
-    # the gate's encoder pass shared, to fit 90 s). Without it, 60 steps of 3 corrections: 43 s instead
-    # of 168 s for +5.7 instead of +7.0 points on a new site; that candidate is unverified whatever it learnt.
+    # With replay, 50 steps of 2 corrections + 3 replayed images (130 measured the best gain/forgetting
+    # trade on default-2, ~3 minutes on 2 CPU cores; cut, with the encoder's features cached, the
+    # gate's encoder pass shared and 256-px windows (``crop``), to 69 s idle). Without it, 60 steps of 3
+    # corrections: 43 s instead of 168 s for +5.7 instead of +7.0 points on a new site (default-2);
+    # that candidate is unverified whatever it learnt.
     steps: int | None = None
     batch_size: int | None = None
     lr: float = 7e-4
