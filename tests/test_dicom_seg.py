@@ -88,6 +88,26 @@ def test_empty_lung_still_gets_its_segment(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_seg(tmp_path / "x.seg.dcm")[0], labels)
 
 
+def test_a_source_without_patient_attributes_still_gets_a_seg(tmp_path: Path) -> None:
+    """De-identified archives drop type-2 attributes (PatientName, StudyDate, ...) altogether; the SEG
+    then carries them empty, and the caller's dataset is left as it was."""
+    image = (np.random.default_rng(0).random((64, 80)) * 255).astype(np.uint8)
+    path = write_radiograph(tmp_path / "x.dcm", image)
+    source = pydicom.dcmread(path)
+    for keyword in ("PatientName", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "AccessionNumber"):
+        if keyword in source:
+            delattr(source, keyword)
+    source.save_as(path)
+    source = pydicom.dcmread(path, stop_before_pixels=True)
+    labels = np.zeros((64, 80), np.uint8)
+    labels[10:30, 5:20], labels[10:30, 50:70] = 1, 2
+    write_seg(tmp_path / "x.seg.dcm", source, labels, "v1")
+    seg = pydicom.dcmread(tmp_path / "x.seg.dcm")
+    assert str(seg.PatientName) == "" and seg.StudyInstanceUID == source.StudyInstanceUID
+    np.testing.assert_array_equal(read_seg(tmp_path / "x.seg.dcm")[0], labels)
+    assert "PatientName" not in source
+
+
 def test_labels_of_another_size_are_refused(tmp_path: Path) -> None:
     from napari_lung_unet.dicom.seg import SegError
 

@@ -84,7 +84,7 @@ def make_seg(
             segment.SegmentDescription = f"{lung.name}{note}"
     software = _software_version()
     seg = hd.seg.Segmentation(
-        source_images=[source],
+        source_images=[_with_empty_type2(source)],
         pixel_array=labels.astype(np.uint8),  # a label map: each value is its segment number
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=segments,
@@ -105,6 +105,31 @@ def make_seg(
     )
     seg.SeriesDescription = SERIES_DESCRIPTION + note
     return seg
+
+
+# Patient and study attributes the SEG copies from its source. DICOM makes them type 2 (present,
+# may be empty), but de-identified archives often drop them altogether; highdicom then fails on
+# the missing attribute. Empty is what type 2 allows, and what the source meant.
+_TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                 "StudyID", "AccessionNumber", "ReferringPhysicianName")
+
+
+def _with_empty_type2(source: Dataset) -> Dataset:
+    """``source``, or a shallow copy of it with the copied type-2 attributes it lacks present and empty."""
+    missing = [k for k in _TYPE2_COPIED if k not in source]
+    if "StudyInstanceUID" not in source:
+        raise SegError("the DICOM source has no StudyInstanceUID, so a SEG cannot be placed in its study")
+    if not missing:
+        return source
+    from pydicom.dataset import Dataset
+
+    header = Dataset()  # copy.copy and Dataset(source) share the element dict: the caller's would change
+    header.update(source)  # the elements themselves (pixel data too) are shared, not copied
+    if hasattr(source, "file_meta"):
+        header.file_meta = source.file_meta
+    for keyword in missing:
+        setattr(header, keyword, "")
+    return header
 
 
 def write_seg(path: str | Path, source: Dataset, labels: np.ndarray, model_version: str, convention: str | None = None) -> Path:
