@@ -34,6 +34,7 @@ class FaultyPacs:
     fault: str | None = None  # one of FAULTS, or None to behave
     wado_only: bool = False  # misbehave only when an instance is retrieved (searches answer well)
     trickle_every_s: float = 10.0
+    requests: list[str] = field(default_factory=list)  # every GET's path, in order
     stop: threading.Event = field(default_factory=threading.Event)
 
     def add(self, data: bytes, header: pydicom.Dataset | None = None) -> pydicom.Dataset:
@@ -68,6 +69,7 @@ def _handler(pacs: FaultyPacs) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            pacs.requests.append(self.path)
             path = self.path.split("?")[0].rstrip("/")
             parts = path.split("/")
             wado = "instances" in parts and parts[-1] != "instances"  # .../instances/<sop>

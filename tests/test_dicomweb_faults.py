@@ -181,3 +181,22 @@ def test_a_deflated_bomb_over_dicomweb_is_refused_in_one_line_in_bounded_memory(
     assert "image is 30000×30000 (900.0 Mpx), over the 25.0 Mpx limit" in error[0]
     assert rss < 2 * GB, f"peak RSS {rss / GB:.2f} GB"
     assert not out.exists()
+
+
+def test_a_convention_the_model_does_not_know_is_refused_before_any_download(
+    pacs: FaultyPacs, study: pydicom.Dataset, tmp_path: Path, capsys
+) -> None:
+    import torch
+
+    from napari_lung_unet.nn.card import ModelCard
+    from napari_lung_unet.nn.model import UNet, UNetConfig
+    from napari_lung_unet.nn.model_io import save_model
+
+    arch = UNetConfig(base_channels=4, depth=2)
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "one", UNet(arch), ModelCard(version="lf-only", architecture=arch, input_size=32))
+    url, out = pacs.study_url(study.StudyInstanceUID), tmp_path / "out"
+    assert main(["predict", url, "-o", str(out), "--device", "cpu", "--model", str(model), "--convention", "whole-lung"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "whole-lung" in err.strip().splitlines()[-1], err
+    assert pacs.requests == [] and not out.exists()

@@ -23,6 +23,7 @@ from tqdm import tqdm
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 
 from ..images.read import list_images
+from ..nn.model_io import load_card
 from ..nn.predict import Predictor
 from ..nn.registry import Registry
 from ..store.atomic import remove_leftovers
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from .dicomweb_studies import run_studies, wants_dicomweb
 
     if wants_dicomweb(args):  # fetch the studies to a temporary folder, then come back here with files
+        _check_convention_known(args)  # before a study is downloaded, not after
         return run_studies(args, run_local=run)
     debug = bool(getattr(args, "debug", False))
     output = Path(args.output)
@@ -99,6 +101,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.scheduler and args.workers > 1:
             pool = stack.enter_context(start_workers(args.workers))  # they start while the model loads
         return _run(args, jobs, output, pool, debug)
+
+
+def _check_convention_known(args: argparse.Namespace) -> None:
+    """A model that does not know the ``--convention`` asked for refuses it by name (its card is enough)."""
+    convention = getattr(args, "convention", None)
+    if convention:
+        load_card(Registry().resolve(args.model))[0].output_for(convention)
 
 
 def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessPoolExecutor | None, debug: bool) -> int:

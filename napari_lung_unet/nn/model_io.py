@@ -73,12 +73,17 @@ def load_state_dict(weights: str | Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"cannot read weights {weights}: {exc} (truncated or not a safetensors file?)") from exc
 
 
-def load_model(path: str | Path) -> LoadedModel:
+def load_card(path: str | Path) -> tuple[ModelCard, Path]:
+    """The card of the model at ``path`` and its folder, without reading the weights."""
     folder = resolve_model_folder(path)
     try:
-        card = ModelCard.read(folder / CARD_NAME)
+        return ModelCard.read(folder / CARD_NAME), folder
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    card, folder = load_card(path)
     model = UNet(card.architecture)
     state = load_state_dict(folder / WEIGHTS_NAME)
     try:
