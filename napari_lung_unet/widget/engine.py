@@ -91,5 +91,6 @@ def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResul
         device=str(predictor.device),
         seconds=time.perf_counter() - start,
         case_id=request.case_id,
+        worklist=request.worklist,
         image_id=request.image_id,
     )

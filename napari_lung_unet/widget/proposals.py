@@ -29,6 +29,7 @@ def request_for(state: DockState, image: Image, model: str | None) -> ProposalRe
         device=state.device,
         convention=state.convention if state.is_case_image(image) else None,
         case_id=state.case_id_for(image),
+        worklist=str(state.worklist.folder) if state.is_case_image(image) and state.worklist is not None else None,
         image_id=image.unique_id,
     )
 

@@ -42,7 +42,7 @@ class ReviewController(QObject):
         self.display = Display(state, self.edits.watch)
         self.navigation = Navigator(state, self.display, self.edits, self._propose_case)
         # (case id, whether over its mask) a proposal the open case is owed once the running one ends
-        self._owed: tuple[str, bool] | None = None
+        self._owed: tuple[Case, bool] | None = None  # the open case owed a proposal (the object: names repeat across worklists)
         self.decide = Decide(state, lambda case: self.navigation.advance(leaving=case))
         self.refine = RefineTool(state, self)  # a click redoes the region around it (Refine mode)
         runner.returned.connect(self.on_proposal)
@@ -115,6 +115,8 @@ class ReviewController(QObject):
     def on_proposal(self, result: ProposalResult) -> None:
         """Put a proposal into its own image's mask (and cache it, for a worklist case)."""
         state = self.state
+        if result.worklist is not None and not self._of_open_worklist(result):
+            return  # its worklist was closed; the image layer may now show another worklist's case
         case = self._case_of(result)
         prediction = result.prediction
         if case is not None and not self._current(result):
@@ -142,10 +144,14 @@ class ReviewController(QObject):
             self.edits.edited(layer)  # against the new proposal: edited, or not (a re-proposal that changed nothing)
         self.display.refresh_info()
 
+    def _of_open_worklist(self, result: ProposalResult) -> bool:
+        worklist = self.state.worklist
+        return worklist is not None and result.worklist == str(worklist.folder)
+
     def _case_of(self, result: ProposalResult) -> Case | None:
         worklist = self.state.worklist
-        if worklist is None or result.case_id is None:
-            return None
+        if worklist is None or result.case_id is None or not self._of_open_worklist(result):
+            return None  # no case, or one of a worklist closed since: never its same-named case here
         index = worklist.index_of(result.case_id)
         return worklist.cases[index] if index >= 0 else None
 
@@ -156,14 +162,14 @@ class ReviewController(QObject):
     def _propose_case(self) -> None:
         """The open case needs a proposal: now, or once the running one ends (the latest case wins)."""
         if self.propose() is None and self.state.running and self.state.case is not None:
-            self._owed = (self.state.case.case_id, False)
+            self._owed = (self.state.case, False)
 
     def _on_convention_changed(self, _convention: object) -> None:
         """The open case is proposed again in the worklist's new convention, now or after the running one."""
         if not (self.state.reviewing_case() and self.state.auto_propose):
             return
         if self.state.running:  # its result is dropped (_current); the last choice is proposed after it
-            self._owed = (self.state.case.case_id, True)
+            self._owed = (self.state.case, True)
         else:
             self.propose()
 
@@ -171,9 +177,9 @@ class ReviewController(QObject):
         """After each run: the open case gets the proposal it is owed, unless this run delivered it."""
         owed, self._owed = self._owed, None
         state, case = self.state, self.state.case
-        if owed is None or case is None or case.case_id != owed[0] or not state.reviewing_case() or not state.auto_propose:
+        if owed is None or case is None or case is not owed[0] or not state.reviewing_case() or not state.auto_propose:
             return
-        if result is not None and result.case_id == case.case_id and self._current(result):
+        if result is not None and self._case_of(result) is case and self._current(result):
             return  # the run that ended was this case's, in the convention wanted now: it is shown
         over_mask = owed[1]
         layer = state.labels_layer()

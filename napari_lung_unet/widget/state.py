@@ -22,6 +22,7 @@ class ProposalRequest:
     device: str
     convention: str | None = None  # the worklist's lung convention; None: the model's own
     case_id: str | None = None  # the worklist case this proposal is for (it may be closed by the time it returns)
+    worklist: str | None = None  # that case's worklist folder: another worklist may have a case of the same name
     image_id: str = ""  # the image layer's unique_id: the proposal goes into that image's own mask only
 
 
@@ -31,6 +32,7 @@ class ProposalResult:
     device: str  # the resolved device, e.g. "cpu" when "auto" was asked for
     seconds: float  # model loading (if not cached) + inference
     case_id: str | None = None  # copied from the request
+    worklist: str | None = None  # copied from the request
     image_id: str = ""  # copied from the request
 
     @property
