@@ -48,7 +48,7 @@ def test_a_repeated_case_is_seen_that_often_and_each_copy_augmented_afresh() -> 
 
     image, mask = _pair()
     data = ArrayData(torch.stack([image, image.flip(0)]), torch.stack([mask, mask.flip(0)]), ["lf", "wl"], torch.tensor([0, 1]))
-    ds = AugmentedDataset(data, AugmentConfig(), seed=0, repeats=[1, 3])
+    ds = AugmentedDataset(data, AugmentConfig(), seed=0, repeat={1: 3})
     items = [ds[j] for j in range(len(ds))]
     assert len(ds) == 4 and [it[2] for it in items] == [0, 1, 1, 1]
     copies = [it[0] for it in items[1:]]

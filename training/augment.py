@@ -75,11 +75,12 @@ class AugmentedDataset(Dataset):
     worker count sees the same augmentations.
     """
 
-    def __init__(self, data: ArrayData, cfg: AugmentConfig | None, seed: int, repeats: list[int] | None = None) -> None:
+    def __init__(self, data: ArrayData, cfg: AugmentConfig | None, seed: int, repeat: dict[int, int] | None = None) -> None:
         self.data, self.cfg, self.seed, self.epoch = data, cfg, seed, 0
-        # repeats[i]: how many times case i is seen per epoch; each copy is its own sample index,
-        # so the copies get different augmentations
-        self.cases = [i for i, k in enumerate(repeats or [1] * len(data)) for _ in range(k)]
+        # repeat[output]: how many times each case of that output (convention) is seen per epoch; each
+        # copy is its own sample index, so the copies get different augmentations
+        times = [(repeat or {}).get(data.output_of(i), 1) for i in range(len(data))]
+        self.cases = [i for i, k in enumerate(times) for _ in range(k)]
 
     def __len__(self) -> int:
         return len(self.cases)

@@ -21,12 +21,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from napari_lung_unet.store.atomic import atomic_path, atomic_write_json
-from napari_lung_unet.nn.card import ModelCard, Normalisation
 from napari_lung_unet.images.conventions import DEFAULT_CONVENTION
+from napari_lung_unet.nn.card import ModelCard, Normalisation
 from napari_lung_unet.nn.device import autocast_dtype, describe_device, resolve_device, uses_channels_last
 from napari_lung_unet.nn.model import UNet, UNetConfig
 from napari_lung_unet.nn.model_io import load_model, save_model
+from napari_lung_unet.store.atomic import atomic_path, atomic_write_json
 from napari_lung_unet.text import progress_bar
 
 from .augment import AugmentConfig, AugmentedDataset
@@ -301,10 +301,7 @@ class Trainer:
         run.rows.append(row)
         run.epoch = epoch + 1
         improved = val["val_dice"] > run.best
-        if improved:
-            run.best, run.stale = val["val_dice"], 0
-        else:
-            run.stale += 1
+        run.best, run.stale = (val["val_dice"], 0) if improved else (run.best, run.stale + 1)
         return row, improved
 
     def _save(self, model: UNet, opt: torch.optim.Optimizer, sched, run: RunState, split: dict, row: dict, improved: bool) -> None:
@@ -375,8 +372,8 @@ class Trainer:
             atomic_write_json(self.out / "split.json", split)
         model, opt, sched, run = self._build_model()
         net = self._wrap(model)
-        repeats = [cfg.repeat.get(cfg.conventions[train_data.output_of(i)], 1) for i in range(len(train_data))]
-        dataset = AugmentedDataset(train_data, AugmentConfig(hflip=cfg.hflip) if cfg.augment else None, cfg.seed, repeats)
+        dataset = AugmentedDataset(train_data, AugmentConfig(hflip=cfg.hflip) if cfg.augment else None, cfg.seed,
+                                   {cfg.conventions.index(c): k for c, k in cfg.repeat.items() if c in cfg.conventions})
 
         previous = signal.getsignal(signal.SIGTERM)
         own_handler = self.rank == 0 and previous in (signal.SIG_DFL, None)
