@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from qtpy.QtCore import QTimer
+
+from heartbeat import BEAT_MS, Heartbeat
 
 from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore
 from napari_lung_unet.nn.model_io import load_model
@@ -27,33 +27,9 @@ from napari_lung_unet.settings import corrections_dir
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
-BEAT_MS = 20
 MAX_GAP_S = 0.250
 WAIT_MS = 180_000
 RESULTS: dict[str, float] = {}
-
-
-class Heartbeat:
-    def __init__(self) -> None:
-        self.beats: list[float] = []
-        self.timer = QTimer()
-        self.timer.setInterval(BEAT_MS)
-        self.timer.timeout.connect(lambda: self.beats.append(time.perf_counter()))
-
-    def __enter__(self) -> Heartbeat:
-        self.beats = [time.perf_counter()]
-        self.timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.timer.stop()
-        self.beats.append(time.perf_counter())
-
-    @property
-    def worst_gap(self) -> float:
-        return float(np.max(np.diff(self.beats)))
-
-
 
 
 @pytest.fixture(scope="module", autouse=True)
