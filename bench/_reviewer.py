@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.measure import label
 from skimage.morphology import skeletonize
 
 from napari_lung_unet.images.labels import LEFT_LUNG, RIGHT_LUNG
+from napari_lung_unet.nn.clicks import click_point, largest_region
 
 SCREEN_HEIGHT = 900.0  # screen px the image is shown at
 BRUSH_RADIUS = 12.0  # screen px
@@ -70,26 +70,6 @@ class Screen:
         box = ndimage.find_objects(region.astype(np.uint8))[0]
         skeleton = float(skeletonize(region[box]).sum()) * self.scale
         return AIM_S + max(area / (2.0 * BRUSH_RADIUS), skeleton) / PATH_SPEED
-
-
-def largest_region(wrong: np.ndarray, min_area: float) -> np.ndarray | None:
-    """The largest 8-connected component of ``wrong``, or None if none reaches ``min_area`` px."""
-    labelled = label(wrong, connectivity=2)
-    if labelled.max() == 0:
-        return None
-    sizes = np.bincount(labelled.ravel())[1:]
-    k = int(np.argmax(sizes))
-    if sizes[k] < min_area:
-        return None
-    return labelled == k + 1
-
-
-def click_point(region: np.ndarray) -> tuple[int, int]:
-    """The region's interior point farthest from its edge (the image border counts as an edge)."""
-    box = ndimage.find_objects(region.astype(np.uint8))[0]
-    depth = ndimage.distance_transform_edt(np.pad(region[box], 1))[1:-1, 1:-1]
-    r, c = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    return r + box[0].start, c + box[1].start
 
 
 def review(proposal: np.ndarray, truth: np.ndarray, target: float, refiner: Refiner | None = None) -> CaseEffort:

@@ -1,14 +1,15 @@
 """The clinician's seconds per case, from a simulated reviewer with a fixed stroke model (issue 19).
 
     python bench/correction_effort.py --images DIR --masks DIR --mode paint|refine|oracle \\
-        [--model DIR] [--convention C] [--target 0.97] [--split val] [--limit N] [--cases A,B] [--record]
+        [--model DIR] [--refiner DIR] [--convention C] [--target 0.97] [--split val] [--limit N] [--cases A,B] [--record]
 
 The stroke model is in bench/_reviewer.py. The proposal is the model's labels for the image (what the
 dock shows); true masks are 0/255 and Dice counts any label > 0 as lung. ``--split val`` keeps the
 cases the model's training run held out for validation (training/data.py split_of_run), for
 Shenzhen and Montgomery; the dataset root is the parent of ``--images``. ``--mode oracle`` is the bound
 for any refiner that fixes only what is clicked: each click fixes exactly the wrong region it lands on (it
-reads the truth, so it measures the stroke model, not a tool). The last line printed is
+reads the truth, so it measures the stroke model, not a tool). ``--refiner DIR`` with ``--mode refine``
+clicks with a learned refiner (napari_lung_unet/nn/refine_learned.py) instead of the region growing. The last line printed is
 
     seconds/case S strokes/case K clicks/case C untouched F reached R dice_before B dice_after A n N
 """
@@ -31,7 +32,9 @@ from _reviewer import CaseEffort, Refiner, paint, review  # noqa: E402
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, read_xray  # noqa: E402
 from napari_lung_unet.nn.model_io import load_model  # noqa: E402
 from napari_lung_unet.nn.predict import Predictor  # noqa: E402
+from napari_lung_unet.nn.model_io import LoadedModel  # noqa: E402
 from napari_lung_unet.nn.refine import Click, RefineContext  # noqa: E402
+from napari_lung_unet.nn.refine_learned import LearnedRefineContext  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir  # noqa: E402
 
 DEFAULT_CONVENTION = "lung-fields"
@@ -43,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--masks", required=True, type=Path)
     ap.add_argument("--mode", required=True, choices=("paint", "refine", "oracle"))
     ap.add_argument("--model", default=str(bundled_model_dir()))
+    ap.add_argument("--refiner", default="", help="a learned refiner's folder: --mode refine clicks with it")
+    ap.add_argument("--hybrid", action="store_true", help="with --refiner: a click the other convention agrees with takes its region")
     ap.add_argument("--convention", default=DEFAULT_CONVENTION)
     ap.add_argument("--target", type=float, default=0.97)
     ap.add_argument("--split", choices=("all", "val"), default="all", help="val: the model's training validation split")
@@ -85,7 +90,10 @@ def select_cases(args: argparse.Namespace, predictor: Predictor) -> list[tuple[s
     return cases
 
 
-def run_case(predictor: Predictor, image_path: Path, mask_path: Path, mode: str, target: float) -> CaseEffort:
+def run_case(
+    predictor: Predictor, image_path: Path, mask_path: Path, mode: str, target: float, learned: LoadedModel | None = None,
+    hybrid: bool = False,
+) -> CaseEffort:
     import imageio.v3 as iio
 
     xray = read_xray(image_path)
@@ -97,7 +105,12 @@ def run_case(predictor: Predictor, image_path: Path, mask_path: Path, mode: str,
         return review(prediction.labels, truth, target)
     if mode == "oracle":
         return review(prediction.labels, truth, target, exact_region_refiner(truth))
-    context = RefineContext.from_prediction(prediction, other_convention(predictor, xray))
+    context: RefineContext | LearnedRefineContext
+    if learned is not None:
+        other = other_convention(predictor, xray) if hybrid else None
+        context = LearnedRefineContext.from_prediction(learned, prediction, xray, other=other)  # type: ignore[arg-type]
+    else:
+        context = RefineContext.from_prediction(prediction, other_convention(predictor, xray))
 
     def refiner(r: int, c: int, positive: bool, labels: np.ndarray, painted: np.ndarray) -> np.ndarray:
         done = context.refine(labels, Click(r, c, positive), painted)
@@ -149,9 +162,10 @@ def main() -> None:
     args = parse_args()
     predictor = make_predictor(args.model, args.convention)
     cases = select_cases(args, predictor)
+    learned = load_model(args.refiner) if args.refiner and args.mode == "refine" else None
     efforts = []
     for case_id, image_path, mask_path in cases:
-        effort = run_case(predictor, image_path, mask_path, args.mode, args.target)
+        effort = run_case(predictor, image_path, mask_path, args.mode, args.target, learned, args.hybrid)
         efforts.append(effort)
         ms = f" refine ms {statistics.median(effort.refine_ms):.0f}" if effort.refine_ms else ""
         print(f"{case_id}: {effort.seconds:.1f} s, {effort.strokes} strokes, {effort.clicks} clicks, "
@@ -161,7 +175,8 @@ def main() -> None:
         print(f"refine latency: median {statistics.median(all_ms):.0f} ms, max {max(all_ms):.0f} ms over {len(all_ms)} clicks")
     line = summary(efforts)
     if args.record:
-        title = f"Correction effort: {args.images.parent.name} ({args.split}), {args.mode}, {predictor.version}"
+        tool = f"{'hybrid' if args.hybrid else 'learned'} {learned.card.version}" if learned is not None else args.mode
+        title = f"Correction effort: {args.images.parent.name} ({args.split}), {tool}, {predictor.version}"
         publish(title, [f"`{line}`"], record=True)
     print(line)
 

@@ -119,53 +119,21 @@ class RefineContext:
         if not (0 <= click.row < self.shape[0] and 0 <= click.col < self.shape[1]):
             raise ValueError(f"click ({click.row}, {click.col}) lies outside the image {self.shape}")
         size = self.logit.shape
-        current = self._sample(labels, (slice(0, size[0]), slice(0, size[1]))) > 0
+        current = sample_labels(labels, size, (slice(0, size[0]), slice(0, size[1]))) > 0
         change = self._grow(current, click)
         self.clicks.append(click)
-        small_box, box = self._box_of(change)
-        crop = labels[box]
-        full = resize(change[small_box].astype(np.float32), (crop.shape[0], crop.shape[1])).numpy() > 0.5
-        if click.positive:
-            full &= crop == 0
-            new = np.where(full, self._side(click), crop).astype(np.uint8)
-        else:
-            full &= crop > 0
-            new = np.where(full, 0, crop).astype(np.uint8)
-        if painted is not None:
-            keep = painted(box) if callable(painted) else painted[box]
-            new[keep] = crop[keep]
-        return Refinement(box, new)
+        return apply_change(change, labels, click, painted)
 
-    def _uses_other(self, click: Click) -> bool:
+    def _small(self, click: Click) -> tuple[int, int]:
+        return small_of(click, self.logit.shape, self.shape)
+
+    def uses_other(self, click: Click) -> bool:
         """Whether the other convention answers this click: it says lung where a positive click says so
         (or not lung where a negative one does), so its region around the click is the one asked for."""
         if self.other is None:
             return False
         at = float(self.other[self._small(click)])
         return at > 0 if click.positive else at < 0
-
-    def _small(self, click: Click) -> tuple[int, int]:
-        """The click's pixel at the model's resolution."""
-        size = self.logit.shape
-        return (min(int(click.row * size[0] / self.shape[0]), size[0] - 1),
-                min(int(click.col * size[1] / self.shape[1]), size[1] - 1))
-
-    def _box_of(self, change: np.ndarray) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-        """The bounding box of ``change`` at the model's resolution, and the full-size box it covers."""
-        rows, cols = np.flatnonzero(change.any(1)), np.flatnonzero(change.any(0))
-        small = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-        full = tuple(
-            slice(int(round(s.start * N / n)), int(round(s.stop * N / n)))
-            for s, n, N in zip(small, self.logit.shape, self.shape)
-        )
-        return small, (full[0], full[1])
-
-    def _sample(self, labels: np.ndarray, small_box: tuple[slice, slice]) -> np.ndarray:
-        """Full-size labels at the centres of the model-resolution pixels in ``small_box`` (a gather, no resize)."""
-        size = self.logit.shape
-        rows = ((np.arange(small_box[0].start, small_box[0].stop) + 0.5) * self.shape[0] / size[0]).astype(int)
-        cols = ((np.arange(small_box[1].start, small_box[1].stop) + 0.5) * self.shape[1] / size[1]).astype(int)
-        return labels[np.ix_(rows, cols)]
 
     def _grow(self, current: np.ndarray, click: Click) -> np.ndarray:
         """The pixels to change at the model's resolution: the click's connected piece of what may change."""
@@ -177,7 +145,7 @@ class RefineContext:
         yy = np.arange(size[0])[:, None] - cr
         xx = np.arange(size[1])[None, :] - cc
         near = yy * yy + xx * xx
-        if self._uses_other(click):
+        if self.uses_other(click):
             # the other convention's mask where the current one disagrees with it, over the whole image:
             # a crop cut the region (the lung behind the heart is tall), so the click's depth bounds it instead
             other = self.other >= 0  # type: ignore[operator]
@@ -226,9 +194,43 @@ class RefineContext:
                 keep &= mine < dist2(other)
         return keep
 
-    def _side(self, click: Click) -> int:
-        """The label added lung takes: the click's half of the image (the patient's right is the image's left)."""
-        return RIGHT_LUNG if click.col < self.shape[1] / 2 else LEFT_LUNG
+def small_of(click: Click, size: tuple[int, int], shape: tuple[int, int]) -> tuple[int, int]:
+    """The click's pixel at the model's resolution ``size`` of an image of ``shape``."""
+    return (min(int(click.row * size[0] / shape[0]), size[0] - 1), min(int(click.col * size[1] / shape[1]), size[1] - 1))
+
+
+def sample_labels(labels: np.ndarray, size: tuple[int, int], small_box: tuple[slice, slice]) -> np.ndarray:
+    """Full-size labels at the centres of the model-resolution (``size``) pixels in ``small_box`` (a gather, no resize)."""
+    rows = ((np.arange(small_box[0].start, small_box[0].stop) + 0.5) * labels.shape[0] / size[0]).astype(int)
+    cols = ((np.arange(small_box[1].start, small_box[1].stop) + 0.5) * labels.shape[1] / size[1]).astype(int)
+    return labels[np.ix_(rows, cols)]
+
+
+def apply_change(
+    change: np.ndarray, labels: np.ndarray, click: Click,
+    painted: np.ndarray | Callable[[tuple[slice, slice]], np.ndarray] | None = None,
+) -> Refinement:
+    """The full-size box under ``change`` (a model-resolution mask of the pixels the click changes) and its
+    new labels: a positive click adds lung on its side, a negative one removes it; painted pixels stay."""
+    rows, cols = np.flatnonzero(change.any(1)), np.flatnonzero(change.any(0))
+    small = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    box = tuple(slice(int(round(s.start * N / n)), int(round(s.stop * N / n)))
+                for s, n, N in zip(small, change.shape, labels.shape))
+    box = (box[0], box[1])
+    crop = labels[box]
+    full = resize(change[small].astype(np.float32), (crop.shape[0], crop.shape[1])).numpy() > 0.5
+    if click.positive:
+        full &= crop == 0
+        # the label added lung takes: the click's half of the image (the patient's right is the image's left)
+        side = RIGHT_LUNG if click.col < labels.shape[1] / 2 else LEFT_LUNG
+        new = np.where(full, side, crop).astype(np.uint8)
+    else:
+        full &= crop > 0
+        new = np.where(full, 0, crop).astype(np.uint8)
+    if painted is not None:
+        keep = painted(box) if callable(painted) else painted[box]
+        new[keep] = crop[keep]
+    return Refinement(box, new)
 
 
 def _logit(probability: np.ndarray) -> np.ndarray:

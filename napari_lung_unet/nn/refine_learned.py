@@ -1,0 +1,137 @@
+"""Refine with a learned refiner (issue 19, RITM-style): a network that sees the image, the current mask
+and the clicks, and redraws the region around the last click.
+
+The refiner is the U-Net with four inputs (image, current mask, positive-click discs, negative-click
+discs) warm-started from a segmentation model (:func:`refiner_from_parent`: the new inputs' weights
+start at zero, so it begins as its parent) and trained with simulated clicks (training/refiner_train.py).
+It keeps its parent's conventions: the output it draws is the proposal's convention.
+
+Each click runs it once on a ``crop``-px square around the click at the model's resolution (a fraction
+of a whole-image pass); only the changed pixels connected to the click change, in the full-size box
+under them, and hand-painted pixels keep their labels: the same contract as
+:meth:`napari_lung_unet.nn.refine.RefineContext.refine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from .clicks import click_maps
+from .model import UNet
+from .model_io import LoadedModel
+from .preprocess import prepare_input
+from .refine import Click, RefineContext, Refinement, apply_change, sample_labels, small_of
+
+if TYPE_CHECKING:
+    from ..images.read import XRay
+    from .predict import Prediction
+
+REFINER_INPUTS = 4  # image, current mask, positive clicks, negative clicks
+DEFAULT_CROP = 192  # px at the model's input size (384): half its side
+
+
+def is_refiner(loaded: LoadedModel) -> bool:
+    return loaded.card.architecture.in_channels == REFINER_INPUTS and bool(loaded.card.extra.get("refiner"))
+
+
+def refiner_from_parent(parent: LoadedModel) -> UNet:
+    """A refiner that starts as ``parent``: its first convolution takes three more inputs, with zero weights."""
+    arch = parent.card.architecture
+    if arch.in_channels != 1:
+        raise ValueError(f"model {parent.card.version} takes {arch.in_channels} inputs; a refiner's parent takes the image alone")
+    state = dict(parent.model.state_dict())
+    first = "encoders.0.0.weight"
+    w = state[first]
+    state[first] = torch.cat([w, torch.zeros(w.shape[0], REFINER_INPUTS - 1, *w.shape[2:], dtype=w.dtype)], 1)
+    model = UNet(replace(arch, in_channels=REFINER_INPUTS))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def crop_at(center: tuple[int, int], size: tuple[int, int], side: int) -> tuple[slice, slice]:
+    """A ``side``² box at the model's resolution around ``center``, moved inside the image."""
+    side = min(side, size[0], size[1])
+    r0 = min(max(center[0] - side // 2, 0), size[0] - side)
+    c0 = min(max(center[1] - side // 2, 0), size[1] - side)
+    return slice(r0, r0 + side), slice(c0, c0 + side)
+
+
+class LearnedRefineContext:
+    """One proposal's image at the refiner's input size, its convention and its clicks so far."""
+
+    def __init__(
+        self, refiner: LoadedModel, image: torch.Tensor, shape: tuple[int, int], convention: str, crop: int | None = None,
+        heuristic: RefineContext | None = None,
+    ) -> None:
+        """``image``: the normalised image at the refiner's input size; ``shape``: the image's full size;
+        ``crop``: the window's side at that size (default: the one the refiner was trained on);
+        ``heuristic``: a region-growing context of the same proposal that knows the other convention:
+        a click that convention agrees with takes its region (the baseline's best rule), the rest the refiner's."""
+        if not is_refiner(refiner):
+            raise ValueError(f"model {refiner.card.version} is not a refiner (a card with extra.refiner and 4 inputs)")
+        if tuple(image.shape) != (refiner.card.input_size,) * 2:
+            raise ValueError(f"image {tuple(image.shape)} is not the refiner's input size {refiner.card.input_size}²")
+        self.model = refiner.model.eval()
+        self.output = refiner.card.output_for(convention)  # a refiner without the proposal's convention refuses by name
+        self.threshold = refiner.card.threshold
+        self.image = image
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.crop = int(crop or refiner.card.extra.get("crop", DEFAULT_CROP))
+        self.clicks: list[Click] = []  # every click keeps speaking to the refiner (RITM's click maps)
+        self.heuristic = heuristic
+
+    @classmethod
+    def from_prediction(
+        cls, refiner: LoadedModel, prediction: Prediction, image: np.ndarray | XRay, crop: int | None = None,
+        other: Prediction | None = None,
+    ) -> LearnedRefineContext:
+        """From the proposal and its image (full size; resized once here, not per click); ``other``: the
+        proposing model's other convention, for the clicks it agrees with (``heuristic`` above)."""
+        pixels = image if isinstance(image, np.ndarray) else image.pixels
+        small = prepare_input(pixels, refiner.card.input_size, refiner.card.normalisation)
+        heuristic = None if other is None else RefineContext.from_prediction(prediction, other)
+        return cls(refiner, small, prediction.labels.shape, prediction.convention, crop, heuristic)
+
+    def refine(
+        self, labels: np.ndarray, click: Click,
+        painted: np.ndarray | Callable[[tuple[slice, slice]], np.ndarray] | None = None,
+    ) -> Refinement:
+        """New labels around ``click``; pixels where ``painted`` is True keep their current label."""
+        if labels.shape != self.shape:
+            raise ValueError(f"labels {labels.shape} do not match the proposal's image {self.shape}")
+        if not (0 <= click.row < self.shape[0] and 0 <= click.col < self.shape[1]):
+            raise ValueError(f"click ({click.row}, {click.col}) lies outside the image {self.shape}")
+        self.clicks.append(click)
+        if self.heuristic is not None:
+            if self.heuristic.uses_other(click):
+                return self.heuristic.refine(labels, click, painted)
+            self.heuristic.clicks.append(click)  # it remembers every click, as when it answers them all
+        size = (int(self.image.shape[0]), int(self.image.shape[1]))
+        cr, cc = small_of(click, size, self.shape)
+        box = crop_at((cr, cc), size, self.crop)
+        current = sample_labels(labels, size, box) > 0
+        drawn = self._draw(box, current)
+        grown = (drawn & ~current) if click.positive else (~drawn & current)
+        at = (cr - box[0].start, cc - box[1].start)
+        grown[at] = True  # the clicked pixel always takes the click's answer
+        pieces, _ = ndimage.label(grown)
+        change = np.zeros(size, bool)
+        change[box] = pieces == pieces[at]
+        return apply_change(change, labels, click, painted)
+
+    @torch.inference_mode()
+    def _draw(self, box: tuple[slice, slice], current: np.ndarray) -> np.ndarray:
+        """The refiner's lung mask inside ``box`` given the current mask and every click so far."""
+        size = (int(self.image.shape[0]), int(self.image.shape[1]))
+        # at the model's resolution, the same pixels training clicked
+        clicks = [(*small_of(c, size, self.shape), c.positive) for c in self.clicks]
+        maps = click_maps(clicks, current.shape, (box[0].start, box[1].start))
+        x = torch.cat([self.image[box][None], torch.from_numpy(current.astype(np.float32))[None], maps])[None]
+        logits = self.model(x, torch.tensor([self.output]))[0, self.output]
+        return (torch.sigmoid(logits) > self.threshold).numpy()
