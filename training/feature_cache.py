@@ -141,7 +141,7 @@ def in_other_conventions(model: UNet, cache: FeatureCache, device: torch.device)
     k = model.config.out_channels
     if k < 2 or not len(cache):
         return None
-    rounds = []
+    rounds, side = [], cache.masks.shape[-1]
     for shift in range(1, k):  # round ``shift`` gives every item one other output: the features are shared, not copied
         outputs = (cache.outputs + shift) % k
         masks = []
@@ -150,7 +150,6 @@ def in_other_conventions(model: UNet, cache: FeatureCache, device: torch.device)
             feats, _, _ = cache.batch(index, device)
             logits = model.decode(feats, outputs[index])
             chosen = logits[torch.arange(len(index)), outputs[index].to(logits.device)]
-            side = cache.masks.shape[-1]
             masks.append((chosen[:, None, :side, :side] > 0).to("cpu", torch.uint8))
         rounds.append(FeatureCache(cache.features, torch.cat(masks), outputs))
     return rounds[0] if k == 2 else concat_caches(rounds)

@@ -294,11 +294,13 @@ def _gate_seconds(predictor: Predictor, inputs: Inputs) -> float:
     return seconds
 
 
-def _schedule(cfg: FinetuneConfig, replaying: bool) -> tuple[int, int]:
-    """(steps, batch size): the config's, or the measured defaults for with / without replay."""
+def _schedule(cfg: FinetuneConfig, replaying: bool) -> tuple[int, int, int]:
+    """(steps, batch size, other-convention items per batch): the config's, or the measured defaults
+    for with / without replay."""
     steps = cfg.steps if cfg.steps is not None else (50 if replaying else 60)
     batch = cfg.batch_size if cfg.batch_size is not None else (5 if replaying else 3)
-    return steps, batch
+    keep_others = cfg.keep_others if cfg.keep_others is not None else (1 if replaying else 2)
+    return steps, batch, keep_others
 
 
 def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
@@ -316,11 +318,11 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     parent_predictor = Predictor(parent, device=device)
     pseudo = _pseudo_labelled(parent_predictor, inputs.unlabeled, card)
     replay = inputs.replay if pseudo is None else pseudo if inputs.replay is None else concat([inputs.replay, pseudo])
-    steps, batch = _schedule(cfg, replay is not None)
+    steps, batch, keep_others = _schedule(cfg, replay is not None)
     n_replay = round(batch * cfg.replay_ratio / (1 + cfg.replay_ratio)) if replay is not None else 0
     settings = LoopSettings(steps, batch, cfg.lr, min(n_replay, batch - 1), cfg.train_layers, cfg.ewc, cfg.seed,
                             after_s=_gate_seconds(parent_predictor, inputs), reuse=cfg.feature_reuse,
-                            crop=cfg.crop, keep_others=cfg.keep_others if cfg.keep_others is not None else (1 if replay is not None else 2))
+                            crop=cfg.crop, keep_others=keep_others)
     model = train_candidate(parent.model, inputs.corrections, replay, inputs.reference, settings, device, emit, stop)
 
     version = registry.new_version_name()
