@@ -49,13 +49,26 @@ def env_number(name: str) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and spec.low <= value <= spec.high) or (spec.whole and not value.is_integer()):
+    if not in_range(value, spec.low, spec.high) or (spec.whole and not value.is_integer()):
         kind = "a whole number" if spec.whole else "a number"
         raise SettingError(
             f"{name}={text!r} is not {kind} from {_number(spec.low)} to {_number(spec.high)} {spec.unit}; "
             f"unset it for the default ({_number(spec.default)})"
         )
     return int(value) if spec.whole else value
+
+
+def in_range(
+    value: float, low: float | None, high: float | None, low_open: bool = False, high_open: bool = False
+) -> bool:
+    """Whether ``value`` is finite and within [``low``, ``high``]: the one range check of every number a
+    user gives, from the environment here or on the command line (cli/numbers.py). An open end
+    excludes its bound; None is no bound."""
+    if not math.isfinite(value):
+        return False
+    if low is not None and (value < low or (low_open and value == low)):
+        return False
+    return high is None or not (value > high or (high_open and value == high))
 
 
 def check_environment() -> None:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the project into .venv and run the whole test suite under a virtual display, then run
-# the GUI tests again in .venv-qt6 under PyQt6: napari is dropping PyQt5, and the plugin must survive it.
+# the GUI tests again under PyQt6 (installed beside PyQt5): napari is dropping PyQt5, and the plugin
+# must survive it.
 #
 #   bash scripts/test.sh                  # everything, as CI runs it (.ci/run calls this)
-#   bash scripts/test.sh tests/test_io.py # extra arguments go to the first pytest run
-#   LUNG_UNET_SKIP_QT6=1 bash scripts/test.sh ...   # skip the PyQt6 pass while iterating
+#   bash scripts/test.sh tests/test_io.py # install, then only these (one pytest run, PyQt5)
+#   LUNG_UNET_SKIP_QT6=1 bash scripts/test.sh   # skip the PyQt6 pass while iterating
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,18 +33,26 @@ with_display() {  # napari needs an X server with 24-bit colour for OpenGL; Xvfb
   fi
 }
 
-echo "== installing into .venv (PyQt5)"
-install .venv -e ".[test,qt,cluster]"
-echo "== pytest: all tests"
-with_display .venv/bin/python -m pytest -q "$@"
+echo "== installing into .venv (PyQt5, and PyQt6 beside it for the second GUI pass)"
+install .venv -e ".[test,qt,cluster]" PyQt6
+if [ "$#" -gt 0 ]; then
+  echo "== pytest: $*"
+  with_display .venv/bin/python -m pytest -q "$@"
+  exit 0
+fi
+# The tests that need no viewer share the cores (pytest-xdist); the GUI tests run one at a time,
+# because several of them time the GUI thread's heartbeat and a neighbour would steal its core.
+echo "== pytest: all tests but the GUI ones, one process per core"
+with_display .venv/bin/python -m pytest -q -m "not gui" --numprocesses=auto --maxprocesses=4
+echo "== pytest: GUI tests (PyQt5)"
+with_display .venv/bin/python -m pytest -q -m gui
 
 if [ "${LUNG_UNET_SKIP_QT6:-0}" = 1 ]; then
   exit 0
 fi
-echo "== installing into .venv-qt6 (PyQt6)"
-install .venv-qt6 -e ".[test]" PyQt6
 export QT_API=pyqt6 PYTEST_QT_API=pyqt6
-.venv-qt6/bin/python -c "import qtpy, sys; sys.exit(qtpy.API_NAME != 'PyQt6' and 'qtpy did not pick PyQt6')"
+.venv/bin/python -c "import qtpy, sys; sys.exit(qtpy.API_NAME != 'PyQt6' and 'qtpy did not pick PyQt6')"
 echo "== pytest: GUI tests under PyQt6"
-# exit 5 (no tests collected) fails too: a PyQt6 pass that ran nothing would prove nothing
-with_display .venv-qt6/bin/python -m pytest -q -m gui
+# exit 5 (no tests collected) fails too: a PyQt6 pass that ran nothing would prove nothing.
+# The README's screenshots are taken once, under PyQt5; the review they show runs here in test_review_loop's other tests.
+with_display .venv/bin/python -m pytest -q -m gui --deselect tests/test_review_loop.py::test_take_screenshots

@@ -25,7 +25,7 @@ from napari_lung_unet.settings import bundled_model_dir
 from training.augment import AugmentConfig, AugmentedDataset
 from training.data import ArrayData, discover_pairs
 from training.evaluate import load_cases, score_cases
-from training.feature_cache import build_cache, in_other_conventions
+from training.feature_cache import MAX_COPIES, build_cache, in_other_conventions, plan_copies
 from training.finetune_loop import freeze_encoder
 from training.gate_scores import paired_scores
 from training.metrics import dice_bce_loss
@@ -196,3 +196,13 @@ def test_the_other_convention_keeps_the_parents_own_masks(conditioning: str) -> 
         agree = float((others.masks[k, 0].bool() == want).float().mean())
         assert agree > 0.999, (k, agree)  # logits within rounding of 0 may fall either way
     assert in_other_conventions(_model("one").eval(), cache, device) is None
+
+
+def test_copies_follow_the_draws_but_a_long_run_does_not_encode_thousands():
+    # 60 steps × 3 items of one correction: 180 draws, each copy drawn about 4 times -> 45 copies
+    assert plan_copies([180], [1], per_item=1) == [45]
+    # 50 steps × 2 corrections' items over 7 corrections: ceil(100 / 28) = 4 copies each
+    assert plan_copies([100, 150], [7, 100], per_item=1) == [4, 1]
+    # --steps 100000 used to ask for 75000 copies of one image (then cut only by the 1.5 GiB budget)
+    assert plan_copies([300_000], [1], per_item=1) == [MAX_COPIES]
+    assert MAX_COPIES < 100

@@ -26,6 +26,10 @@ ENCODE_BATCH = 8  # images encoded at once: a few hundred MB of activations at 3
 # parent's masks in tests/test_finetune.py's agreement check; 4 keeps them.
 REUSE = 4.0
 BUDGET_BYTES = 3 * 2**29  # 1.5 GiB of cached features at most: copies are cut (to 1 each at least) to fit
+# Copies of one image at most. The default schedules ask for 45 at most (one correction, no replay);
+# a long run (--steps 100000) asked for thousands, and spent half a minute encoding up to the budget
+# before its first step, for augmentations it would then draw a thousand times each anyway.
+MAX_COPIES = 64
 
 
 @dataclass
@@ -82,8 +86,8 @@ def item_bytes(model: UNet, size: int, dtype: torch.dtype = torch.float16) -> in
 
 def plan_copies(draws: list[int], images: list[int], per_item: int, reuse: float = REUSE, budget: int = BUDGET_BYTES) -> list[int]:
     """Copies of each image of each set: ``draws`` of a set over the whole fine-tune / (images × ``reuse``),
-    at least 1; over ``budget``, the set with the most copies gives one up until it fits (or all are at 1)."""
-    copies = [max(1, math.ceil(d / (n * reuse))) if n else 0 for d, n in zip(draws, images)]
+    at least 1 and at most ``MAX_COPIES``; over ``budget``, the set with the most copies gives one up until it fits (or all are at 1)."""
+    copies = [min(MAX_COPIES, max(1, math.ceil(d / (n * reuse)))) if n else 0 for d, n in zip(draws, images)]
     while sum(c * n for c, n in zip(copies, images)) * per_item > budget and max(copies) > 1:
         copies[copies.index(max(copies))] -= 1
     return copies

@@ -23,6 +23,7 @@ from tqdm import tqdm
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 
 from ..images.read import list_images
+from ..nn.card import ModelCard
 from ..nn.model_io import load_card
 from ..nn.predict import Predictor
 from ..nn.registry import Registry
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from .dicomweb_studies import run_studies, wants_dicomweb
 
     if wants_dicomweb(args):  # fetch the studies to a temporary folder, then come back here with files
-        _check_convention_known(args)  # before a study is downloaded, not after
+        convention_for(load_card(Registry().resolve(args.model))[0], args)  # before a study is downloaded, not after
         return run_studies(args, run_local=run)
     debug = bool(getattr(args, "debug", False))
     output = Path(args.output)
@@ -103,17 +104,17 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, jobs, output, pool, debug)
 
 
-def _check_convention_known(args: argparse.Namespace) -> None:
-    """A model that does not know the ``--convention`` asked for refuses it by name (its card is enough)."""
-    convention = getattr(args, "convention", None)
-    if convention:
-        load_card(Registry().resolve(args.model))[0].output_for(convention)
+def convention_for(card: ModelCard, args: argparse.Namespace) -> str:
+    """The convention to draw: ``--convention``, or the card's default. A model that does not know
+    the one asked for refuses it by name (its card is enough), before anything is read or written."""
+    convention = getattr(args, "convention", None) or card.default_convention
+    card.output_for(convention)
+    return convention
 
 
 def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessPoolExecutor | None, debug: bool) -> int:
     loaded = Registry().load(args.model)  # once, before any file is touched
-    convention = getattr(args, "convention", None) or loaded.card.default_convention
-    loaded.card.output_for(convention)  # a model that does not know it refuses by name, before anything is written
+    convention = convention_for(loaded.card, args)
     predictor = None if args.scheduler else Predictor(loaded, device=args.device, convention=convention)
     settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)),
                         convention=convention)

@@ -8,8 +8,9 @@ reach ``torch.stack`` of nothing.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
+
+from ..settings import in_range
 
 
 def ranged(
@@ -25,18 +26,12 @@ def ranged(
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
-        if not math.isfinite(value) or _outside(value, low, high, low_open, high_open):
+        if not in_range(value, low, high, low_open, high_open):
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages
     return parse
-
-
-def _outside(value: float, low: float | None, high: float | None, low_open: bool, high_open: bool) -> bool:
-    if low is not None and (value < low or (low_open and value == low)):
-        return True
-    return high is not None and (value > high or (high_open and value == high))
 
 
 def _range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
