@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
+import pytest
 import torch
 
 from napari_lung_unet.batch.local import start_workers
@@ -30,3 +34,29 @@ def test_workers_start_with_one_thread_and_leave_this_process_alone() -> None:
         seen = {pool.submit(_threads_here).result() for _ in range(4)}
     assert seen == {(1, "1", "1")}
     assert {name: os.environ.get(name) for name in before} == before
+
+
+def _start_early_in_a_fresh_process(argv: list[str]) -> tuple[bool, list[str], bool]:
+    """(started?, the command lines of this fresh process's children, whether torch was imported by then)."""
+    code = (
+        "import json, sys, time, psutil\n"
+        "from napari_lung_unet.batch.forkserver import start_early\n"
+        f"started = start_early({argv!r})\n"
+        "time.sleep(0.3)\n"
+        "kids = [' '.join(p.cmdline()) for p in psutil.Process().children()]\n"
+        "print(json.dumps([started, kids, 'torch' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    started, kids, torch_here = json.loads(out.stdout.strip().splitlines()[-1])
+    return started, kids, torch_here
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the forkserver is Linux's; elsewhere workers are spawned")
+def test_predict_with_workers_starts_their_forkserver_before_this_process_imports_torch() -> None:
+    started, kids, torch_here = _start_early_in_a_fresh_process(["predict", "in", "-o", "out", "--workers", "2"])
+    assert started and not torch_here  # the server imports torch on its own; this process has not yet
+    assert any("forkserver" in k for k in kids), kids
+    for argv in (["predict", "in", "-o", "out"], ["predict", "in", "-o", "out", "--workers", "1"],
+                 ["predict", "--workers", "two"], ["models", "--workers", "2"], []):
+        started, kids, _ = _start_early_in_a_fresh_process(argv)
+        assert not started and not kids, argv

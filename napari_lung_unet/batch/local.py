@@ -12,8 +12,6 @@ whatever the count.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -26,20 +24,14 @@ from ..nn.predict import Predictor
 from . import in_worker, steps
 from .results import Row
 from .steps import Failed, Job, Loaded, Settings
-from .threads import Budget, apply_here, init_worker, worker_environment
+from . import forkserver
+from .threads import Budget, apply_here, init_worker
 
 Outcome = tuple[Job, "Row | Failed"]
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
-    if sys.platform == "linux":
-        # forkserver: workers fork from a clean process that imported torch and the steps once (fast
-        # starts); plain fork would copy this process's OpenMP threads' state, which can deadlock
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["napari_lung_unet.batch.in_worker"])
-    else:
-        context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker)
+    return ProcessPoolExecutor(workers, mp_context=forkserver.context(), initializer=init_worker)
 
 
 @contextlib.contextmanager
@@ -51,7 +43,7 @@ def start_workers(workers: int) -> Iterator[ProcessPoolExecutor]:
     kills them at once: the queued images are dropped, exactly as a SIGKILL would drop them.
     """
     pool = _process_pool(workers)
-    with worker_environment():  # the forkserver and the workers start with one-thread OpenMP/MKL pools
+    with forkserver.one_thread_environment():  # the forkserver and the workers start with one-thread OpenMP/MKL pools
         for _ in range(workers):
             pool.submit(int)  # a no-op per worker: the pool starts processes on demand
     try:
@@ -84,7 +76,7 @@ def run_local(
     apply_here(budget)
     with ExitStack() as stack:
         if budget.workers > 1 and pool is None:
-            with worker_environment():
+            with forkserver.one_thread_environment():
                 pool = stack.enter_context(_process_pool(budget.workers))
         if budget.network_in_workers:
             assert pool is not None

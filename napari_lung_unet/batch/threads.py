@@ -11,22 +11,19 @@ Every setting is decided here, so that no combination oversubscribes the cores:
   read ahead and write behind (PNG decoding and zlib release the GIL), one core's worth each.
 - On a GPU the network stays in this process, which feeds it with one CPU thread, and the workers
   only read and write.
-- Worker processes start with OMP/MKL/OpenBLAS limited to one thread, before torch initialises them.
+- Worker processes start with OMP/MKL/OpenBLAS limited to one thread, before torch initialises them
+  (:mod:`.forkserver`).
 
 Measured in bench/batch_workers.py (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-# the libraries that size their own thread pools from the environment when they first load
-_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 def cores() -> int:
@@ -72,19 +69,3 @@ def init_worker() -> None:
     torch.set_num_threads(1)
 
 
-@contextlib.contextmanager
-def worker_environment() -> Iterator[None]:
-    """Start processes inside this block: they (and a forkserver started here) inherit one-thread pools.
-
-    The environment is restored afterwards: this process's own libraries are already sized.
-    """
-    saved = {name: os.environ.get(name) for name in _THREAD_ENV}
-    os.environ.update({name: "1" for name in _THREAD_ENV})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -10,11 +10,16 @@ what training needs.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``lung-unet``: parse ``argv`` (default: ``sys.argv[1:]``) and run the subcommand."""
+    from ..batch.forkserver import start_early
+
+    # predict --workers N: the workers' forkserver imports torch on another core while this process does
+    start_early(sys.argv[1:] if argv is None else argv)
     from .dispatch import main as dispatch_main  # deferred: keeps this package import-free
 
     return dispatch_main(argv)

@@ -1,0 +1,74 @@
+"""The worker processes' forkserver, and the one-thread environment they start in. Standard library
+only: the command line starts the server from its first line, before it imports torch itself.
+
+``lung-unet predict --workers N`` forks its workers from a forkserver that has imported torch and the
+per-image steps once (:mod:`.local`). That import costs ~1.3 s, and the first worker used to wait
+for it after this process had spent ~1.8 s on its own imports: on 24 X-rays of 3000² it was a sixth
+of the run (bench/batch_workers.py, docs/benchmarks.md). Started before those imports, the server
+imports on the other core while this process does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+PRELOAD = ["napari_lung_unet.batch.in_worker"]  # what every worker needs: torch and the steps
+# the libraries that size their own thread pools from the environment when they first load
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def context() -> multiprocessing.context.BaseContext:
+    """Linux: the forkserver (workers fork from a clean process that imported torch and the steps once;
+    plain fork would copy this process's OpenMP threads' state, which can deadlock). Elsewhere: spawn."""
+    if sys.platform != "linux":
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)  # no effect once the server runs: it was started with the same list
+    return ctx
+
+
+@contextlib.contextmanager
+def one_thread_environment() -> Iterator[None]:
+    """Start processes inside this block: they (and a forkserver started here) inherit one-thread pools.
+
+    The environment is restored afterwards: this process's own libraries are already sized.
+    """
+    saved = {name: os.environ.get(name) for name in THREAD_ENV}
+    os.environ.update({name: "1" for name in THREAD_ENV})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def start_early(argv: Sequence[str]) -> bool:
+    """Start the forkserver now if ``argv`` is a ``predict`` with ``--workers`` above 1 (on Linux).
+
+    Only a hint read off the raw arguments: anything it cannot read starts nothing, and the command
+    line's own parser then reports it. Returns whether the server was started.
+    """
+    if sys.platform != "linux":
+        return False
+    sniff = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    sniff.add_argument("command", nargs="?")
+    sniff.add_argument("--workers", type=int, default=1)
+    try:
+        known, _ = sniff.parse_known_args(list(argv))
+    except (argparse.ArgumentError, SystemExit):
+        return False
+    if known.command != "predict" or known.workers <= 1:
+        return False
+    context()
+    with one_thread_environment():
+        multiprocessing.forkserver.ensure_running()  # returns at once; the server imports PRELOAD on its own core
+    return True
