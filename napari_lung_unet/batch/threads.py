@@ -33,8 +33,9 @@ def cores() -> int:
 
 def default_workers() -> int:
     """One worker per core, except on 2 cores: there one process (network thread + reader and writer
-    threads) already fills both cores, and 2 workers measured 0.99-1.05x of it at 3000² with a longer
-    wall time (worker start-up; bench/batch_workers.py, docs/benchmarks.md)."""
+    threads) keeps ~1.5 cores busy, and 2 workers were 1.36x faster at 3000² but 0.99-1.05x in
+    earlier runs under load, with 0.5 GB more memory (bench/batch_workers.py, docs/benchmarks.md):
+    not a clear enough win to be the default on a laptop that is also showing napari."""
     n = cores()
     return n if n > 2 else 1
 
