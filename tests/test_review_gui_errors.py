@@ -11,7 +11,6 @@ import tifffile
 from napari.utils.notifications import NotificationSeverity
 
 from napari_lung_unet.store.corrections import CorrectionsStore
-from napari_lung_unet.nn.model_io import load_model
 from napari_lung_unet.images.phantom import make_phantom
 from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import corrections_dir
@@ -29,14 +28,8 @@ def errors(notes) -> list[str]:
 
 
 @pytest.fixture
-def widget(make_napari_viewer, tiny_model_dir: Path) -> LungUNetWidget:
-    loaded = load_model(tiny_model_dir)
-    Registry().add(loaded.model, loaded.card)
-    Registry().set_current("tiny")
-    viewer = make_napari_viewer()
-    _dock, widget = viewer.window.add_plugin_dock_widget("napari-lung-unet", "Lung U-Net")
-    widget.device_combo.setCurrentText("cpu")
-    return widget
+def widget(docked_widget: LungUNetWidget) -> LungUNetWidget:
+    return docked_widget  # the dock on the CPU, the tiny model current (conftest.py)
 
 
 @pytest.fixture
