@@ -7,35 +7,19 @@ import sys
 import textwrap
 from pathlib import Path
 
-import imageio.v3 as iio
-import numpy as np
 import pytest
 
-from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore
-from napari_lung_unet.images.phantom import make_phantom
 from napari_lung_unet.nn.registry import Registry
 from training.data import DatasetError, Pair
 from training import gate
 from training.finetune import FinetuneCancelled, FinetuneConfig, fair_subset, finetune
 
+from phantom_models import TINY_BUDGET, phantom_folder, train_phantom_parent, wider_lungs_store
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    """A corrections store as the widget writes it: 8 accepted phantom cases, drawn by a site whose
-    convention is wider lungs than the phantoms' own (as v7labs includes the lung behind the heart),
-    so a fine-tune has something to learn."""
-    from scipy.ndimage import grey_dilation
-
-    s = CorrectionsStore(tmp_path / "corrections")
-    for i in range(8):
-        image, labels = make_phantom((96, 96), seed=30 + i)
-        s.add(image, grey_dilation(labels, size=(7, 7)), CorrectionRecord(f"case{i}", f"/x/case{i}.png", "0" * 64, "base", 0.1))
-    return s.root
-
-
-# The 4-channel test model moves ~20x more per pixel than default-2 for a fine-tune: measured here,
-# ordinary candidates drift 0.006-0.011 nats per pixel and one trained to collapse 0.028 (default-2:
-# up to 0.00056, budget 0.001). The budget is scaled to the model, the rule is the product's.
-TINY_BUDGET = 0.02
+    return wider_lungs_store(tmp_path / "corrections")
 
 
 def _cfg(store: Path, **kw) -> FinetuneConfig:
@@ -44,28 +28,9 @@ def _cfg(store: Path, **kw) -> FinetuneConfig:
     return FinetuneConfig(**base)
 
 
-def _phantom_folder(root: Path, n: int, seed: int, empty_masks: bool = False) -> Path:
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    for i in range(n):
-        image, labels = make_phantom((96, 96), seed=seed + i)
-        iio.imwrite(root / "images" / f"c{i}.png", image)
-        mask = np.zeros_like(labels) if empty_masks else labels > 0
-        iio.imwrite(root / "masks" / f"c{i}.png", (mask * 255).astype(np.uint8))
-    return root
-
-
 @pytest.fixture(scope="module")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny U-Net trained on phantoms by `lung-unet train`'s code, with the Fisher file it ships."""
-    from training.trainer import TrainConfig, train
-
-    tmp = tmp_path_factory.mktemp("parent")
-    data = _phantom_folder(tmp / "train", 12, seed=200)
-    best = train(TrainConfig(data=[str(data)], output=str(tmp / "run"), base_channels=4, depth=2, input_size=64, epochs=6,
-                             batch_size=4, lr=5e-3, val_fraction=0.25, show_progress=False, workers=0, device="cpu", version="parent"))
-    assert (best / "fisher.safetensors").is_file()
-    return best
+    return train_phantom_parent(tmp_path_factory.mktemp("parent"))
 
 
 @pytest.fixture
@@ -107,8 +72,8 @@ def test_without_base_data_a_good_candidate_waits_for_a_yes(trained_parent: Regi
 def test_with_base_data_a_good_candidate_is_promoted(base_registry: Registry, tmp_path: Path) -> None:
     """An untrained parent and corrections in the base data's own convention: the candidate gains on
     both, the base data measured it, so it is promoted without asking."""
-    corrections = _phantom_folder(tmp_path / "corrections", 8, seed=30)
-    base = _phantom_folder(tmp_path / "base", 24, seed=100)
+    corrections = phantom_folder(tmp_path / "corrections", 8, seed=30)
+    base = phantom_folder(tmp_path / "base", 24, seed=100)
     result = finetune(_cfg(corrections, replay=[str(base)], train_layers="all"))
     assert result.status == "promoted", result.summary
     assert base_registry.current_version() == result.version
@@ -134,7 +99,7 @@ def test_gate_refuses_a_collapsed_model_with_no_base_data(trained_parent: Regist
     """Corrections that erase the lungs teach the model to collapse; the held-out corrections
     (empty too) even reward it. With no base data on disk, the Fisher estimate shipped with the
     parent is what catches it, and a user's yes does not override it."""
-    wiped = _phantom_folder(tmp_path / "wiped", 8, seed=300, empty_masks=True)
+    wiped = phantom_folder(tmp_path / "wiped", 8, seed=300, empty_masks=True)
     # 60 steps: at 40 the two held-back cases (a quarter, by hash) still had some lung drawn, so no trap
     result = finetune(_cfg(wiped, steps=60, lr=1e-2, ewc=0.0, promote=True))
     checked = {c["name"]: c for c in result.checks}
@@ -150,8 +115,8 @@ def test_uncorrected_images_are_replayed_and_checked_for_agreement(trained_paren
     """The same lung-erasing corrections, now with 6 of the user's uncorrected images: replayed with
     the parent's masks, they keep the candidate segmenting them as the parent did, and the gate
     measures that agreement on them."""
-    wiped = _phantom_folder(tmp_path / "wiped", 8, seed=300, empty_masks=True)
-    unlabeled = _phantom_folder(tmp_path / "worklist", 6, seed=400) / "images"
+    wiped = phantom_folder(tmp_path / "wiped", 8, seed=300, empty_masks=True)
+    unlabeled = phantom_folder(tmp_path / "worklist", 6, seed=400) / "images"
     result = finetune(_cfg(wiped, steps=40, lr=1e-2, ewc=0.0, unlabeled=[str(unlabeled)]))
     checked = {c["name"]: c for c in result.checks}
     agreement = checked["your uncorrected images"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -26,6 +27,7 @@ from napari_lung_unet.widget import LungUNetWidget
 from napari_lung_unet.widget.dock import DOCK_WIDTH
 from napari_lung_unet.store.worklist import EDITED, PROPOSED, Worklist
 
+from phantom_models import TINY_BUDGET, train_phantom_parent, wider_lungs_store
 from test_widget import click_and_wait  # pytest puts tests/ on sys.path (rootdir-relative, no package)
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
@@ -240,32 +242,39 @@ def test_defect8_finetune_result_in_plain_words(widget, qtbot, tmp_path: Path):
     assert result["version"] in text
 
 
-def test_promote_anyway_makes_an_unverified_version_current(widget, qtbot, notes):
+@pytest.fixture(scope="module")
+def phantom_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_phantom_parent(tmp_path_factory.mktemp("parent"))
+
+
+def test_promote_anyway_makes_an_unverified_version_current(widget, qtbot, notes, monkeypatch, tmp_path: Path, phantom_parent: Path):
     """What the engine reports when it could not check the base data: the user decides."""
-    loaded = load_model(Registry().resolve("tiny"))
-    card = ModelCard.from_json(json.dumps({**loaded.card.to_dict(), "version": "ft-unverified", "status": "candidate", "parent": "tiny"}))
-    Registry().add(loaded.model, card)
+    monkeypatch.setenv("LUNG_UNET_DATA", str(tmp_path / "no-data"))  # as after pip install: no base data here
+    shutil.copytree(phantom_parent, Registry().models_dir / "parent")  # a parent that segments phantoms
+    Registry().set_current("parent")
     finetune = widget.finetune
-    finetune.result = {
-        "version": "ft-unverified", "parent": "tiny", "promoted": False, "status": "unverified",
-        "reason": "no base data found", "before": {}, "after": {}, "n_train": 3, "n_holdout": 1,
-        "summary": ["Trained on 3 of 4 accepted corrections.", "No base data was found, so it was not checked."],
-    }
-    finetune.show_result(finetune.result)
+    finetune.store_dir = wider_lungs_store(tmp_path / "corrections")  # corrections it can learn from
+    finetune.steps = 40
+    finetune.extra_args = ["--batch-size", "4", "--lr", "3e-3", "--forgetting-budget", str(TINY_BUDGET)]
+    with qtbot.waitSignal(finetune.finished, timeout=WAIT_MS) as done:
+        finetune.button.click()
+    result = done.args[0]  # the engine's own JSON, from `lung-unet finetune --json-progress`
+    assert result is not None and result["status"] == "unverified" and not result["promoted"], result
+    assert Registry().current_version() == "parent"
     assert not finetune.promote_anyway.isHidden()
     assert finetune.status.text().startswith("Unverified: ")
-    assert "No base data was found" in finetune.details.text()  # the engine's own words, as they are
+    assert result["summary"][0] in finetune.details.text()  # the engine's own words, as they are
 
     with qtbot.waitSignal(finetune.promoted, timeout=WAIT_MS):
         finetune.promote_anyway.click()
-    assert Registry().current_version() == "ft-unverified"
-    assert widget.selected_model() == "ft-unverified"
-    assert widget.history.table.item(widget.history.versions().index("ft-unverified"), 0).text() == "●"
+    assert Registry().current_version() == result["version"]
+    assert widget.selected_model() == result["version"]
+    assert widget.history.table.item(widget.history.versions().index(result["version"]), 0).text() == "●"
 
     # promoting over a model that changed meanwhile is refused with the reason
     bundled = Registry().bundled_version
     Registry().set_current(bundled)
-    finetune.show_result(finetune.result)
+    finetune.show_result(result)
     assert finetune.promote_unverified() is not None
     qtbot.waitUntil(lambda: finetune.promote_worker is None, timeout=WAIT_MS)
     assert Registry().current_version() == bundled
