@@ -40,10 +40,12 @@ if [ "$#" -gt 0 ]; then
   with_display .venv/bin/python -m pytest -q "$@"
   exit 0
 fi
-# The tests that need no viewer share the cores (pytest-xdist); the GUI tests run one at a time,
-# because several of them time the GUI thread's heartbeat and a neighbour would steal its core.
-echo "== pytest: all tests but the GUI ones, one process per core"
-with_display .venv/bin/python -m pytest -q -m "not gui" --numprocesses=auto --maxprocesses=4
+# The tests that need no viewer share the cores (pytest-xdist), two processes at most: several
+# train, start a Dask cluster or a PACS, or hold a 2-s deadline, and a container may show more
+# cores than it may use. The GUI tests run one at a time: several time the GUI thread's heartbeat,
+# and a neighbour would steal its core.
+echo "== pytest: all tests but the GUI ones, two processes"
+with_display .venv/bin/python -m pytest -q -m "not gui" --numprocesses=auto --maxprocesses=2
 echo "== pytest: GUI tests (PyQt5)"
 with_display .venv/bin/python -m pytest -q -m gui
 
