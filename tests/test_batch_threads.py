@@ -57,6 +57,7 @@ def test_predict_with_workers_starts_their_forkserver_before_this_process_import
     assert started and not torch_here  # the server imports torch on its own; this process has not yet
     assert any("forkserver" in k for k in kids), kids
     for argv in (["predict", "in", "-o", "out"], ["predict", "in", "-o", "out", "--workers", "1"],
-                 ["predict", "--workers", "two"], ["models", "--workers", "2"], []):
+                 ["predict", "--workers", "two"], ["models", "--workers", "2"], [],
+                 ["predict", "in", "-o", "out", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"]):
         started, kids, _ = _start_early_in_a_fresh_process(argv)
         assert not started and not kids, argv

@@ -52,7 +52,7 @@ def one_thread_environment() -> Iterator[None]:
 
 
 def start_early(argv: Sequence[str]) -> bool:
-    """Start the forkserver now if ``argv`` is a ``predict`` with ``--workers`` above 1 (on Linux).
+    """Start the forkserver now if ``argv`` is a local ``predict`` with ``--workers`` above 1 (on Linux).
 
     Only a hint read off the raw arguments: anything it cannot read starts nothing, and the command
     line's own parser then reports it. Returns whether the server was started.
@@ -62,11 +62,12 @@ def start_early(argv: Sequence[str]) -> bool:
     sniff = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     sniff.add_argument("command", nargs="?")
     sniff.add_argument("--workers", type=int, default=1)
+    sniff.add_argument("--scheduler", default=None)  # a Dask cluster runs the images: no local workers
     try:
         known, _ = sniff.parse_known_args(list(argv))
     except (argparse.ArgumentError, SystemExit):
         return False
-    if known.command != "predict" or known.workers <= 1:
+    if known.command != "predict" or known.workers <= 1 or known.scheduler:
         return False
     context()
     with one_thread_environment():
