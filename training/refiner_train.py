@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from napari_lung_unet.nn.card import ModelCard, utc_now
 from napari_lung_unet.nn.clicks import click_maps, click_point, largest_region
 from napari_lung_unet.nn.model import UNet
 from napari_lung_unet.nn.model_io import LoadedModel, load_model, save_model
 from napari_lung_unet.nn.postprocess import labels_from_probability
+from napari_lung_unet.nn.refine import piece_at
 from napari_lung_unet.nn.refine_learned import DEFAULT_CROP, crop_at, refiner_from_parent
 from napari_lung_unet.settings import bundled_model_dir
 
@@ -131,11 +131,8 @@ def click_success(model: UNet, data: ArrayData, props: torch.Tensor, crop: int, 
                 drawn = model(x, torch.tensor([k]))[0, k].numpy() > 0
                 positive = bool(t[r, c])
                 grown = (drawn & ~p[box]) if positive else (~drawn & p[box])
-                at = (r - box[0].start, c - box[1].start)
-                grown[at] = True  # as LearnedRefineContext applies it: the change connected to the click
-                pieces, _ = ndimage.label(grown)
-                after = p.copy()
-                after[box] ^= pieces == pieces[at]
+                after = p.copy()  # as LearnedRefineContext applies it: the change connected to the click
+                after[box] ^= piece_at(grown, (r - box[0].start, c - box[1].start))
                 hits += int(((after != t) & region).sum() <= region.sum() / 2)
                 total += 1
     model.train()

@@ -169,9 +169,7 @@ class RefineContext:
             window[r0 : r0 + 2 * half, c0 : c0 + 2 * half] = True
             grown &= window
         grown &= self._nearer_than_opposite(click, (slice(0, size[0]), slice(0, size[1])), (size[0] / self.shape[0], size[1] / self.shape[1]))
-        grown[cr, cc] = True
-        pieces, _ = ndimage.label(grown)
-        return pieces == pieces[cr, cc]
+        return piece_at(grown, (cr, cc))
 
     def _nearer_than_opposite(
         self, click: Click, small_box: tuple[slice, slice], to_small: tuple[float, float]
@@ -193,6 +191,16 @@ class RefineContext:
             if other.positive != click.positive:
                 keep &= mine < dist2(other)
         return keep
+
+
+def piece_at(mask: np.ndarray, at: tuple[int, int]) -> np.ndarray:
+    """The connected piece of ``mask`` that holds ``at``, ``at`` always in it: the clicked pixel takes the
+    click's answer, and only what connects to it changes (region growing and the learned refiner alike)."""
+    grown = mask.copy()
+    grown[at] = True
+    pieces, _ = ndimage.label(grown)
+    return pieces == pieces[at]
+
 
 def small_of(click: Click, size: tuple[int, int], shape: tuple[int, int]) -> tuple[int, int]:
     """The click's pixel at the model's resolution ``size`` of an image of ``shape``."""

@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from .clicks import click_maps
 from .model import UNet
 from .model_io import LoadedModel
 from .preprocess import prepare_input
-from .refine import Click, RefineContext, Refinement, apply_change, sample_labels, small_of
+from .refine import Click, RefineContext, Refinement, apply_change, piece_at, sample_labels, small_of
 
 if TYPE_CHECKING:
     from ..images.read import XRay
@@ -123,11 +122,8 @@ class LearnedRefineContext:
         current = sample_labels(labels, size, box) > 0
         drawn = self._draw(box, current)
         grown = (drawn & ~current) if click.positive else (~drawn & current)
-        at = (cr - box[0].start, cc - box[1].start)
-        grown[at] = True  # the clicked pixel always takes the click's answer
-        pieces, _ = ndimage.label(grown)
         change = np.zeros(size, bool)
-        change[box] = pieces == pieces[at]
+        change[box] = piece_at(grown, (cr - box[0].start, cc - box[1].start))
         return apply_change(change, labels, click, painted)
 
     @torch.inference_mode()
