@@ -108,6 +108,14 @@ def fresh_predictor_cache():
     clear_cache()
 
 
+@pytest.fixture(scope="session")
+def phantom_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny U-Net trained on phantoms (tests/phantom_models.py), once per test process; copy it, never change it."""
+    from phantom_models import train_phantom_parent
+
+    return train_phantom_parent(tmp_path_factory.mktemp("phantom_parent"))
+
+
 @pytest.fixture
 def tiny_current(tiny_model_dir: Path) -> str:
     """Register the tiny model and make it current, so GUI proposals and fine-tunes take seconds."""

@@ -14,7 +14,7 @@ from training.data import DatasetError, Pair
 from training import gate
 from training.finetune import FinetuneCancelled, FinetuneConfig, fair_subset, finetune
 
-from phantom_models import TINY_BUDGET, phantom_folder, train_phantom_parent, wider_lungs_store
+from phantom_models import TINY_BUDGET, phantom_folder, wider_lungs_store
 
 
 @pytest.fixture
@@ -28,19 +28,14 @@ def _cfg(store: Path, **kw) -> FinetuneConfig:
     return FinetuneConfig(**base)
 
 
-@pytest.fixture(scope="module")
-def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_phantom_parent(tmp_path_factory.mktemp("parent"))
-
-
 @pytest.fixture
-def trained_parent(isolated_home: Path, trained_model: Path) -> Registry:
+def trained_parent(isolated_home: Path, phantom_parent: Path) -> Registry:
     """A registry whose current model segments phantoms (a random frozen encoder would learn nothing)."""
     import shutil
 
     registry = Registry()
     registry.models_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(trained_model, registry.models_dir / "parent")
+    shutil.copytree(phantom_parent, registry.models_dir / "parent")
     registry.set_current("parent")
     return registry
 

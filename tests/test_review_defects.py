@@ -27,7 +27,7 @@ from napari_lung_unet.widget import LungUNetWidget
 from napari_lung_unet.widget.dock import DOCK_WIDTH
 from napari_lung_unet.store.worklist import EDITED, PROPOSED, Worklist
 
-from phantom_models import TINY_BUDGET, train_phantom_parent, wider_lungs_store
+from phantom_models import TINY_BUDGET, wider_lungs_store
 from test_widget import click_and_wait  # pytest puts tests/ on sys.path (rootdir-relative, no package)
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
@@ -240,11 +240,6 @@ def test_defect8_finetune_result_in_plain_words(widget, qtbot, tmp_path: Path):
     assert re.search(rf"\b{n_train}\b[^.]*\b4\b", text), text
     assert "base" in text.lower() or "original" in text.lower()  # says that no base data was checked
     assert result["version"] in text
-
-
-@pytest.fixture(scope="module")
-def phantom_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_phantom_parent(tmp_path_factory.mktemp("parent"))
 
 
 def test_promote_anyway_makes_an_unverified_version_current(widget, qtbot, notes, monkeypatch, tmp_path: Path, phantom_parent: Path):
