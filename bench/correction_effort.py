@@ -30,9 +30,8 @@ from _report import publish  # noqa: E402
 from _reviewer import CaseEffort, Refiner, paint, review  # noqa: E402
 
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, read_xray  # noqa: E402
-from napari_lung_unet.nn.model_io import load_model  # noqa: E402
+from napari_lung_unet.nn.model_io import LoadedModel, load_model  # noqa: E402
 from napari_lung_unet.nn.predict import Predictor  # noqa: E402
-from napari_lung_unet.nn.model_io import LoadedModel  # noqa: E402
 from napari_lung_unet.nn.refine import Click, RefineContext  # noqa: E402
 from napari_lung_unet.nn.refine_learned import LearnedRefineContext  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir  # noqa: E402

@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..nn.predict import Predictor
-from . import in_worker, steps
+from . import forkserver, in_worker, steps
 from .results import Row
 from .steps import Failed, Job, Loaded, Settings
-from . import forkserver
 from .threads import Budget, apply_here, init_worker
 
 Outcome = tuple[Job, "Row | Failed"]

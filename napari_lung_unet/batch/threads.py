@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import torch
 
 
-
 def cores() -> int:
     """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -68,5 +67,3 @@ def apply_here(budget: Budget) -> None:
 def init_worker() -> None:
     """A worker's initializer: one core, so one torch thread (the environment already limits OpenMP)."""
     torch.set_num_threads(1)
-
-
