@@ -63,8 +63,11 @@ def _list(qtbot, dialog: PacsDialog, url: str) -> None:
 
 
 def test_open_from_pacs_then_accept_stores_the_seg_back(
+    # the studies (real data) first: without the data the test is skipped before a viewer exists,
+    # whose teardown would otherwise look for the report of a call that never ran
+    pacs_studies: dict[str, tuple[pydicom.Dataset, np.ndarray]],
     make_napari_viewer, tiny_current, qtbot, orthanc: Orthanc, credentials: None,  # noqa: F811
-    pacs_studies: dict[str, tuple[pydicom.Dataset, np.ndarray]], isolated_home: Path,
+    isolated_home: Path,
 ) -> None:
     from qtpy.QtCore import QItemSelectionModel
 
