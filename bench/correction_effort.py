@@ -8,7 +8,9 @@ dock shows); true masks are 0/255 and Dice counts any label > 0 as lung. ``--spl
 cases the model's training run held out for validation (training/data.py split_of_run), for
 Shenzhen and Montgomery; the dataset root is the parent of ``--images``. ``--mode oracle`` is the bound
 for any refiner that fixes only what is clicked: each click fixes exactly the wrong region it lands on (it
-reads the truth, so it measures the stroke model, not a tool). ``--refiner DIR`` with ``--mode refine``
+reads the truth, so it measures the stroke model, not a tool). Paint mode also prints the click floor: a case
+the proposal does not pass needs one click at the least, so no click tool can cost less than 2 s + 1 s x the
+share of such cases. ``--refiner DIR`` with ``--mode refine``
 clicks with a learned refiner (napari_lung_unet/nn/refine_learned.py) instead of the region growing. The last line printed is
 
     seconds/case S strokes/case K clicks/case C untouched F reached R dice_before B dice_after A n N
@@ -27,7 +29,7 @@ from skimage.measure import label
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import publish  # noqa: E402
-from _reviewer import CaseEffort, Refiner, paint, review  # noqa: E402
+from _reviewer import AIM_S, LOOK_AND_ACCEPT_S, CaseEffort, Refiner, paint, review  # noqa: E402
 
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, read_xray  # noqa: E402
 from napari_lung_unet.nn.model_io import LoadedModel, load_model  # noqa: E402
@@ -157,6 +159,16 @@ def summary(efforts: list[CaseEffort]) -> str:
     )
 
 
+def click_floor(efforts: list[CaseEffort]) -> str:
+    """The fewest seconds any click tool can cost on these proposals: a case the proposal does not pass
+    needs at least one click (1 s), whatever the click does, and every case is looked at (2 s)."""
+    touched = sum(not e.untouched for e in efforts) / len(efforts)
+    floor = LOOK_AND_ACCEPT_S + AIM_S * touched
+    paint_s = sum(e.seconds for e in efforts) / len(efforts)
+    return (f"click floor: {floor:.2f} s/case ({floor / paint_s:.2f}x paint): {touched:.0%} of cases need a click, "
+            "one click each at best")
+
+
 def main() -> None:
     args = parse_args()
     predictor = make_predictor(args.model, args.convention)
@@ -173,10 +185,13 @@ def main() -> None:
     if all_ms:
         print(f"refine latency: median {statistics.median(all_ms):.0f} ms, max {max(all_ms):.0f} ms over {len(all_ms)} clicks")
     line = summary(efforts)
+    notes = [click_floor(efforts)] if args.mode == "paint" else []
+    for note in notes:
+        print(note)
     if args.record:
         tool = f"{'hybrid' if args.hybrid else 'learned'} {learned.card.version}" if learned is not None else args.mode
         title = f"Correction effort: {args.images.parent.name} ({args.split}), {tool}, {predictor.version}"
-        publish(title, [f"`{line}`"], record=True)
+        publish(title, [f"`{line}`", *([""] + notes if notes else [])], record=True)
     print(line)
 
 
