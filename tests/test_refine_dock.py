@@ -27,8 +27,9 @@ pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 WAIT_MS = 120_000
 # The worst heartbeat gap from a click to its refined mask on screen. The issue's goal is 100 ms; measured
-# 111-188 ms here with a training job on the other core, all of it napari's and Qt's repainting (our click
-# and write take 8 and 2 ms on the GUI thread; the refine runs on a worker). The bound is the GUI tests' own.
+# 50-55 ms on an idle 2-core EPYC (2026-12-01) and 111-188 ms with a training job on the other core, nearly
+# all of it napari's and Qt's repainting (our click and write take 8 and 2 ms on the GUI thread; the refine
+# runs on a worker). The bound is the GUI tests' own, so that a loaded CI machine does not fail it.
 MAX_GAP_S = 0.250
 REFERENCE = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "reference"
 CASE = "00870a9c"  # CC BY 3.0 (attribution.csv); its lung-fields mask is the bundled model's parent's own
