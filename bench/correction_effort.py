@@ -185,13 +185,13 @@ def main() -> None:
     if all_ms:
         print(f"refine latency: median {statistics.median(all_ms):.0f} ms, max {max(all_ms):.0f} ms over {len(all_ms)} clicks")
     line = summary(efforts)
-    notes = [click_floor(efforts)] if args.mode == "paint" else []
-    for note in notes:
-        print(note)
+    floor = click_floor(efforts) if args.mode == "paint" else ""
+    if floor:
+        print(floor)
     if args.record:
         tool = f"{'hybrid' if args.hybrid else 'learned'} {learned.card.version}" if learned is not None else args.mode
         title = f"Correction effort: {args.images.parent.name} ({args.split}), {tool}, {predictor.version}"
-        publish(title, [f"`{line}`", *([""] + notes if notes else [])], record=True)
+        publish(title, [f"`{line}`", *(["", floor] if floor else [])], record=True)
     print(line)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import publish  # noqa: E402
+from _reviewer import dice  # noqa: E402
 
 from napari_lung_unet.nn.model_io import load_model  # noqa: E402
 from napari_lung_unet.nn.postprocess import labels_from_probability  # noqa: E402
@@ -57,9 +58,9 @@ def main() -> None:
             for pair in (p for p in pairs if p.convention == "whole-lung"):
                 image, mask = read_pair(pair)
                 truth = resize((mask > 0).astype(np.float32), size).numpy() > 0.5
-                predicted = labels_from_probability(whole.predict(image).small_probability, size, loaded.card.threshold) > 0
-                dice = 2.0 * float((truth & predicted).sum()) / max(int(truth.sum() + predicted.sum()), 1)
-                scores.append((pair.case_id, below_the_line(predicted, truth), dice))
+                x, _ = whole.prepare(image)  # the network's probability only: labels at the input size, not the image's
+                predicted = labels_from_probability(whole.network(x[None])[0], size, loaded.card.threshold) > 0
+                scores.append((pair.case_id, below_the_line(predicted, truth), dice(predicted, truth)))
             if not scores:
                 continue
             over = [s for s in scores if s[1] > args.share]

@@ -18,9 +18,8 @@ import argparse
 from pathlib import Path
 
 from napari_lung_unet.nn.card import CARD_NAME, ModelCard
-from napari_lung_unet.nn.model_io import LoadedModel
+from napari_lung_unet.nn.model_io import LoadedModel, load_model, save_model
 from napari_lung_unet.store.atomic import atomic_write_bytes, atomic_write_json
-from napari_lung_unet.nn.model_io import load_model, save_model
 from napari_lung_unet.nn.predict import Predictor
 from napari_lung_unet.settings import bundled_model_dir, data_dir
 from training.evaluate import load_cases, score_cases, summarise
