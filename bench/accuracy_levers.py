@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import append_markdown  # noqa: E402
+from _reviewer import dice  # noqa: E402 - exact Dice, empty against empty 1 (as training.metrics)
 
 from napari_lung_unet.nn.model_io import LoadedModel, load_model  # noqa: E402
 from napari_lung_unet.nn.postprocess import labels_from_probability  # noqa: E402
@@ -27,15 +27,9 @@ from napari_lung_unet.nn.predict import Predictor  # noqa: E402
 from napari_lung_unet.nn.preprocess import resize  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
 from training.evaluate import LoadedCase, load_cases  # noqa: E402
-from training.metrics import binary_metrics  # noqa: E402
 from training.data import split_of_run  # noqa: E402
 
 DATASETS = ("montgomery", "shenzhen")
-
-
-def dice(pred: np.ndarray, true: np.ndarray) -> float:
-    """The project's per-image Dice (training.metrics), on label arrays of any integer or bool type."""
-    return float(binary_metrics(torch.from_numpy(pred > 0)[None], torch.from_numpy(true > 0)[None])["dice"][0])
 
 
 def variant_scores(predictor: Predictor, cases: list[LoadedCase], threshold: float, raw: bool) -> float:
@@ -45,12 +39,12 @@ def variant_scores(predictor: Predictor, cases: list[LoadedCase], threshold: flo
         x, shape = predictor.prepare(case.image)
         prob = predictor.network(x[None])[0]
         labels = resize(prob, shape).numpy() > threshold if raw else labels_from_probability(prob, shape, threshold)
-        scores.append(dice(labels, case.mask))
+        scores.append(dice(labels > 0, case.mask > 0))
     return float(np.mean(scores))
 
 
 def ceiling(cases: list[LoadedCase], size: int) -> float:
-    return float(np.mean([dice(labels_from_probability(resize(c.mask.astype(np.float32), (size, size)).numpy(), c.mask.shape), c.mask)
+    return float(np.mean([dice(labels_from_probability(resize(c.mask.astype(np.float32), (size, size)).numpy(), c.mask.shape) > 0, c.mask > 0)
                           for c in cases]))
 
 
