@@ -96,7 +96,7 @@ def worker(spec: dict) -> None:
     phases = {"load": at.get("encode", first_step), "encode": first_step - at["encode"] if "encode" in at else 0.0,
               "steps": len(train), "step_s": step, "train": end_train - first_step,
               "gate": at.get("register", result.seconds) - end_train, "register": result.seconds - at["register"] if "register" in at else None}
-    print(json.dumps({"version": result.version, "status": result.status, "seconds": result.seconds, "phases": phases}))
+    print(json.dumps({"version": result.version, "status": result.status, "reason": result.reason, "seconds": result.seconds, "phases": phases}))
 
 
 def run_worker(spec: dict, tree: Path) -> dict:
@@ -156,9 +156,9 @@ def main() -> None:
             ft, est = card.extra["finetune"], card.metrics["after"].get("estimated_forgetting", float("nan"))
             ph = out["phases"]
             rows.append((name, setting, ft["steps"], ft["batch_size"], cfg.ewc, (v7_1 - v7_0) * 100, (mont_1 - mont_0) * 100, est,
-                         out["seconds"], ph, v7_1, out["status"]))
+                         out["seconds"], ph, v7_1, _verdict(out)))
             print(f"{name} | data {setting}: v7labs {v7_1:.4f} ({(v7_1 - v7_0) * 100:+.2f} pts), Montgomery {mont_1:.4f} "
-                  f"({(mont_1 - mont_0) * 100:+.2f} pts), estimate {est:.1e}, {out['seconds']:.0f} s {json.dumps(ph)}, {out['status']}", flush=True)
+                  f"({(mont_1 - mont_0) * 100:+.2f} pts), estimate {est:.1e}, {out['seconds']:.0f} s {json.dumps(ph)}, {_verdict(out)}", flush=True)
     if not args.no_record:
         ref = next((r[8] for r in rows if r[0] == BEFORE), None)
         lines = [
@@ -177,6 +177,12 @@ def main() -> None:
               f"{t / ref if ref else float('nan'):.2f} | {status} |" for n, s, st, b, e, g, m, est, t, ph, v, status in rows),
         ]
         append_markdown("Fine-tuning levers, with and without base data (bench/finetune_levers.py)", " ".join(["python", *sys.argv]), lines)
+
+
+def _verdict(out: dict) -> str:
+    """The gate's status and, when it rejected, why (a worker of an older tree may not say)."""
+    reason = out.get("reason") if out["status"] != "promoted" else None
+    return f"{out['status']}: {reason}" if reason else out["status"]
 
 
 def _parts(ph: dict) -> str:
