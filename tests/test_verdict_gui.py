@@ -7,6 +7,7 @@ the panel's own child process.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from qtpy.QtCore import QPoint
@@ -42,14 +43,22 @@ def _fits(widget) -> bool:  # noqa: ANN001
     return widget.scroll.widget().minimumSizeHint().width() <= widget.scroll.viewport().width()
 
 
+@pytest.fixture
+def trained_current(phantom_parent) -> str:  # noqa: ANN001
+    """A parent that segments phantoms, current: a wrecked candidate of it is measurably worse."""
+    shutil.copytree(phantom_parent, Registry().models_dir / "parent")
+    Registry().set_current("parent")
+    return "parent"
+
+
 @pytest.mark.parametrize("size", SIZES, ids=["1366x768", "1920x1080"])
-def test_verdict_first_checks_folded_and_a_rejected_model_asks_first(make_napari_viewer, tiny_current, qtbot, size) -> None:
+def test_verdict_first_checks_folded_and_a_rejected_model_asks_first(make_napari_viewer, trained_current, qtbot, size) -> None:
     from napari_lung_unet.widget.finetune_text import verdict
 
     store = CorrectionsStore(corrections_dir())
     for i in range(4):
         image, labels = make_phantom((128, 128), seed=40 + i)
-        store.add(image, labels, CorrectionRecord(f"c{i}", f"/site/c{i}.png", "0" * 64, tiny_current, 0.0))
+        store.add(image, labels, CorrectionRecord(f"c{i}", f"/site/c{i}.png", "0" * 64, trained_current, 0.0))
     widget = _dock(make_napari_viewer, size)
     widget.tabs.setCurrentIndex(1)  # the Model tab
     finetune, history = widget.finetune, widget.history
@@ -91,7 +100,7 @@ def test_verdict_first_checks_folded_and_a_rejected_model_asks_first(make_napari
     assert version in box.text() and "rejected" in box.text() and "held-out corrections" in box.text()
     box.button(QMessageBox.StandardButton.Cancel).click()
     qtbot.waitUntil(lambda: history.confirm is None, timeout=5000)
-    assert Registry().current_version() == tiny_current and table.item(row, 0).text() == ""
+    assert Registry().current_version() == trained_current and table.item(row, 0).text() == ""
 
     # Yes makes it current, marks it, and the model box follows
     history.select(version)
@@ -103,9 +112,9 @@ def test_verdict_first_checks_folded_and_a_rejected_model_asks_first(make_napari
     assert widget.selected_model() == version
 
     # a trained model is made current without a question
-    history.select(tiny_current)
+    history.select(trained_current)
     assert history.make_selected_current() and history.confirm is None
-    assert Registry().current_version() == tiny_current
+    assert Registry().current_version() == trained_current
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["1366x768", "1920x1080"])

@@ -79,6 +79,16 @@ def freeze_encoder(model: torch.nn.Module) -> None:
     for p in model.encoders.parameters():
         p.requires_grad_(False)
     model.encoders.eval()
+    freeze_statistics(model)
+
+
+def freeze_statistics(model: torch.nn.Module) -> None:
+    """Every BatchNorm normalises with the parent's running statistics; their scales and shifts still
+    train. In train mode 50 steps at momentum 0.1 replace the decoder's statistics (0.9^50 < 1 %) with
+    those of a few batches of 256-px windows, and every output moves with them, the other convention's too."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def train_candidate(

@@ -37,11 +37,19 @@ class Check:
         return asdict(self)
 
 
-def holdout_check(before: float, after: float, n: int, trained_on_them: bool) -> Check:
+def holdout_check(before: float, after: float, n: int, trained_on_them: bool, tolerance: float) -> Check:
+    """The user's site, scored on corrections never trained on, is one more dataset: like any one base
+    dataset it may fall at most ``tolerance``. "Must rise" decided on the sign of one case's noise:
+    default-3 fine-tuned on 6 of 7 corrections from covid_v7labs patients it never saw, at 0.97 on the
+    seventh already, moved it by -0.7 to +0.5 points and was rejected 2 times in 4 (docs/benchmarks.md).
+    A correction that was also trained on (the only one) must rise: otherwise nothing was learnt."""
     what = f"Dice on {n} held-out correction{'s' if n != 1 else ''}" + (
         " (also trained on: only one correction, so this shows it was learnt, not that it generalises)" if trained_on_them else ", never trained on"
     )
-    return Check("holdout", "held-out corrections", what, "must rise", before, after, after > before)
+    if trained_on_them:
+        return Check("holdout", "held-out corrections", what, "must rise", before, after, after > before)
+    return Check("holdout", "held-out corrections", what, f"may fall at most {tolerance * 100:.1f} points, as any one dataset",
+                 before, after, after >= before - tolerance)
 
 
 def base_checks(before: dict[Group, float], after: dict[Group, float], counts: dict[Group, int], tolerance: float, dataset_tolerance: float) -> list[Check]:
@@ -124,15 +132,23 @@ def decide(checks: list[Check], confirmed: bool) -> tuple[Status, str]:
     if failed:
         first = failed[0]
         return "rejected", f"not promoted: {first.name} failed: {_numbers(first)} ({first.rule})"
+    held = _held_words(checks)
     if any(c.kind == "base" and c.passed for c in checks):
-        return "promoted", "promoted: it gained on the held-out corrections and kept its accuracy on the original validation data"
+        return "promoted", f"promoted: {held} and kept its accuracy on the original validation data"
     if any(c.kind == "reference" and c.passed for c in checks):
-        return "promoted", ("promoted: it gained on the held-out corrections and kept its masks on the shipped reference X-rays in "
+        return "promoted", (f"promoted: {held} and kept its masks on the shipped reference X-rays in "
                             "every convention (the original validation data is not on this computer; the reference is not your site)")
     if confirmed:
         return "promoted", "promoted on your explicit yes: the original validation data was not on this computer, so it could not be measured"
     return "unverified", ("not promoted yet: the original validation data is not on this computer, so nothing measured how the "
                           "candidate does on the X-rays the model already handled well; promote it only if you accept that")
+
+
+def _held_words(checks: list[Check]) -> str:
+    held = next((c for c in checks if c.kind == "holdout" and c.before is not None), None)
+    if held is None or held.after is None or held.after > held.before:
+        return "it gained on the held-out corrections"
+    return f"it kept its Dice on the held-out corrections ({_numbers(held)}, {held.rule})"
 
 
 def _numbers(check: Check) -> str:

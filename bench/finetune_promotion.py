@@ -1,0 +1,83 @@
+"""How often a fine-tune on a few corrections from a site the model already draws well is promoted (issue 17).
+
+    python bench/finetune_promotion.py [--corrections 7] [--windows 3] [--no-record]
+
+The site: covid_v7labs patients the model never trained on (its own run's validation split, sorted by
+case id), drawn whole-lung. Each window of ``--corrections`` consecutive cases is accepted as
+corrections and fine-tuned with the defaults and the base data (``LUNG_UNET_DATA``), in a registry of
+its own, as ``lung-unet finetune --corrections DIR --convention whole-lung`` runs it. For each: the gate's
+held-out correction and base checks, its verdict, and the site's next cases (the other validation
+cases) before → after, scored with the candidate whatever the gate decided.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import publish  # noqa: E402
+from finetune_levers import link_subset  # noqa: E402
+
+from napari_lung_unet.nn.model_io import load_model  # noqa: E402
+from napari_lung_unet.nn.predict import Predictor  # noqa: E402
+from napari_lung_unet.nn.registry import Registry  # noqa: E402
+from napari_lung_unet.settings import bundled_model_dir, data_dir  # noqa: E402
+from training.data import split_of_run  # noqa: E402
+from training.evaluate import load_cases, mean_dice, score_cases  # noqa: E402
+from training.finetune import FinetuneConfig, finetune  # noqa: E402
+
+CONVENTION = "whole-lung"
+
+
+def _check(result, kind: str, name: str | None = None) -> str:  # type: ignore[no-untyped-def]
+    c = next((c for c in result.checks if c["kind"] == kind and (name is None or c["name"] == name)), None)
+    if c is None or c["before"] is None:
+        return "–"
+    return f"{c['before']:.4f} → {c['after']:.4f}{'' if c['passed'] else ' ✗'}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corrections", type=int, default=7)
+    ap.add_argument("--windows", type=int, default=3)
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    parent = load_model(bundled_model_dir())  # a fresh registry's current model: what a new user fine-tunes
+    _, val = split_of_run(parent.card, data_dir() / "covid_v7labs")
+    val = sorted(val, key=lambda p: p.case_id)
+    n = args.corrections
+    # windows spread over the split, the last one ending at its end (they overlap when it is short)
+    starts = sorted({round(i * (len(val) - n) / max(args.windows - 1, 1)) for i in range(args.windows)})
+    work = Path(tempfile.mkdtemp(prefix="ft_promotion_"))
+    lines = ["| corrections (case ids) | held-out correction | base whole-lung | Montgomery val | next cases, whole-lung | verdict | time (s) |",
+             "|---|---|---|---|---|---|---|"]
+    try:
+        for k, start in enumerate(starts):
+            window = val[start:start + n]
+            nxt = load_cases([p for p in val if p not in window])
+            folder = link_subset(window, work / f"corrections-{k}")
+            home = work / f"home-{k}"
+            result = finetune(FinetuneConfig(corrections=str(folder), convention=CONVENTION, home=str(home), device="cpu"))
+            before = mean_dice(score_cases(Predictor(parent, device="cpu", convention=CONVENTION), nxt))
+            after = mean_dice(score_cases(Predictor(Registry(home).load(result.version), device="cpu", convention=CONVENTION), nxt))
+            lines.append(
+                f"| {start + 1}–{start + n} ({', '.join(p.case_id[:8] for p in window)}) | {_check(result, 'holdout')} "
+                f"| {_check(result, 'base', f'original validation data ({CONVENTION})')} "
+                f"| {_check(result, 'base', 'montgomery validation (lung-fields)')} | {before:.4f} → {after:.4f} ({len(nxt)}) "
+                f"| {result.status} | {result.seconds:.0f} |")
+            print(lines[-1], flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines += ["", f"Parent `{parent.card.version}`; {n} corrections a window, of {len(val)} covid_v7labs validation cases "
+              "(patients it never trained on); ✗: the check failed. 'next cases': the validation cases outside the window, "
+              "scored with the candidate whether or not it was promoted."]
+    publish(f"Fine-tune promotion at a site the model already draws well (bench/finetune_promotion.py), {parent.card.version}",
+            lines, record=not args.no_record)
+
+
+if __name__ == "__main__":
+    main()
