@@ -9,6 +9,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
+import torch
 
 from napari_lung_unet.nn.predict import Predictor
 from napari_lung_unet.nn.registry import Registry
@@ -64,6 +65,18 @@ def test_without_base_data_a_good_candidate_waits_for_a_yes(trained_parent: Regi
     assert card.parent == "parent" and card.status == "promoted"
     assert card.metrics["after"]["holdout_dice"] == pytest.approx(yes.after["holdout_dice"])
     assert "explicit yes" in yes.reason
+
+
+def test_a_fine_tune_keeps_every_batchnorm_statistic_and_learns_in_their_scales(trained_parent: Registry, store: Path) -> None:
+    """Running statistics replaced by a few batches of windows moved every output; the decoder's
+    normalisation scales and shifts still train."""
+    result = finetune(_cfg(store))
+    parent, candidate = (trained_parent.load(v).model.state_dict() for v in ("parent", result.version))
+    stats = [k for k in parent if k.endswith(("running_mean", "running_var"))]
+    assert any(k.startswith("decoders.") for k in stats)
+    assert all(torch.equal(parent[k], candidate[k]) for k in stats)
+    scales = [k for k in parent if k.startswith("decoders.") and k.endswith(".weight") and parent[k].ndim == 1]
+    assert scales and any(not torch.equal(parent[k], candidate[k]) for k in scales)
 
 
 def test_with_base_data_a_good_candidate_is_promoted(base_registry: Registry, tmp_path: Path) -> None:
