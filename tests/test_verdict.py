@@ -64,3 +64,18 @@ def test_verdicts_of_real_results_and_models_prints_each_field_once(base_registr
     assert row.count("holdout_dice=") == 1, row
     assert f"holdout_dice={held['before']:.3f}->{held['after']:.3f}" in row
     assert all(row.count(f"{name}=") <= 1 for row in rows.values() for name in re.findall(r"(\w+)=", row))
+
+
+def test_a_promotion_whose_held_out_corrections_fell_within_their_noise_says_so() -> None:
+    from napari_lung_unet.widget.finetune_text import verdict
+    from training import gate
+
+    lf = ("", "lung-fields")
+    checks = [gate.holdout_check(0.976, 0.969, 1, trained_on_them=False, tolerance=0.01),
+              *gate.base_checks({lf: 0.970}, {lf: 0.969}, {lf: 26}, 0.005, 0.01)]
+    status, reason = gate.decide(checks, confirmed=False)
+    result = {"status": status, "reason": reason, "checks": [c.to_dict() for c in checks]}
+    assert verdict(result) == "Promoted: your held-out corrections 0.976 → 0.969, within what a few cases vary"
+    gained = [gate.holdout_check(0.969, 0.976, 1, trained_on_them=False, tolerance=0.01), *checks[1:]]
+    result = {"status": "promoted", "reason": gate.decide(gained, confirmed=False)[1], "checks": [c.to_dict() for c in gained]}
+    assert verdict(result) == "Promoted: your held-out corrections 0.969 → 0.976"

@@ -34,7 +34,9 @@ def verdict(result: dict[str, Any]) -> str:
     if status == PROMOTED:
         by_hand = str(result.get("reason", "")).startswith("promoted on your")
         line = strings.VERDICT_PROMOTED_BY_YOU if by_hand else strings.VERDICT_PROMOTED
-        return line + (strings.VERDICT_HELD.format(**held) if held and held.get("before") is not None else "")
+        if not held or held.get("before") is None:
+            return line
+        return line + (strings.VERDICT_HELD_KEPT if held["after"] < held["before"] else strings.VERDICT_HELD).format(**held)
     if status == UNVERIFIED:
         return strings.VERDICT_UNVERIFIED
     failed = next((c for c in checks if c.get("passed") is False), None)
