@@ -74,8 +74,8 @@ TRAINABLE = {
 
 
 def freeze_encoder(model: torch.nn.Module) -> None:
-    """Frozen weights and frozen BatchNorm statistics: in train mode the encoder's running means
-    would drift towards the corrections' site even with its weights fixed."""
+    """Frozen encoder weights, and every BatchNorm's statistics (:func:`freeze_statistics`): in train
+    mode the encoder's running means would drift towards the corrections' site even with its weights fixed."""
     for p in model.encoders.parameters():
         p.requires_grad_(False)
     model.encoders.eval()
