@@ -1,6 +1,6 @@
 """How often a fine-tune on a few corrections from a site the model already draws well is promoted (issue 17).
 
-    python bench/finetune_promotion.py [--corrections 7] [--windows 3] [--no-record]
+    python bench/finetune_promotion.py [--corrections 7] [--windows 3] [--lr LR] [--no-record]
 
 The site: covid_v7labs patients the model never trained on (its own run's validation split, sorted by
 case id), drawn whole-lung. Each window of ``--corrections`` consecutive cases is accepted as
@@ -44,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corrections", type=int, default=7)
     ap.add_argument("--windows", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=FinetuneConfig.lr, help="the fine-tune's learning rate (default: its own)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     parent = load_model(bundled_model_dir())  # a fresh registry's current model: what a new user fine-tunes
@@ -61,7 +62,7 @@ def main() -> None:
             nxt = load_cases([p for p in val if p not in window])
             folder = link_subset(window, work / f"corrections-{k}")
             home = work / f"home-{k}"
-            result = finetune(FinetuneConfig(corrections=str(folder), convention=CONVENTION, home=str(home), device="cpu"))
+            result = finetune(FinetuneConfig(corrections=str(folder), convention=CONVENTION, home=str(home), device="cpu", lr=args.lr))
             before = mean_dice(score_cases(Predictor(parent, device="cpu", convention=CONVENTION), nxt))
             after = mean_dice(score_cases(Predictor(Registry(home).load(result.version), device="cpu", convention=CONVENTION), nxt))
             lines.append(
@@ -72,7 +73,7 @@ def main() -> None:
             print(lines[-1], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    lines += ["", f"Parent `{parent.card.version}`; {n} corrections a window, of {len(val)} covid_v7labs validation cases "
+    lines += ["", f"Parent `{parent.card.version}`, lr {args.lr:g}; {n} corrections a window, of {len(val)} covid_v7labs validation cases "
               "(patients it never trained on); ✗: the check failed. 'next cases': the validation cases outside the window, "
               "scored with the candidate whether or not it was promoted."]
     publish(f"Fine-tune promotion at a site the model already draws well (bench/finetune_promotion.py), {parent.card.version}",
