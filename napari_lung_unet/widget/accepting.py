@@ -24,18 +24,33 @@ from ..store.source_image import StoredImage, stored_image
 
 def write_case(
     store_dir: Path, source: Path | np.ndarray | StoredImage, labels: np.ndarray, record: CorrectionRecord,
+    legacy_id: str | None = None,
 ) -> tuple[str, int, str | None, Path | None]:
     """One accepted case into the store (record last). Runs on the dock's writer thread.
 
     ``source``: the image's file (the store keeps its pixels as read, or a DICOM file whole), or its
     pixels when it has no file. Returns (store case id, cases in the store, a warning line or None,
-    the stored SEG or None).
+    the stored SEG or None). ``legacy_id``: the id an older dock gave this case; when the store holds
+    the same source under it, the accept replaces that case instead of adding a twin.
     """
     seg, warning = _dicom_seg(record, labels)
     store = CorrectionsStore(store_dir)
+    if legacy_id:
+        record.case_id = _own_legacy_case(store, legacy_id, record) or record.case_id
     store.add(source, labels, record, seg)
     stored_seg = store.case(record.case_id).seg if seg is not None else None
     return record.case_id, len(store), warning, stored_seg
+
+
+def _own_legacy_case(store: CorrectionsStore, legacy_id: str, record: CorrectionRecord) -> str | None:
+    """``legacy_id`` when the store holds this very source under it (accepted by an older dock), else None."""
+    if not store.record_path(legacy_id).exists():
+        return None
+    try:
+        old = store.record(legacy_id)
+    except ValueError:  # a garbled record is its owner's to inspect: never replaced by a guess
+        return None
+    return legacy_id if old.source_path == record.source_path else None
 
 
 def _dicom_seg(record: CorrectionRecord, labels: np.ndarray) -> tuple[bytes | None, str | None]:

@@ -1,4 +1,4 @@
-"""The action bar: Accept, Skip, Previous, Next and the right/left lung switch, below the dock's
+"""The action bar: Accept, Skip, Previous, Next, the right/left lung switch, Refine and Reset, below the dock's
 scroll area, so they never scroll away on a 1366×768 screen whichever tab is open (the readouts
 and everything else may scroll). For a PACS worklist it also says, next to Accept, whether
 accepting stores the SEG back into the PACS, and lets that worklist's choice be changed.
@@ -25,7 +25,8 @@ PACS_SEG_TIP = (
 
 class ActionBar(QFrame):
     def __init__(self, previous: QPushButton, next_: QPushButton, right: QPushButton, left: QPushButton,
-                 accept: QPushButton, skip: QPushButton, writer: DiskWriter) -> None:
+                 accept: QPushButton, skip: QPushButton, writer: DiskWriter,
+                 tools: tuple[QPushButton, QPushButton] | None = None) -> None:
         super().__init__()
         self._writer = writer
         self._folder: Path | None = None  # the open PACS worklist's folder
@@ -37,12 +38,13 @@ class ActionBar(QFrame):
         grid = QGridLayout(self)
         grid.setContentsMargins(2, 2, 2, 2)
         grid.setSpacing(2)
-        for row, pair in enumerate(((previous, next_), (right, left), (accept, skip))):
+        rows = [(previous, next_), (right, left)] + ([tools] if tools else []) + [(accept, skip)]
+        for row, pair in enumerate(rows):
             for col, button in enumerate(pair):
                 # never wider than the dock: a button's text is short; the tooltip says the rest
                 button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
                 grid.addWidget(button, row, col)
-        grid.addWidget(self.pacs_seg, 3, 0, 1, 2)
+        grid.addWidget(self.pacs_seg, len(rows), 0, 1, 2)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
         self.setToolTip(keys.tooltip())

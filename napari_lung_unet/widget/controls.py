@@ -1,8 +1,8 @@
 """Quick correction controls: brush size, right/left lung label, eraser, reset to the proposal.
 
 Painting, erasing, fill and undo stay napari's own; these only set the corrected ``lungs`` layer's
-properties so the clinician does not have to hunt for them in the layer controls. The right/left
-buttons live in the dock's action bar (always on screen); brush and Reset sit with the readouts.
+properties so the clinician does not have to hunt for them in the layer controls. The right/left,
+Refine and Reset buttons live in the dock's action bar (always on screen); the brush sits with the readouts.
 """
 
 from __future__ import annotations
@@ -61,8 +61,7 @@ class QuickControls(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(QLabel(strings.BRUSH), 0, 0)
         grid.addWidget(self.brush, 0, 1)
-        grid.addWidget(self.reset, 1, 0, 1, 2)
-        grid.addWidget(self.refine, 2, 0, 1, 2)
+        # Reset and Refine sit in the dock's action bar, always on screen at 1366×768 (issue 33)
 
     def apply_to(self, layer: Labels) -> None:
         """Give the labels layer now being corrected the chosen brush and label, ready to paint."""

@@ -9,7 +9,7 @@ convention refuses the other by name, so offering it would only end in an error)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
@@ -40,9 +40,10 @@ def convention_tip(name: str) -> str:
 
 
 class ConventionBox(QWidget):
-    def __init__(self, state: DockState) -> None:
+    def __init__(self, state: DockState, choose: Callable[[str | None], None] | None = None) -> None:
         super().__init__()
         self._state = state
+        self._choose = choose or state.set_convention  # the review asks first when the open case is edited
         self._default = default_for(())  # what the picked model draws when none is chosen
         self.combo = narrow(QComboBox())
         for index, name in enumerate(NAMES):
@@ -90,4 +91,4 @@ class ConventionBox(QWidget):
 
     def _chosen(self, index: int) -> None:
         if index >= 0:
-            self._state.set_convention(self.combo.itemData(index))
+            self._choose(self.combo.itemData(index))

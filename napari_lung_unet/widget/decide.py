@@ -17,10 +17,14 @@ from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..images.masks import MaskError, checked_mask
+from ..store.case_ids import case_id_for_source, legacy_case_id
 from ..store.corrections import CorrectionRecord, safe_case_id
 from ..store.worklist import ACCEPTED, Case
 from . import strings
 from .accepting import send_seg_back, source_of, write_adhoc, write_case
+from .ask import ask
+from .case_life import ACCEPTING as ACCEPTING_PHASE
+from .case_life import log
 from .dock_state import DockState
 
 
@@ -31,12 +35,21 @@ class Decide:
         self.seg_worker: FunctionWorker | None = None  # the latest SEG sent back to a PACS
 
     def accept(self, flush_draft: Callable[[], None], cancel_draft: Callable[[], None]) -> bool:
-        """Validate on the GUI thread, write on the writer; a worklist case also opens the next one at once."""
+        """Validate on the GUI thread, write on the writer; a worklist case also opens the next one at once.
+
+        A case whose mask has not been shown yet (still opening or proposing) is never stored: the
+        press is ignored and the status line says why. An empty mask is stored only after a yes.
+        """
         state = self.state
         image, layer = state.image(), state.labels_layer()
         if image is None or (image.unique_id == state.xray_id and state.case is None):
             # the worklist's image with no readable case open holds nothing that may be stored
             show_error(strings.ERROR_PREFIX + (strings.NO_CASE if state.worklist else strings.NO_IMAGE_TO_ACCEPT))
+            return False
+        if state.is_case_image(image) and not state.life.can_accept():
+            line = strings.ACCEPT_WAITS.format(name=strings.short_name(state.case.case_id), phase=state.life.phase)
+            log.info("Accept ignored: %s", line)
+            state.status.emit(line)
             return False
         if layer is None:
             show_error(strings.ERROR_PREFIX + strings.NO_LUNGS.format(image=image.name))
@@ -49,12 +62,24 @@ class Decide:
             show_error(strings.ERROR_PREFIX + f"{exc}; nothing was saved.")
             return False
         labels = np.array(labels, dtype=np.uint8, copy=True)  # painting goes on while the copy is written
-        # said at once, naming what is stored: the case the dock shows, or the image it reviews
         name = state.case.case_id if state.is_case_image(image) else image.name
-        saying = strings.ACCEPTING.format(name=strings.short_name(name))
-        state.status.emit(saying)
-        show_info(strings.ERROR_PREFIX + saying)  # the status line moves on to the next case at once
+        token = state.life.token
+        if not labels.any():  # "no lung here" trains the next fine-tune: only when the clinician says so
+            ask(state, strings.EMPTY_TITLE, strings.EMPTY_TEXT.format(name=strings.short_name(name)),
+                strings.EMPTY_YES, strings.EMPTY_KEEP,
+                lambda: self._store(image, layer, pixels, labels, name, token, flush_draft, cancel_draft))
+            return False
+        return self._store(image, layer, pixels, labels, name, token, flush_draft, cancel_draft)
+
+    def _store(self, image: Image, layer: Labels, pixels: Any, labels: np.ndarray, name: str, token: int,
+               flush_draft: Callable[[], None], cancel_draft: Callable[[], None]) -> bool:
+        state = self.state
+        if token != state.life.token or state.image() is not image:
+            return False  # answered after another case opened: what was asked about is not on screen
+        # said at once, naming what is stored: the case the dock shows, or the image it reviews
+        state.status.emit(strings.ACCEPTING.format(name=strings.short_name(name)))
         if state.is_case_image(image):
+            state.life.move(ACCEPTING_PHASE)
             cancel_draft()  # the draft is queued here, in order with the store entry
             return self._accept_case(labels)
         flush_draft()
@@ -65,16 +90,17 @@ class Decide:
         case, worklist = state.case, state.worklist
         assert case is not None and worklist is not None
         record = CorrectionRecord(
-            case_id=safe_case_id(f"{worklist.folder.name}-{case.case_id}"),  # folders may share file names
+            case_id=case_id_for_source(case.path),  # its source, not its folder's base name
             source_path=str(case.path.resolve()),
             image_sha256="",  # hashed on the writer
             model_version=case.model_version or "none",
             fraction_changed=state.stats.fraction_changed,
-            convention=state.mask_convention(),  # the worklist's: what the clinician corrected to
+            convention=state.mask_convention(),  # the one the mask was drawn in (edits keep it)
         )
         state.writer.save_mask(worklist.draft_path(case.case_id), labels)  # what reopening the case shows
         state.writer.submit(
             write_case, state.store_dir, case.path, labels, record,  # the source's pixels as read, not the grey copy
+            legacy_case_id(worklist.folder, case.case_id),
             returned=lambda out, case=case: self._on_accepted(case, *out),
             errored=lambda exc, case=case: self._on_accept_failed(case.case_id, exc),
         )
@@ -107,6 +133,9 @@ class Decide:
         worklist = state.worklist
         if case is not None and worklist is not None and any(c is case for c in worklist.cases):
             state.set_status(case, ACCEPTED)
+        stored_name = strings.short_name(case.case_id if case else store_id)
+        if state.last_status == strings.ACCEPTING.format(name=stored_name):  # nothing opened after it: say it is done
+            state.status.emit(strings.STORED.format(name=stored_name, cases=strings.n_cases(n_cases)))
         show_info(strings.ACCEPTED_INFO.format(case_id=case.case_id if case else store_id, cases=strings.n_cases(n_cases)))
         if warning:  # the correction is stored; its DICOM SEG is not
             show_warning(strings.ERROR_PREFIX + warning)

@@ -134,7 +134,7 @@ class LungUNetWidget(QWidget):
         self.worklist_panel = WorklistPanel()
         self.auto_propose = self.worklist_panel.auto_propose
         self.auto_propose.setChecked(self.state.auto_propose)
-        self.convention = ConventionBox(self.state)  # the worklist's lung convention, a view of the state
+        self.convention = ConventionBox(self.state, self.review.choose_convention)  # the worklist's lung convention, a view of the state
         self.model_info = wrapping(QLabel(strings.MODEL_INFO_NONE))
         self.controls = QuickControls(self.state.labels_layer, self.review.reset_to_proposal)
         self.readouts = ReadoutsLabel()
@@ -144,7 +144,8 @@ class LungUNetWidget(QWidget):
         self.skip_button.setToolTip(strings.SKIP_TIP)
         self.skip_button.setEnabled(False)  # only a worklist case can be skipped
         self.actions = ActionBar(self.worklist_panel.previous, self.worklist_panel.next, self.controls.right,
-                                 self.controls.left, self.accept_button, self.skip_button, self.writer)
+                                 self.controls.left, self.accept_button, self.skip_button, self.writer,
+                                 tools=(self.controls.refine, self.controls.reset))
 
         self.finetune = FinetunePanel(self.state.store_dir, device=lambda: self.state.device)
         self.history = HistoryPanel()

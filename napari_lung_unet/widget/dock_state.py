@@ -29,6 +29,7 @@ from ..images.read import XRay
 from ..settings import corrections_dir
 from ..store.worklist import Case, Worklist, read_labels
 from . import layers
+from .case_life import ACCEPTING, EDITED, PROPOSING, SHOWN, CaseLife
 from .readouts import LungStats
 from .writer import DiskWriter
 
@@ -83,6 +84,10 @@ class DockState(QObject):
         self.auto_propose = True
         self.only_unreviewed = False
         self.running = False  # a proposal is running
+        self.life = CaseLife()  # the open case's phase, token, and each mask's generation and convention
+        self.question: Any = None  # the open "replace your edits?" question (a QMessageBox), if any
+        self.last_status = ""  # what the status line says now (a line about an ended state is replaced)
+        self.status.connect(self._remember_status)
 
     # -- the image and its mask -----------------------------------------------------
     def image(self) -> Image | None:
@@ -118,16 +123,54 @@ class DockState(QObject):
             self.proposed[image_id] = Proposed(labels, version, confidence, convention)
 
     def mask_convention(self) -> str:
-        """The lung convention an accepted mask of the reviewed image is recorded in.
+        """The lung convention the reviewed image's mask is drawn in, which its record says.
 
-        A worklist case: the worklist's choice (the clinician corrects to it), else the convention
-        its proposal was drawn in (the model's own). Any other image: its proposal's. Lung fields
-        when nothing says otherwise.
+        The convention of the proposal it was corrected from (edits keep it: a convention switch
+        that kept the edits does not relabel them); a mask painted from nothing on a worklist case:
+        the worklist's choice. Lung fields when nothing says otherwise.
         """
+        drawn = self.life.drawn_in.get(self.image_id) if self.image_id else None
+        if drawn:
+            return drawn
         if self.reviewing_case():
             return self.convention or self.case.convention or DEFAULT_CONVENTION
         entry = self.proposed.get(self.image_id) if self.image_id else None
         return (entry.convention if entry is not None else None) or DEFAULT_CONVENTION
+
+    def has_edits(self) -> bool:
+        """Whether the reviewed image's mask holds work of the clinician's that a replacement would lose."""
+        layer = self.labels_layer()
+        if layer is None:
+            return False
+        if self.proposal() is None:
+            return bool(np.asarray(layer.data).any())  # painted from nothing
+        return self.stats.changed > 0
+
+    def _remember_status(self, line: str) -> None:
+        self.last_status = line
+
+    # -- the case's life ----------------------------------------------------------------
+    def mask_changed(self, image_id: str) -> None:
+        """Any change of an image's mask: results computed for the mask before it are stale."""
+        self.life.bump(image_id)
+
+    def mask_shown(self, image_id: str, convention: str | None, edited: bool = False) -> None:
+        """A proposal or draft drawn in ``convention`` is now the image's mask."""
+        self.life.bump(image_id)
+        self.life.set_drawn_in(image_id, convention)
+        if self.is_case_image(self.image_by_id(image_id)):
+            self.life.move(EDITED if edited else SHOWN)
+
+    def image_by_id(self, image_id: str) -> Any:
+        return layers.find_layer(self.viewer, image_id)
+
+    def case_waits_for_proposal(self) -> None:
+        """The open case is shown with an empty mask while the model draws one."""
+        self.life.move(PROPOSING)
+
+    def case_edited(self, edited: bool) -> None:
+        if self.life.phase != ACCEPTING:
+            self.life.move(EDITED if edited else SHOWN)
 
     # -- the worklist case ----------------------------------------------------------
     @property
@@ -161,6 +204,7 @@ class DockState(QObject):
         assert self.worklist is not None
         self._case_open, self.xray = False, None  # set_case or close_case says what became of it
         case = self.worklist.set_current(index, save=False)
+        self.life.open(case.case_id)  # results for the case shown before are stale from here on
         self.save_worklist()
         self.case_refreshed.emit(None)
         return case

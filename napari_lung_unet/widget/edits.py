@@ -44,6 +44,7 @@ class Edits:
         if self._replacing():
             return  # a proposal put in the layer is no edit; the review settles the status after it
         layer, stats = event.source, self.state.stats
+        self._changed(layer)
         if self._is_corrected(layer) and not stats.apply(event.value, layer.data):
             stats.recount(layer.data, self.state.proposal())
         self.edited(layer)
@@ -55,7 +56,17 @@ class Edits:
         areas, changed = stats.areas.copy(), stats.changed
         stats.recount(layer.data, self.state.proposal())  # ~50 ms at 20 Mpx; refreshes are rare
         if changed != stats.changed or not np.array_equal(areas, stats.areas):
+            self._changed(layer)
             self.edited(layer)  # an undo or redo (a visibility toggle changes nothing)
+
+    def _changed(self, layer: Labels) -> None:
+        """A stroke, an undo or a redo: results computed for the mask before it are stale, and a line
+        that described the last refine ("… Ctrl-Z undoes it") no longer does."""
+        image_id = layer.metadata.get(layers.PAIR_KEY)
+        if image_id:
+            self.state.mask_changed(image_id)
+        if self.state.last_status.startswith(strings.REFINED_PREFIX) and self._is_corrected(layer):
+            self.state.status.emit(strings.STATUS_HAS_MASK)
 
     def edited(self, layer: Labels) -> None:
         """After any change of a mask: readouts, and for the open case its status and a debounced draft."""
@@ -67,6 +78,7 @@ class Edits:
             return  # another image's mask is never a worklist case's draft
         unchanged = self._is_corrected(layer) and state.stats.proposal is not None and state.stats.changed == 0
         status = PROPOSED if unchanged else EDITED
+        state.case_edited(status == EDITED)
         if case.status != status and case.status in (NEW, PROPOSED, EDITED):
             state.set_status(case, status)
         self.drafts.schedule(state.worklist.draft_path(case.case_id), lambda: layer.data)

@@ -93,4 +93,6 @@ def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResul
         case_id=request.case_id,
         worklist=request.worklist,
         image_id=request.image_id,
+        token=request.token,
+        generation=request.generation,
     )

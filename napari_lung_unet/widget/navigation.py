@@ -101,6 +101,13 @@ class Navigator:
         image = self.display.show_image(xray)
         state.set_case(xray, image, proposal)
         self.display.show_labels(image, labels if labels is not None else np.zeros(shape, np.uint8), undoable=False)
+        if labels is None and state.auto_propose:
+            state.mask_shown(image.unique_id, None)
+            state.case_waits_for_proposal()  # Accept waits until the proposal is shown
+        else:
+            edited = draft is not None and proposal is not None and not np.array_equal(draft, proposal)
+            state.mask_shown(image.unique_id, case.proposal_convention if labels is not None else None,
+                             edited=edited or (proposal is None and draft is not None))
         layers.raise_pair(state.viewer, image)  # image layers opened earlier must not cover the case
         self.display.isolate_case()  # one patient on screen
         self.display.fit_case(case.case_id, image)

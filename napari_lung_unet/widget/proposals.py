@@ -31,6 +31,8 @@ def request_for(state: DockState, image: Image, model: str | None) -> ProposalRe
         case_id=state.case_id_for(image),
         worklist=str(state.worklist.folder) if state.is_case_image(image) and state.worklist is not None else None,
         image_id=image.unique_id,
+        token=state.life.token if state.is_case_image(image) else None,
+        generation=state.life.generation(image.unique_id),
     )
 
 

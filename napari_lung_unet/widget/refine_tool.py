@@ -30,6 +30,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..nn.refine import Click
 from . import layers, strings
+from .case_life import log
 from .dock_state import DockState
 from .proposals import request_for
 from .refine_work import RefineAnswer, RefineSource, run_refine
@@ -52,14 +53,22 @@ class RefineTool(QObject):
         self._layer_id: str | None = None  # the labels layer whose clicks are heard
         self._sources: dict[str, RefineSource] = {}  # image unique_id -> its mask as the model gave it
         self._by_layer: dict[str, RefineSource] = {}  # labels unique_id -> the source its refines came from
-        self._queue: deque[tuple[RefineSource, Click, str, float]] = deque()
+        # clicks waiting for the running one: (source, click, labels layer, time clicked, case token)
+        self._queue: deque[tuple[RefineSource, Click, str, float, int]] = deque()
         state.labels_shown.connect(lambda _layer: self.set_on(False))  # a new mask opens ready to paint
+        state.case_changed.connect(self.cancel)  # clicks are never carried to another patient
 
     # -- the mode ---------------------------------------------------------------------------
     def toggle(self) -> None:
         self.set_on(not self.on)
 
+    def cancel(self) -> None:
+        """Drop the queued clicks (a case switch, Refine mode left); a running one is dropped when it returns."""
+        self._queue.clear()
+
     def set_on(self, on: bool) -> None:
+        if not on:
+            self.cancel()
         if on == self.on:
             return
         layer = self.state.labels_layer()
@@ -129,7 +138,8 @@ class RefineTool(QObject):
         if image is None or layer is None:
             self.state.status.emit(strings.REFINE_NO_MASK)
             return False
-        self._queue.append((self._source(image), Click(row, col, positive), layer.unique_id, time.perf_counter()))
+        self._queue.append((self._source(image), Click(row, col, positive), layer.unique_id, time.perf_counter(),
+                            self.state.life.token))
         self._run_next()
         return True
 
@@ -145,35 +155,43 @@ class RefineTool(QObject):
 
     def _run_next(self) -> None:
         while self.worker is None and self._queue:
-            source, click, layer_id, clicked = self._queue.popleft()
+            source, click, layer_id, clicked, token = self._queue.popleft()
             layer = layers.find_layer(self.state.viewer, layer_id)
-            if not isinstance(layer, Labels):
+            if not isinstance(layer, Labels) or token != self.state.life.token:
                 continue
             self.state.status.emit(strings.REFINING)
+            # snapshots: the brush and undo change the live arrays on this thread while the worker reads
+            snapshot = np.array(layer.data, copy=True)
+            said = np.array(source.said.said, copy=True) if source.said is not None else None
             worker = create_worker(
-                run_refine, source, click, layer.data, layer_id, _start_thread=False,
-                _connect={"returned": lambda answer, t=clicked: self._write(answer, t), "errored": self._failed,
+                run_refine, source, click, snapshot, layer_id, said, _start_thread=False,
+                _connect={"returned": lambda answer, t=clicked, k=token: self._write(answer, t, k), "errored": self._failed,
                           "finished": self._finished},
             )
             self.worker = worker
             worker.start()
 
-    def _write(self, answer: RefineAnswer, clicked: float) -> None:
+    def _write(self, answer: RefineAnswer, clicked: float, token: int) -> None:
         layer = layers.find_layer(self.state.viewer, answer.layer_id)
         source = answer.source
-        if not isinstance(layer, Labels) or self._sources.get(source.image_id) is not source:
-            self.refined.emit(None)  # the mask was replaced while the refine ran
+        if not isinstance(layer, Labels) or self._sources.get(source.image_id) is not source or token != self.state.life.token:
+            log.info("refine at %s dropped: its mask or case was replaced while it ran", (answer.click.row, answer.click.col))
+            self.refined.emit(None)
             return
-        old = np.array(layer.data[answer.indices], copy=True)
-        if answer.values.size:
-            layer.data_setitem(answer.indices, answer.values)  # one undoable step; its paint event updates the readouts
+        # merged only where the mask still holds what the refine saw: a stroke painted meanwhile wins
+        held = np.asarray(layer.data[answer.indices]) == answer.before
+        indices = (answer.indices[0][held], answer.indices[1][held])
+        values = answer.values[held]
+        old = np.array(layer.data[indices], copy=True)
+        if values.size:
+            layer.data_setitem(indices, values)  # one undoable step; its paint event updates the readouts
         assert source.said is not None
-        source.said.refined(answer.indices, old, answer.values)
+        source.said.refined(indices, old, values)
         if layer.unique_id not in self._by_layer:
             layer.events.set_data.connect(self._on_history)
         self._by_layer[layer.unique_id] = source
         self.last_latency = time.perf_counter() - clicked
-        added = int(np.count_nonzero(answer.values)) if answer.click.positive else -int(np.count_nonzero(old))
+        added = int(np.count_nonzero(values)) if answer.click.positive else -int(np.count_nonzero(old))
         self.state.status.emit(strings.REFINED.format(pixels=added, ms=1000 * self.last_latency))
         self.refined.emit(answer)
 

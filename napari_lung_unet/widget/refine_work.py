@@ -44,6 +44,7 @@ class RefineAnswer:
     layer_id: str
     indices: Indices  # the pixels the refine changes, full-size
     values: np.ndarray  # their new labels
+    before: np.ndarray  # their labels in the snapshot it worked on: it is merged only where they still hold
     seconds: float
 
 
@@ -76,18 +77,25 @@ def _predictor(source: RefineSource) -> Predictor:
         return get_predictor(source.fallback_model, request.device, request.convention)
 
 
-def run_refine(source: RefineSource, click: Click, labels: Any, layer_id: str) -> RefineAnswer:
-    """Worker body: the pixels one click changes (hand-painted ones never among them)."""
+def run_refine(source: RefineSource, click: Click, labels: np.ndarray, layer_id: str,
+               said: np.ndarray | None = None) -> RefineAnswer:
+    """Worker body: the pixels one click changes (hand-painted ones never among them).
+
+    ``labels`` is a snapshot of the mask taken on the GUI thread when the click's turn came, and
+    ``said`` a snapshot of what the model said (undo changes the live one on the GUI thread): the
+    brush and undo go on while this runs, and never on the arrays it reads.
+    """
     start = time.perf_counter()
     if source.context is None:
         prepare(source)
     assert source.context is not None and source.said is not None
-    said = source.said
-    if said.shape != np.shape(labels):
-        raise ValueError(f"the mask {np.shape(labels)} is not the proposal's image {said.shape}; propose again")
-    refinement = source.context.refine(labels, click, painted=lambda box: said.painted(labels, box))
+    said_now = said if said is not None else source.said.said
+    if said_now.shape != np.shape(labels):
+        raise ValueError(f"the mask {np.shape(labels)} is not the proposal's image {said_now.shape}; propose again")
+    refinement = source.context.refine(labels, click, painted=lambda box: np.asarray(labels[box]) != said_now[box])
     box = refinement.box
-    rows, cols = np.nonzero(refinement.labels != np.asarray(labels[box]))
+    before_box = np.asarray(labels[box])
+    rows, cols = np.nonzero(refinement.labels != before_box)
     values = refinement.labels[rows, cols]
     indices = (rows + box[0].start, cols + box[1].start)
-    return RefineAnswer(source, click, layer_id, indices, values, time.perf_counter() - start)
+    return RefineAnswer(source, click, layer_id, indices, values, before_box[rows, cols], time.perf_counter() - start)

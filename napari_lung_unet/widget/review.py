@@ -21,7 +21,8 @@ from napari.qt.threading import GeneratorWorker
 from qtpy.QtCore import QObject
 
 from ..store.worklist import EDITED, NEW, Case, Worklist
-from . import layers
+from . import layers, strings
+from .ask import ask_to_replace
 from .decide import Decide
 from .display import Display
 from .dock_state import DockState
@@ -43,6 +44,8 @@ class ReviewController(QObject):
         self.navigation = Navigator(state, self.display, self.edits, self._propose_case)
         # (case id, whether over its mask) a proposal the open case is owed once the running one ends
         self._owed: tuple[Case, bool] | None = None  # the open case owed a proposal (the object: names repeat across worklists)
+        self._written: ProposalResult | None = None  # the last proposal put into a mask
+        self._kept: int | None = None  # the token of a case whose edits were kept through a convention switch
         self.decide = Decide(state, lambda case: self.navigation.advance(leaving=case))
         self.refine = RefineTool(state, self)  # a click redoes the region around it (Refine mode)
         runner.returned.connect(self.on_proposal)
@@ -85,7 +88,39 @@ class ReviewController(QObject):
 
     # -- actions ------------------------------------------------------------------------
     def propose(self, model: str | None = None, image: Image | None = None) -> GeneratorWorker | None:
+        """Propose for ``image`` (default: the reviewed one); over the clinician's edits only after a yes."""
+        if (image is None or image.unique_id == self.state.image_id) and self.state.has_edits():
+            name = strings.short_name(model or self.state.model or "the current model")
+            ask_to_replace(self.state, strings.WHAT_PROPOSAL.format(model=name),
+                           lambda: self.runner.propose(model=model, image=image), self._say_kept)
+            return None
         return self.runner.propose(model=model, image=image)
+
+    def choose_convention(self, convention: str | None) -> None:
+        """The clinician picked a convention for the worklist: an edited case is asked about first."""
+        state = self.state
+        if convention == state.convention:
+            return
+        if state.reviewing_case() and state.auto_propose and state.has_edits():
+            token = state.life.token
+
+            def keep() -> None:
+                self._kept = token  # this case keeps its mask and the convention it was drawn in
+                state.set_convention(convention)
+                self._say_kept()
+
+            ask_to_replace(state, strings.WHAT_CONVENTION.format(convention=convention or "the model's own"),
+                           lambda: state.set_convention(convention), keep)
+            return
+        state.set_convention(convention)
+
+    def _say_kept(self) -> None:
+        state = self.state
+        name = strings.short_name(state.case.case_id if state.reviewing_case() else (state.image().name if state.image() else ""))
+        drawn, wanted = state.mask_convention(), state.convention
+        line = (strings.KEPT_EDITS.format(name=name, drawn=drawn, wanted=wanted) if wanted and wanted != drawn
+                else strings.KEPT_EDITS_PLAIN.format(name=name))
+        state.status.emit(line)
 
     def open_folder(self, folder: str | Path) -> bool:
         return self.navigation.open_folder(folder)
@@ -103,6 +138,13 @@ class ReviewController(QObject):
         return self.decide.accept(self.edits.flush, self.edits.drafts.cancel)
 
     def reset_to_proposal(self) -> None:
+        """Back to the proposal; an edited mask only after a yes (Escape keeps the edits)."""
+        if self.state.has_edits():
+            ask_to_replace(self.state, strings.WHAT_RESET, self._reset, self._say_kept)
+            return
+        self._reset()
+
+    def _reset(self) -> None:
         self.edits.reset_to_proposal()
         self.refine.forget(self.state.image_id)  # back to the proposal: earlier clicks no longer count
 
@@ -113,7 +155,11 @@ class ReviewController(QObject):
 
     # -- proposals coming back ------------------------------------------------------------
     def on_proposal(self, result: ProposalResult) -> None:
-        """Put a proposal into its own image's mask (and cache it, for a worklist case)."""
+        """Put a proposal into its own image's mask (and cache it, for a worklist case).
+
+        Dropped, and logged, when it no longer fits the screen: its case closed (token), or the mask
+        changed while it ran (generation: painted meanwhile, or another proposal came first).
+        """
         state = self.state
         if result.worklist is not None and not self._of_open_worklist(result):
             return  # its worklist was closed; the image layer may now show another worklist's case
@@ -123,21 +169,28 @@ class ReviewController(QObject):
             return  # asked before the worklist's convention changed: never shown or cached; one is owed
         if case is not None:
             state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence, prediction.convention)
-            if case is not state.case:
-                return  # the clinician moved on; the proposal waits on disk for their return
+            if case is not state.case or state.life.stale(f"proposal for {case.case_id}", result.token, result.image_id, result.generation):
+                return  # the clinician moved on (it waits on disk for their return), or painted meanwhile
             self.navigation.read_next()
         image = layers.find_layer(self.viewer, result.image_id)
         if not isinstance(image, Image):
             return  # the image was closed while its proposal ran
         if case is not None and not state.is_case_image(image):
             return
+        if state.life.stale(f"proposal for {image.name}", None, image.unique_id, result.generation):
+            state.status.emit(strings.PROPOSAL_DROPPED.format(name=strings.short_name(image.name)))
+            return
         layer = layers.labels_of(self.viewer, image)
         had_mask = layer is not None and image.unique_id in state.proposed
         edited = had_mask or (case is not None and case.status == EDITED)
+        # undo may bring back the mask it replaces only when that was drawn in the same convention:
+        # an undone convention switch would otherwise put one convention's mask under the other's name
+        same = state.life.drawn_in.get(image.unique_id) in (None, prediction.convention)
         state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence, prediction.convention)
         self.refine.proposed(result)  # its Prediction serves the clicks on this mask
-        # over edits (a re-proposal): one undoable step, so the clinician can get their mask back
-        layer = self.display.show_labels(image, result.labels, undoable=edited)
+        layer = self.display.show_labels(image, result.labels, undoable=edited and same)
+        state.mask_shown(image.unique_id, prediction.convention)
+        self._written = result
         # for people reading the layer; never read back
         layer.metadata.update(model_version=prediction.model_version, convention=prediction.convention)
         if edited:
@@ -161,17 +214,18 @@ class ReviewController(QObject):
 
     def _propose_case(self) -> None:
         """The open case needs a proposal: now, or once the running one ends (the latest case wins)."""
-        if self.propose() is None and self.state.running and self.state.case is not None:
+        if self.runner.propose() is None and self.state.running and self.state.case is not None:
             self._owed = (self.state.case, False)
 
     def _on_convention_changed(self, _convention: object) -> None:
-        """The open case is proposed again in the worklist's new convention, now or after the running one."""
-        if not (self.state.reviewing_case() and self.state.auto_propose):
+        """The open case is proposed again in the worklist's new convention, now or after the running one
+        (unless the clinician chose to keep its edits)."""
+        if not (self.state.reviewing_case() and self.state.auto_propose) or self._kept == self.state.life.token:
             return
         if self.state.running:  # its result is dropped (_current); the last choice is proposed after it
             self._owed = (self.state.case, True)
         else:
-            self.propose()
+            self.runner.propose()
 
     def _pay_owed(self, result: ProposalResult | None) -> None:
         """After each run: the open case gets the proposal it is owed, unless this run delivered it."""
@@ -179,10 +233,10 @@ class ReviewController(QObject):
         state, case = self.state, self.state.case
         if owed is None or case is None or case is not owed[0] or not state.reviewing_case() or not state.auto_propose:
             return
-        if result is not None and self._case_of(result) is case and self._current(result):
-            return  # the run that ended was this case's, in the convention wanted now: it is shown
+        if result is not None and result is self._written and self._case_of(result) is case:
+            return  # the run that ended was this case's, and it is shown
         over_mask = owed[1]
         layer = state.labels_layer()
         if not over_mask and (state.proposal() is not None or (layer is not None and layer.data.any())):
             return  # it has a mask by now (painted meanwhile): nothing to propose over
-        self.propose()
+        self.runner.propose()

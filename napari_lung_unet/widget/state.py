@@ -24,6 +24,8 @@ class ProposalRequest:
     case_id: str | None = None  # the worklist case this proposal is for (it may be closed by the time it returns)
     worklist: str | None = None  # that case's worklist folder: another worklist may have a case of the same name
     image_id: str = ""  # the image layer's unique_id: the proposal goes into that image's own mask only
+    token: int | None = None  # the case it was asked for (None: not a worklist case); a stale one is dropped
+    generation: int = 0  # the image's mask generation when it was asked; a mask changed since is not replaced
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class ProposalResult:
     case_id: str | None = None  # copied from the request
     worklist: str | None = None  # copied from the request
     image_id: str = ""  # copied from the request
+    token: int | None = None  # copied from the request
+    generation: int = 0  # copied from the request
 
     @property
     def labels(self) -> Any:

@@ -114,8 +114,9 @@ REFINE_TIP = (
 )
 REFINE_NO_MASK = "Refine needs a mask: propose lungs first."
 REFINING = "Refining…"
-REFINED = "Refined: {pixels:+d} px in {ms:.0f} ms. Ctrl-Z undoes it."
-RESET = "Reset to proposal"
+REFINED_PREFIX = "Refined:"
+REFINED = REFINED_PREFIX + " {pixels:+d} px in {ms:.0f} ms. Ctrl-Z undoes it."
+RESET = "Reset"
 RESET_TIP = "Replace the mask with the model's proposal (one undoable step)."
 NO_PROPOSAL = "This case has no proposal to reset to yet."
 READOUT_EMPTY = "Areas appear here once a case has labels."
@@ -186,3 +187,21 @@ ASK_YES = "Make current"
 
 # -- review: Accept says what it stores (Shift-A included) ---------------------------------------
 ACCEPTING = "Storing {name} in the corrections store…"
+
+# -- questions before work is lost (issue 33) ------------------------------------------------
+REPLACE_TITLE = "Replace your edits?"
+REPLACE_TEXT = "You edited this mask. {what} replaces it, and your edits are lost.\n\nEscape keeps your edits."
+REPLACE_YES = "Replace my edits"
+REPLACE_KEEP = "Keep my edits"
+WHAT_CONVENTION = "A new proposal in {convention}"
+WHAT_PROPOSAL = "A new proposal by {model}"
+WHAT_RESET = "Reset to proposal"
+KEPT_EDITS = "Kept your edits of {name}, drawn in {drawn}: its record will say {drawn}. New cases are proposed in {wanted}."
+KEPT_EDITS_PLAIN = "Kept your edits of {name}."
+EMPTY_TITLE = "Store an empty mask?"
+EMPTY_TEXT = "The mask of {name} is empty. Store it as an X-ray with no lung?\n\nEscape stores nothing."
+EMPTY_YES = "Store empty mask"
+EMPTY_KEEP = "Cancel"
+ACCEPT_WAITS = "{name} is still {phase}: Accept waits until its mask is shown."
+STORED = "Stored {name} in the corrections store ({cases})."
+PROPOSAL_DROPPED = "The proposal for {name} was dropped: the mask changed while it ran."
