@@ -1,9 +1,10 @@
 """``lung-unet export``: copy the corrections store out as a flat ``images/`` + ``masks/`` dataset.
 
 The result is the layout ``lung-unet train`` and most segmentation tools read; records stay
-behind unless ``--records`` is given. ``--proposals`` also writes the model's proposal each accepted case
-started from (labels 0/1/2, as ``masks/``) into ``proposals/``, for the cases whose accept kept one. Files are copied atomically, so an interrupted export
-never leaves a truncated image, and re-running it overwrites the same names.
+behind unless ``--records`` is given. ``--proposals`` also writes the model's proposal each accepted
+case started from (labels 0/1/2, as ``masks/``) into ``proposals/``, for the cases whose accept kept
+one. Files are copied atomically, so an interrupted export never leaves a truncated image, and
+re-running it overwrites the same names.
 """
 
 from __future__ import annotations
