@@ -1,6 +1,6 @@
 """The clinician's seconds per case, from a simulated reviewer with a fixed stroke model (issue 19).
 
-    python bench/correction_effort.py --images DIR --masks DIR --mode paint|refine|oracle \\
+    python bench/correction_effort.py (--images DIR --masks DIR | --store DIR) --mode paint|refine|oracle \\
         [--model DIR] [--refiner DIR] [--convention C] [--target 0.97] [--split val] [--limit N] [--cases A,B] [--record]
 
 The stroke model is in bench/_reviewer.py. The proposal is the model's labels for the image (what the
@@ -11,7 +11,13 @@ for any refiner that fixes only what is clicked: each click fixes exactly the wr
 reads the truth, so it measures the stroke model, not a tool). Paint mode also prints the click floor: a case
 the proposal does not pass needs one click at the least, so no click tool can cost less than 2 s + 1 s x the
 share of such cases. ``--refiner DIR`` with ``--mode refine``
-clicks with a learned refiner (napari_lung_unet/nn/refine_learned.py) instead of the region growing. The last line printed is
+clicks with a learned refiner (napari_lung_unet/nn/refine_learned.py) instead of the region growing.
+
+``--store DIR`` measures real reviews instead: each case of a corrections store that kept its proposal
+(issue 33 #6) starts from that proposal, as the model drew it for the clinician, and its truth is the mask the
+clinician accepted (MONAI Label's original and final labels). Only cases whose proposal was drawn in
+``--convention`` are taken. Refine mode still builds its click context from ``--model``'s prediction of the
+image (the store keeps the labels, not the probabilities): give the model that proposed them. The last line printed is
 
     seconds/case S strokes/case K clicks/case C untouched F reached R dice_before B dice_after A n N
 """
@@ -43,8 +49,9 @@ DEFAULT_CONVENTION = "lung-fields"
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", required=True, type=Path)
-    ap.add_argument("--masks", required=True, type=Path)
+    ap.add_argument("--images", type=Path)
+    ap.add_argument("--masks", type=Path)
+    ap.add_argument("--store", type=Path, help="a corrections store: its kept proposals and accepted masks instead of --images/--masks")
     ap.add_argument("--mode", required=True, choices=("paint", "refine", "oracle"))
     ap.add_argument("--model", default=str(bundled_model_dir()))
     ap.add_argument("--refiner", default="", help="a learned refiner's folder: --mode refine clicks with it")
@@ -55,7 +62,15 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=0, help="only the first N cases (after --split and --cases)")
     ap.add_argument("--cases", default="", help="comma-separated case ids")
     ap.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
-    return ap.parse_args()
+    args = ap.parse_args()
+    if args.store is not None:
+        if args.images is not None or args.masks is not None:
+            ap.error("give either --images and --masks, or --store")
+        if args.split != "all":
+            ap.error("--split val reads a dataset's training split; a store's cases have none")
+    elif args.images is None or args.masks is None:
+        ap.error("give either --images and --masks, or --store")
+    return args
 
 
 def make_predictor(model: str, convention: str) -> Predictor:
@@ -68,19 +83,40 @@ def make_predictor(model: str, convention: str) -> Predictor:
     return Predictor(loaded, device="cpu")
 
 
-def select_cases(args: argparse.Namespace, predictor: Predictor) -> list[tuple[str, Path, Path]]:
+def stored_cases(store_dir: Path, convention: str) -> list[tuple[str, Path, Path, Path | None]]:
+    """(case id, image, accepted mask, kept proposal) of each stored case whose proposal is in ``convention``."""
+    from napari_lung_unet.store.corrections import CorrectionsStore
+
+    if not (store_dir / "records").is_dir():
+        sys.exit(f"error: not a corrections store: {store_dir}")
+    store = CorrectionsStore(store_dir)
+    cases = [store.case(i) for i in store.case_ids()]  # each checked against its record
+    kept = [c for c in cases if c.proposal is not None and c.record.proposal_convention == convention]
+    print(f"{store_dir}: {len(kept)} of {len(cases)} cases kept a {convention} proposal", flush=True)
+    return [(c.case_id, c.image, c.mask, c.proposal) for c in kept]
+
+
+def select_cases(args: argparse.Namespace, predictor: Predictor) -> list[tuple[str, Path, Path, Path | None]]:
+    if args.store is not None:
+        return _chosen(stored_cases(args.store, args.convention), args)
     for folder in (args.images, args.masks):
         if not folder.is_dir():
             sys.exit(f"error: not a folder: {folder}")
     masks = {p.stem: p for p in args.masks.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    cases = [(p.stem, p, masks[p.stem]) for p in sorted(args.images.iterdir())
-             if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks]
+    cases: list[tuple[str, Path, Path, Path | None]] = [
+        (p.stem, p, masks[p.stem], None) for p in sorted(args.images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks
+    ]
     if args.split == "val":
         from training.data import split_of_run
 
         _, val = split_of_run(predictor.card, args.images.parent)
         keep = {p.case_id for p in val}
         cases = [c for c in cases if c[0] in keep]
+    return _chosen(cases, args)
+
+
+def _chosen(cases: list[tuple[str, Path, Path, Path | None]], args: argparse.Namespace) -> list[tuple[str, Path, Path, Path | None]]:
+    """``--cases`` and ``--limit`` applied; an empty selection is an error."""
     if args.cases:
         wanted = set(args.cases.split(","))
         cases = [c for c in cases if c[0] in wanted]
@@ -93,19 +129,24 @@ def select_cases(args: argparse.Namespace, predictor: Predictor) -> list[tuple[s
 
 def run_case(
     predictor: Predictor, image_path: Path, mask_path: Path, mode: str, target: float, learned: LoadedModel | None = None,
-    hybrid: bool = False,
+    hybrid: bool = False, proposal_path: Path | None = None,
 ) -> CaseEffort:
+    """One case's review from the model's proposal: regenerated, or the one a store kept (``proposal_path``)."""
     import imageio.v3 as iio
 
     xray = read_xray(image_path)
     truth = np.asarray(iio.imread(mask_path)) > 0
     if truth.ndim == 3:
         truth = truth.any(axis=-1)
+    kept = np.asarray(iio.imread(proposal_path)) if proposal_path is not None else None
+    if kept is not None and mode != "refine":  # nothing else needs the model
+        return review(kept, truth, target, exact_region_refiner(truth) if mode == "oracle" else None)
     prediction = predictor.predict(xray)
+    start = prediction.labels if kept is None else kept
     if mode == "paint":
-        return review(prediction.labels, truth, target)
+        return review(start, truth, target)
     if mode == "oracle":
-        return review(prediction.labels, truth, target, exact_region_refiner(truth))
+        return review(start, truth, target, exact_region_refiner(truth))
     context: RefineContext | LearnedRefineContext
     if learned is not None:
         other = other_convention(predictor, xray) if hybrid else None
@@ -119,7 +160,7 @@ def run_case(
         out[done.box] = done.labels
         return out
 
-    return review(prediction.labels, truth, target, refiner)
+    return review(start, truth, target, refiner)
 
 
 def exact_region_refiner(truth: np.ndarray) -> Refiner:
@@ -175,8 +216,8 @@ def main() -> None:
     cases = select_cases(args, predictor)
     learned = load_model(args.refiner) if args.refiner and args.mode == "refine" else None
     efforts = []
-    for case_id, image_path, mask_path in cases:
-        effort = run_case(predictor, image_path, mask_path, args.mode, args.target, learned, args.hybrid)
+    for case_id, image_path, mask_path, proposal_path in cases:
+        effort = run_case(predictor, image_path, mask_path, args.mode, args.target, learned, args.hybrid, proposal_path)
         efforts.append(effort)
         ms = f" refine ms {statistics.median(effort.refine_ms):.0f}" if effort.refine_ms else ""
         print(f"{case_id}: {effort.seconds:.1f} s, {effort.strokes} strokes, {effort.clicks} clicks, "
@@ -190,7 +231,8 @@ def main() -> None:
         print(floor)
     if args.record:
         tool = f"{'hybrid' if args.hybrid else 'learned'} {learned.card.version}" if learned is not None else args.mode
-        title = f"Correction effort: {args.images.parent.name} ({args.split}), {tool}, {predictor.version}"
+        where = f"store {args.store.name}, kept proposals" if args.store is not None else f"{args.images.parent.name} ({args.split})"
+        title = f"Correction effort: {where}, {tool}, {predictor.version}"
         publish(title, [f"`{line}`", *(["", floor] if floor else [])], record=True)
     print(line)
 

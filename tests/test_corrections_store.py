@@ -33,24 +33,33 @@ def _record(image: np.ndarray) -> CorrectionRecord:
     return CorrectionRecord("c", "/x/c.png", sha256_of(image), "v1", 0.1)
 
 
+def kill_at_rename(n: int) -> None:
+    """In a child process: SIGKILL it at its ``n``-th atomic rename (the store's files are published by renames)."""
+    from napari_lung_unet.store import atomic
+
+    calls = 0
+
+    def kill(tmp: Path, target: Path) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    atomic.before_replace = kill
+
+
 def _accept_in_subprocess(store: Path, seed: int, kill_at: int) -> subprocess.CompletedProcess:
     """Re-accept case c with phantom ``seed``; SIGKILL the process at its ``kill_at``-th atomic rename."""
     script = textwrap.dedent(
         f"""
-        import os, signal
+        import sys
         import numpy as np
-        from napari_lung_unet.store import atomic
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_corrections_store import kill_at_rename
         from napari_lung_unet.store.corrections import CorrectionRecord, CorrectionsStore, sha256_of
         from napari_lung_unet.images.phantom import make_phantom
 
-        calls = 0
-        def kill(tmp, target):
-            global calls
-            calls += 1
-            if calls == {kill_at}:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        atomic.before_replace = kill
+        kill_at_rename({kill_at})
         image, labels = make_phantom({SHAPE}, seed={seed}, dtype=np.uint8)
         CorrectionsStore({str(store)!r}).add(image, labels, CorrectionRecord("c", "/x/c.png", sha256_of(image), "v1", 0.1))
         """

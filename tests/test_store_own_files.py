@@ -67,7 +67,7 @@ def test_a_symlinked_images_folder_is_refused_and_nothing_outside_is_lost(tmp_pa
     assert not (tmp_path / "store" / "records").exists()  # refused before anything was written
 
 
-@pytest.mark.parametrize("folder", ["masks", "records", "segs"])
+@pytest.mark.parametrize("folder", ["masks", "records", "segs", "proposals"])
 def test_any_symlinked_store_folder_is_refused(tmp_path: Path, folder: str) -> None:
     outside = _someone_elses_folder(tmp_path)
     before = _tree(outside)

@@ -1,7 +1,8 @@
 """Train a learned refiner (issue 19): the bundled model with click inputs, on simulated clicks.
 
     OMP_NUM_THREADS=2 python -m training.refiner_train --data DATA/montgomery --data DATA/shenzhen \\
-        --data DATA/covid_v7labs@whole-lung --output runs/refiner-1 [--parent DIR] [--steps 600] [--cache FILE]
+        --data DATA/covid_v7labs@whole-lung --output runs/refiner-1 [--parent DIR] [--steps 600] [--cache FILE] \\
+        [--store CORRECTIONS_DIR]
 
 Cases: the parent's own training split of each dataset (its validation split measures the clicks).
 Previous masks: the parent's labels at its input size in each of its conventions, computed once (a
@@ -11,6 +12,10 @@ napari_lung_unet/nn/clicks.py) and, some of the time, a second click after that 
 network sees a ``--crop``² window around the last click, as at inference; the target is the truth in
 its own convention, drawn at the proposal's output. Validation: the share of first clicks on the
 parent's validation split that leave at most half of the clicked region wrong (the reviewer's test).
+
+``--store DIR`` adds real reviews to the training cases (issue 33 #6): each case of a corrections store that
+kept the proposal its clinician started from is trained from that proposal (in its convention's slot, and
+always that slot) toward the mask the clinician accepted, instead of from a regenerated one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import random
 import time
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 
@@ -30,11 +36,13 @@ from napari_lung_unet.nn.model import UNet
 from napari_lung_unet.nn.model_io import LoadedModel, load_model, save_model
 from napari_lung_unet.nn.postprocess import labels_from_probability
 from napari_lung_unet.nn.refine import piece_at
+from napari_lung_unet.nn.preprocess import resize
 from napari_lung_unet.nn.refine_learned import DEFAULT_CROP, crop_at, refiner_from_parent
+from napari_lung_unet.store.corrections import CorrectionsStore
 from napari_lung_unet.settings import bundled_model_dir
 
 from .augment import AugmentConfig, augment
-from .data import ArrayData, load_arrays, split_convention, split_of_run, tag_conventions
+from .data import ArrayData, discover_pairs, load_arrays, split_convention, split_of_run, tag_conventions
 from .metrics import dice_bce_loss
 
 MIN_REGION = 20.0  # px at 384²: a quarter of the reviewer's brush disc (bench/_reviewer.py)
@@ -79,13 +87,41 @@ def prepared(parent: LoadedModel, specs: list[str], cache: Path | None) -> dict[
     return out
 
 
+def stored_proposals(parent: LoadedModel, store_dir: Path) -> tuple[ArrayData, torch.Tensor, torch.Tensor]:
+    """A corrections store's cases that kept their proposal, at the parent's input size: the accepted masks,
+    the parent's proposals in each convention with the kept one in its own convention's slot, and that slot."""
+    conventions = list(parent.card.conventions)
+    store = CorrectionsStore(store_dir)
+    cases = [store.case(i) for i in store.case_ids()]  # each checked against its record
+    kept = {c.case_id: c for c in cases if c.proposal is not None and c.record.proposal_convention in conventions}
+    if not kept:
+        raise SystemExit(f"error: {store_dir}: no case kept a proposal in a convention of {parent.card.version} ({', '.join(conventions)})")
+    pairs = [p for p in discover_pairs(store_dir) if p.case_id in kept]
+    data = load_arrays(pairs, parent.card.input_size, parent.card.normalisation, conventions=conventions)
+    props = proposals(parent, data.images)
+    slots = torch.tensor([conventions.index(kept[p.case_id].record.proposal_convention) for p in pairs])
+    size = (parent.card.input_size, parent.card.input_size)
+    for i, pair in enumerate(pairs):
+        labels = np.asarray(iio.imread(kept[pair.case_id].proposal)) > 0
+        props[i, slots[i]] = resize(labels.astype(np.float32), size) > 0.5  # as load_arrays resizes masks
+    print(f"{store_dir}: {len(pairs)} of {len(cases)} cases with their kept proposal", flush=True)
+    return data, props, slots
+
+
+def joined(a: ArrayData, b: ArrayData) -> ArrayData:
+    assert a.outputs is not None and b.outputs is not None  # both loaded with the parent's conventions
+    return ArrayData(torch.cat([a.images, b.images]), torch.cat([a.masks, b.masks]), a.case_ids + b.case_ids,
+                     torch.cat([a.outputs, b.outputs]))
+
+
 def sample(
     data: ArrayData, props: torch.Tensor, i: int, rng: random.Random, crop: int, augmenting: bool,
-    default_share: float = 0.0, max_clicks: int = 2,
+    default_share: float = 0.0, max_clicks: int = 2, slot: int = -1,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """One training sample: 4×C×C input, 1×C×C target, and the output (the proposal's convention):
-    output 0 (the default convention, what the dock proposes) with ``default_share``, else any."""
-    k = 0 if rng.random() < default_share else rng.randrange(props.shape[1])
+    ``slot`` when it is set (a kept proposal: the one the clinician saw), else output 0 (the default
+    convention, what the dock proposes) with ``default_share``, else any."""
+    k = slot if slot >= 0 else 0 if rng.random() < default_share else rng.randrange(props.shape[1])
     image, truth, prev = data.images[i], data.masks[i], props[i, k].float()
     if augmenting:
         seed = rng.randrange(1 << 30)
@@ -157,12 +193,17 @@ def main() -> None:
     ap.add_argument("--repeat-other", type=int, default=1, help="draw cases of the other convention this many times as often")
     ap.add_argument("--max-clicks", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--store", type=Path, default=None, help="a corrections store: its cases' kept proposals join the training cases")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     parent = load_model(args.parent)
     sets = prepared(parent, args.data, args.cache)
     (train, train_props), (val, val_props) = sets["train"], sets["val"]
+    slots = torch.full((len(train),), -1)  # -1: a regenerated proposal, any slot
+    if args.store is not None:
+        stored, stored_props, stored_slots = stored_proposals(parent, args.store)
+        train, train_props, slots = joined(train, stored), torch.cat([train_props, stored_props]), torch.cat([slots, stored_slots])
     model = load_model(args.init).model if args.init else refiner_from_parent(parent)
     # cases drawn in the other convention (whole-lung): where a default proposal is most wrong
     pool = [i for i in range(len(train)) for _ in range(args.repeat_other if train.output_of(i) != 0 else 1)]
@@ -175,8 +216,10 @@ def main() -> None:
     model.train()
     t0, history = time.time(), []
     for step in range(1, args.steps + 1):
-        batch = [sample(train, train_props, rng.choice(pool), rng, args.crop, True, args.default_share, args.max_clicks)
-                 for _ in range(args.batch_size)]
+        batch = []
+        for _ in range(args.batch_size):  # a pick, then its sample: the random stream of runs before --store
+            i = rng.choice(pool)
+            batch.append(sample(train, train_props, i, rng, args.crop, True, args.default_share, args.max_clicks, int(slots[i])))
         x, y = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
         k = torch.tensor([b[2] for b in batch])
         logits = model(x, k).gather(1, k[:, None, None, None].expand(-1, 1, *x.shape[-2:]))
@@ -208,7 +251,7 @@ def main() -> None:
         metrics={"val_click_success": best, "history": history},
         extra={"refiner": True, "refines": parent.card.version, "crop": args.crop, "steps": step, "minutes_budget": args.minutes, "init": args.init or None,
                "default_share": args.default_share, "repeat_other": args.repeat_other, "max_clicks": args.max_clicks,
-               "batch_size": args.batch_size, "lr": args.lr, "data": args.data, "minutes": round((time.time() - t0) / 60, 1),
+               "batch_size": args.batch_size, "lr": args.lr, "data": args.data, "store": str(args.store) if args.store else None, "minutes": round((time.time() - t0) / 60, 1),
                "reproduce": "python -m training.refiner_train (training/refiner_train.py)"},
     )
     save_model(args.output, model, card)

@@ -5,6 +5,7 @@ Layout (one JSON record per case, naming its image and mask files)::
     <store>/images/<name>.<hash16>.png|.tif|.dcm  the source's pixels as read, or its DICOM file (source_image.py)
     <store>/masks/<name>.<hash16>.png       uint8 labels: 0 background, 1 right lung, 2 left lung
     <store>/segs/<name>.<hash16>.seg.dcm    DICOM cases only: the accepted labels as a DICOM SEG
+    <store>/proposals/<name>.<hash16>.png   the model's proposal the clinician started from (same labels as masks/)
     <store>/records/<name>.json             provenance, and the names and sha256 of its files
     <store>/.pending/<name>.<random>.json   the files an accept writes or replaces, until it has committed
 
@@ -24,6 +25,12 @@ replaced accept's) or that an accept listed in ``.pending/`` before writing them
 accept's), plus its own temp names. Anything else in its folders (a ``.thumbnails`` folder, a
 user's file) is left alone.
 
+The proposal (:class:`ProposalKept`, issue 33 #6) is MONAI Label's *original* label beside the *final*
+one: the correction effort and the refiner's training read real proposals instead of regenerating
+them. It is optional (records written before it, and accepts that pass none, have no proposal file)
+and, when given, part of the same unit as the mask: named by its content, listed in the intent,
+committed by the record.
+
 Stores written before this layout (``images/<case_id>.png``, no file hashes) are still read:
 their image is checked against the record's pixel hash instead.
 """
@@ -42,13 +49,14 @@ import numpy as np
 from filelock import FileLock
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from ..images.conventions import DEFAULT_CONVENTION, ConventionName
+from ..images.conventions import DEFAULT_CONVENTION, ConventionError, ConventionName, check_convention
 from ..images.masks import checked_mask
 from ..nn.card import describe, utc_now
 from .atomic import atomic_write_bytes, atomic_write_json, encode_png, remove_leftovers
 from .source_image import StoredImage, sha256_of, stored_image
 
 IMAGES, MASKS, SEGS, RECORDS, PENDING = "images", "masks", "segs", "records", ".pending"
+PROPOSALS = "proposals"
 SEG_SUFFIX = ".seg.dcm"
 LOCK_NAME = ".lock"
 LOCK_TIMEOUT_S = 60.0  # another accept holds it for well under a second
@@ -110,6 +118,21 @@ class CorrectionRecord:
     # a DICOM case's SEG of the accepted labels ("" for other cases, and for records before SEGs)
     seg_file: str = ""
     seg_file_sha256: str = ""
+    # the model's proposal kept beside the mask (ProposalKept): "" / None on records without one
+    proposal_file: str = ""
+    proposal_file_sha256: str = ""
+    proposal_model_version: str = ""
+    proposal_convention: ConventionName | None = None
+
+
+@dataclass(frozen=True)
+class ProposalKept:
+    """The model's proposal for an accepted case, as the dock showed it before any edit: labels 0/1/2 of the
+    image's shape, the version of the model that drew it, and the convention it was drawn in."""
+
+    labels: np.ndarray
+    model_version: str
+    convention: ConventionName
 
 
 _RECORD = TypeAdapter(CorrectionRecord)
@@ -124,6 +147,7 @@ class StoredCase:
     mask: Path
     record: CorrectionRecord
     seg: Path | None = None  # the DICOM SEG of this accept, for a DICOM case
+    proposal: Path | None = None  # the model's proposal PNG (labels 0/1/2), when the accept kept one
 
     @property
     def convention(self) -> str:
@@ -170,7 +194,10 @@ class CorrectionsStore:
         image = self._named_file(IMAGES, record.image_file, record.image_file_sha256, case_id)
         mask = self._named_file(MASKS, record.mask_file, record.mask_file_sha256, case_id)
         seg = self._named_file(SEGS, record.seg_file, record.seg_file_sha256, case_id) if record.seg_file else None
-        return StoredCase(case_id, image, mask, record, seg)
+        proposal = (
+            self._named_file(PROPOSALS, record.proposal_file, record.proposal_file_sha256, case_id) if record.proposal_file else None
+        )
+        return StoredCase(case_id, image, mask, record, seg, proposal)
 
     def image_path(self, case_id: str) -> Path:
         return self.case(case_id).image
@@ -212,13 +239,15 @@ class CorrectionsStore:
     # -- writing ---------------------------------------------------------------
     def add(
         self, image: np.ndarray | str | Path | StoredImage, labels: np.ndarray, record: CorrectionRecord,
-        seg: bytes | None = None,
+        seg: bytes | None = None, proposal: ProposalKept | None = None,
     ) -> str:
         """Store one accepted case as a unit; an earlier accept of the same case is replaced whole. Returns its stored name.
 
         ``image``: the source file's path (kept as read: see :mod:`.source_image`), or the pixels
         when there is no file. ``seg`` is the encoded DICOM SEG of ``labels`` for a DICOM case: it
         joins the same unit (named by the record), so a reader never gets the SEG of another accept.
+        ``proposal``: the model's labels the clinician started from, kept in ``proposals/`` in the same unit;
+        without one, the record names none (a re-accept without one drops the earlier proposal with its case).
         """
         source = image if isinstance(image, StoredImage) else stored_image(image)
         name = store_name(record.case_id)
@@ -232,12 +261,13 @@ class CorrectionsStore:
         record.mask_file = f"{name}.{record.mask_file_sha256[:16]}.png"
         record.seg_file_sha256 = hashlib.sha256(seg).hexdigest() if seg is not None else ""
         record.seg_file = f"{name}.{record.seg_file_sha256[:16]}{SEG_SUFFIX}" if seg is not None else ""
+        proposal_png = _name_proposal(record, name, proposal, source.shape)
         self._check_own_folders()  # before anything is written, lock file included
         self.root.mkdir(parents=True, exist_ok=True)
         # one writer at a time: the clean-up below must not delete another accept's uncommitted files
         with FileLock(self.root / LOCK_NAME, timeout=LOCK_TIMEOUT_S):
             self._check_own_folders()
-            written = [(IMAGES, record.image_file), (MASKS, record.mask_file), (SEGS, record.seg_file)]
+            written = [(IMAGES, record.image_file), (MASKS, record.mask_file), (SEGS, record.seg_file), (PROPOSALS, record.proposal_file)]
             # every file this accept writes or replaces, listed before the first write: whatever a kill
             # leaves, the next accept removes exactly those of them that no record names
             replaced = self._replaced_files(name, record.case_id)
@@ -251,6 +281,8 @@ class CorrectionsStore:
             atomic_write_bytes(self.root / MASKS / record.mask_file, mask_png)
             if seg is not None:
                 atomic_write_bytes(self.root / SEGS / record.seg_file, seg)
+            if proposal_png is not None:
+                atomic_write_bytes(self.root / PROPOSALS / record.proposal_file, proposal_png)
             atomic_write_json(self.record_path(name), asdict(record))  # the commit
             if earlier is not None:  # the same case, accepted before under its cleaned id: now replaced
                 _unlink_file(self.record_path(earlier))
@@ -259,7 +291,7 @@ class CorrectionsStore:
 
     def _check_own_folders(self) -> None:
         """Refuse a store whose sub-folder is a symbolic link or a file: it would write (and clean) outside itself."""
-        for folder in (IMAGES, MASKS, SEGS, RECORDS, PENDING):
+        for folder in (IMAGES, MASKS, SEGS, PROPOSALS, RECORDS, PENDING):
             path = self.root / folder
             if path.is_symlink():
                 raise CorrectionsError(
@@ -285,7 +317,8 @@ class CorrectionsStore:
     def _files_of(old: CorrectionRecord, name: str) -> list[tuple[str, str]]:
         if not old.image_file:  # the layout before file hashes: <name>.png in images/ and masks/
             return [(IMAGES, f"{name}.png"), (MASKS, f"{name}.png")]
-        return [(folder, file) for folder, file in ((IMAGES, old.image_file), (MASKS, old.mask_file), (SEGS, old.seg_file)) if file]
+        named = ((IMAGES, old.image_file), (MASKS, old.mask_file), (SEGS, old.seg_file), (PROPOSALS, old.proposal_file))
+        return [(folder, file) for folder, file in named if file]
 
     def _earlier_name(self, name: str, record: CorrectionRecord) -> str | None:
         """The name under which stores before :func:`store_name` kept this case: its cleaned id, when that
@@ -315,21 +348,50 @@ class CorrectionsStore:
                 if kept is not None:
                     for folder, file in files:
                         plain = file == Path(file).name and not file.startswith(".")
-                        if folder in (IMAGES, MASKS, SEGS) and plain and file not in kept:
+                        if folder in (IMAGES, MASKS, SEGS, PROPOSALS) and plain and (folder, file) not in kept:
                             _unlink_file(self.root / folder / file)
                 _unlink_file(Path(entry.path))
-        for folder in (IMAGES, MASKS, SEGS, RECORDS, PENDING):
+        for folder in (IMAGES, MASKS, SEGS, PROPOSALS, RECORDS, PENDING):
             remove_leftovers(self.root / folder)  # only atomic_path's own temp names
 
-    def _named_now(self, name: str) -> set[str] | None:
-        """The files the case's committed record names; None when its record is garbled (touch nothing)."""
+    def _named_now(self, name: str) -> set[tuple[str, str]] | None:
+        """(folder, file) the case's committed record names; None when its record is garbled (touch nothing).
+
+        By folder: a proposal equal to the mask has the mask's file name, in another folder; and a record of
+        the layout before file hashes names its ``<name>.png`` files, which a killed re-accept listed as replaced.
+        """
         if not self.record_path(name).exists():
             return set()
         try:
             rec = self.record(name)
         except CorrectionsError:
             return None
-        return {rec.image_file, rec.mask_file, rec.seg_file} - {""}
+        return set(self._files_of(rec, name))
+
+
+def _name_proposal(record: CorrectionRecord, name: str, proposal: ProposalKept | None, shape: tuple[int, ...]) -> bytes | None:
+    """The proposal's PNG, its name, hash, version and convention set in ``record``; all empty without one.
+
+    Checked as the mask is, before anything is written: a bad proposal refuses the accept by name.
+    """
+    record.proposal_file = record.proposal_file_sha256 = record.proposal_model_version = ""
+    record.proposal_convention = None
+    if proposal is None:
+        return None
+    what = f"case {record.case_id}: proposal"
+    labels = checked_mask(proposal.labels, shape, what, binary_255=False)
+    if not (isinstance(proposal.model_version, str) and proposal.model_version.strip()):
+        raise CorrectionsError(f"{what} has no model version; a kept proposal names the model that drew it")
+    try:
+        convention = check_convention(proposal.convention)
+    except ConventionError as exc:
+        raise CorrectionsError(f"{what}: {exc}") from None
+    png = encode_png(labels.astype(np.uint8))
+    record.proposal_file_sha256 = hashlib.sha256(png).hexdigest()
+    record.proposal_file = f"{name}.{record.proposal_file_sha256[:16]}.png"
+    record.proposal_model_version = proposal.model_version
+    record.proposal_convention = convention
+    return png
 
 
 def _unlink_file(path: Path) -> None:

@@ -18,26 +18,27 @@ from typing import Any
 import numpy as np
 
 from ..images.read import ImageError, is_dicom, to_grey
-from ..store.corrections import CorrectionRecord, CorrectionsStore, safe_case_id
+from ..store.corrections import CorrectionRecord, CorrectionsStore, ProposalKept, safe_case_id
 from ..store.source_image import StoredImage, stored_image
 
 
 def write_case(
     store_dir: Path, source: Path | np.ndarray | StoredImage, labels: np.ndarray, record: CorrectionRecord,
-    legacy_id: str | None = None,
+    proposal: ProposalKept | None = None, legacy_id: str | None = None,
 ) -> tuple[str, int, str | None, Path | None]:
     """One accepted case into the store (record last). Runs on the dock's writer thread.
 
     ``source``: the image's file (the store keeps its pixels as read, or a DICOM file whole), or its
-    pixels when it has no file. Returns (store case id, cases in the store, a warning line or None,
-    the stored SEG or None). ``legacy_id``: the id an older dock gave this case; when the store holds
-    the same source under it, the accept replaces that case instead of adding a twin.
+    pixels when it has no file. ``proposal``: the model's labels the clinician started from, kept beside the
+    mask in the same store entry (None: the entry keeps none). ``legacy_id``: the id an older dock gave this
+    case; when the store holds the same source under it, the accept replaces that case instead of adding a
+    twin. Returns (store case id, cases in the store, a warning line or None, the stored SEG or None).
     """
     seg, warning = _dicom_seg(record, labels)
     store = CorrectionsStore(store_dir)
     if legacy_id:
         record.case_id = _own_legacy_case(store, legacy_id, record) or record.case_id
-    store.add(source, labels, record, seg)
+    store.add(source, labels, record, seg, proposal)
     stored_seg = store.case(record.case_id).seg if seg is not None else None
     return record.case_id, len(store), warning, stored_seg
 
@@ -80,6 +81,7 @@ def send_seg_back(folder: Path, seg: Path) -> str | None:
 
 def write_adhoc(
     store_dir: Path, image: Any, labels: np.ndarray, record: CorrectionRecord, stem: str,
+    proposal: ProposalKept | None = None,
 ) -> tuple[str, int, str | None, Path | None]:
     """Any other open image: its source file's pixels as read when it came from a file, else the layer's
     pixels (colour converted to grey as the model saw it); returns what :func:`write_case` returns.
@@ -97,7 +99,7 @@ def write_adhoc(
             pixels = np.round(grey).astype(pixels.dtype) if pixels.dtype in (np.uint8, np.uint16) else grey
         stored = stored_image(pixels)
     record.case_id = safe_case_id(f"{stem}-{stored.pixels_sha256[:12]}")
-    return write_case(store_dir, stored, labels, record)
+    return write_case(store_dir, stored, labels, record, proposal)
 
 
 def source_of(layer: Any) -> tuple[str, str]:

@@ -18,7 +18,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..images.masks import MaskError, checked_mask
 from ..store.case_ids import case_id_for_source, legacy_case_id
-from ..store.corrections import CorrectionRecord, safe_case_id
+from ..images.conventions import DEFAULT_CONVENTION
+from ..store.corrections import CorrectionRecord, ProposalKept, safe_case_id
 from ..store.worklist import ACCEPTED, Case
 from . import strings
 from .accepting import send_seg_back, source_of, write_adhoc, write_case
@@ -100,7 +101,7 @@ class Decide:
         state.writer.save_mask(worklist.draft_path(case.case_id), labels)  # what reopening the case shows
         state.writer.submit(
             write_case, state.store_dir, case.path, labels, record,  # the source's pixels as read, not the grey copy
-            legacy_case_id(worklist.folder, case.case_id),
+            self._proposal_kept(), legacy_case_id(worklist.folder, case.case_id),
             returned=lambda out, case=case: self._on_accepted(case, *out),
             errored=lambda exc, case=case: self._on_accept_failed(case.case_id, exc),
         )
@@ -122,11 +123,20 @@ class Decide:
             convention=state.mask_convention(),  # what its proposal was drawn in
         )
         state.writer.submit(
-            write_adhoc, state.store_dir, pixels, labels, record, safe_case_id(stem),
+            write_adhoc, state.store_dir, pixels, labels, record, safe_case_id(stem), self._proposal_kept(),
             returned=lambda out: self._on_accepted(None, *out),
             errored=lambda exc, name=image.name: self._on_accept_failed(name, exc),
         )
         return True
+
+    def _proposal_kept(self) -> ProposalKept | None:
+        """The model's proposal the reviewed mask was corrected from, kept beside it in the store (MONAI
+        Label's *original* next to *final*); None for a mask painted from nothing."""
+        entry = self.state.proposed.get(self.state.image_id or "")
+        if entry is None or not entry.model_version:
+            return None
+        labels = np.array(entry.labels, dtype=np.uint8, copy=True)
+        return ProposalKept(labels, entry.model_version, entry.convention or DEFAULT_CONVENTION)
 
     def _on_accepted(self, case: Case | None, store_id: str, n_cases: int, warning: str | None, seg: Any) -> None:
         state = self.state
