@@ -7,6 +7,8 @@ than a laptop screen, stale results, fine-tune results in internal names).
 
 from __future__ import annotations
 
+from questions import answer
+
 import json
 import re
 import shutil
@@ -205,6 +207,7 @@ def test_defect6_unreadable_case_clears_the_screen_and_reset_is_no_edit(widget, 
     lungs.paint((60, 60), 2)
     assert review.case.status == EDITED
     widget.controls.reset.click()
+    answer(widget, act=True)  # Reset over edits asks first
     np.testing.assert_array_equal(lungs.data, proposal)
     assert review.case.status == PROPOSED  # back to the proposal: not "edited at 0.0 %"
     assert "1 case" not in widget.worklist_panel.summary.text() and "3 cases" in widget.worklist_panel.summary.text()

@@ -7,6 +7,8 @@ real ones) into a temporary folder; with ``LUNG_UNET_SCREENSHOTS=docs/screenshot
 
 from __future__ import annotations
 
+from questions import answer
+
 import json
 import os
 from pathlib import Path
@@ -120,7 +122,8 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     assert result["version"] in widget.finetune.details.text() and not widget.finetune.repropose.isHidden()
     assert result["version"] in widget.finetune.repropose.toolTip()
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as proposed:
-        widget.finetune.repropose.click()
+        widget.finetune.repropose.click()  # case1 is edited: the dock asks before replacing the edits
+        answer(widget, act=True)
     assert proposed.args[0].model_version == result["version"]
 
     # 7. close the viewer with an unsaved edit: the draft is on disk
@@ -164,7 +167,12 @@ def test_quick_controls_shortcuts_and_reset(widget: LungUNetWidget, qtbot, xray_
     proposal = lungs.data.copy()
     paint_stroke(lungs, (50, 50), 2)
     assert not np.array_equal(lungs.data, proposal)
+    painted = lungs.data.copy()
+    widget.controls.reset.click()  # over edits, Reset asks first
+    answer(widget, act=False)  # the answer Escape gives keeps the edits
+    np.testing.assert_array_equal(lungs.data, painted)
     widget.controls.reset.click()
+    answer(widget, act=True)
     np.testing.assert_array_equal(lungs.data, proposal)
     assert widget.review.stats.changed == 0
     lungs.undo()  # the reset is one undoable step
