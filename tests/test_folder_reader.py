@@ -36,5 +36,6 @@ def test_viewer_open_folder_starts_the_worklist(make_napari_viewer, tiny_current
     assert [layer.name for layer in viewer.layers] == ["x-ray", "lungs"]
     # opening it again reuses the same dock and the same layers
     viewer.open(xray_folder, plugin="napari-lung-unet")
+    wait_case_open(qtbot, widget, "case0")
     assert [layer.name for layer in viewer.layers] == ["x-ray", "lungs"]
     assert len([d for d in viewer.window._dock_widgets if d.startswith("Lung U-Net")]) == 1

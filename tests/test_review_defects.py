@@ -124,7 +124,7 @@ def test_defect3_model_box_follows_rejection_and_rollback(widget, qtbot, xray_fo
     # defect 6: the fine-tune result belongs to the case it was run from
     widget.auto_propose.setChecked(False)
     widget.review.step(1)
-    wait_case_open(qtbot, widget, "case1")
+    wait_case_open(qtbot, widget)
     assert finetune.status.text() == "" and finetune.repropose.isHidden()
     assert "lungs" in names(viewer)
 

@@ -48,7 +48,7 @@ class Navigator:
         self._case_token = 0  # the newest case request; an older one's read is dropped
         self._folder_token = 0  # the newest folder request
         self._folder_reading = False  # a folder is being listed
-        self._arrivals = _Arrivals()
+        self._arrivals = _Arrivals(state)  # goes with the dock: a read finishing after it closed is not delivered
         # queued even when emitted on the GUI thread (a read already finished): a request always
         # returns before its case is shown, whatever the cache held
         self._arrivals.arrived.connect(lambda run: run(), Qt.ConnectionType.QueuedConnection)
