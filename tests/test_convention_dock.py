@@ -29,6 +29,8 @@ from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.store.corrections import CorrectionsStore
 from napari_lung_unet.store.worklist import EDITED, PROPOSED, Worklist
 
+from case_open import wait_case_open
+
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 WAIT_MS = 120_000
@@ -91,6 +93,7 @@ def test_whole_lung_reproposes_the_case_and_each_worklist_keeps_its_own(
 
     # closing it and reopening the first: whole-lung again, shown and used for its next case
     assert widget.review.open_folder(xray_folder)
+    wait_case_open(qtbot, widget)
     assert combo.currentData() == "whole-lung"
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
         widget.worklist_panel.next.click()
@@ -100,6 +103,7 @@ def test_whole_lung_reproposes_the_case_and_each_worklist_keeps_its_own(
     # and a fresh napari remembers it too, from the worklist's state file
     again = dock(make_napari_viewer())
     assert again.review.open_folder(xray_folder)
+    wait_case_open(qtbot, again)
     assert again.convention.combo.currentData() == "whole-lung"
 
 
@@ -108,6 +112,7 @@ def test_a_convention_the_model_does_not_know_is_greyed_out_with_the_reason(dock
     combo = widget.convention.combo
     widget.auto_propose.setChecked(False)
     assert widget.review.open_folder(xray_folder)
+    wait_case_open(qtbot, widget, "case0")
     whole = combo.findData("whole-lung")
     assert combo.model().item(combo.findData("lung-fields")).isEnabled()
     assert not combo.model().item(whole).isEnabled()
@@ -124,6 +129,7 @@ def test_the_control_fits_a_1366x768_laptop(make_napari_viewer, two_convention_c
     widget = dock(viewer)
     widget.auto_propose.setChecked(False)
     assert widget.review.open_folder(xray_folder)
+    wait_case_open(qtbot, widget, "case0")
     qtbot.wait(200)
     window = widget.window()
     combo = widget.convention.combo
@@ -174,6 +180,7 @@ def test_a_case_cached_in_the_other_convention_is_proposed_again_but_edits_are_k
 
     # case1: the clinician's lung-fields edits are kept, not proposed over; the status line says so
     panel.previous.click()
+    wait_case_open(qtbot, widget, "case1")
     assert not widget.state.running
     np.testing.assert_array_equal(lungs.data, edits)
     line = widget.status_label.text()
@@ -181,9 +188,13 @@ def test_a_case_cached_in_the_other_convention_is_proposed_again_but_edits_are_k
     assert review.case.status == EDITED
 
     # case0: untouched, so proposed again in whole-lung; the lung-fields mask is never shown meanwhile
+    shown: list[bool] = []  # whether a mask was on screen as case0 opened
+    record = lambda _case: shown.append(bool(lungs.data.any()))  # noqa: E731
+    widget.state.case_opened.connect(record)
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
         panel.previous.click()
-        assert widget.state.running and not lungs.data.any()
+    widget.state.case_opened.disconnect(record)
+    assert shown == [False]
     np.testing.assert_array_equal(lungs.data, whole[0])
     assert lungs.metadata["convention"] == "whole-lung"
     review.save_draft_now()
@@ -192,13 +203,15 @@ def test_a_case_cached_in_the_other_convention_is_proposed_again_but_edits_are_k
     assert saved.load_draft("case0", whole[0].shape) is None  # its lung-fields draft went with its proposal
     np.testing.assert_array_equal(saved.load_proposal("case0", whole[0].shape), whole[0])
     panel.next.click()
-    panel.previous.click()  # back again: the cached whole-lung proposal, no stale draft, no new run
+    panel.previous.click()  # back again (before case1 was even shown): the cached whole-lung proposal, no stale draft, no new run
+    wait_case_open(qtbot, widget, "case0")
     assert not widget.state.running
     np.testing.assert_array_equal(lungs.data, whole[0])
 
     # each record says the convention its mask was drawn in: the kept lung-fields edits of case1 are
     # never relabelled whole-lung by the worklist's later choice (issue 33)
     for _case in range(2):
+        wait_case_open(qtbot, widget)
         with qtbot.waitSignal(review.case_accepted, timeout=WAIT_MS):
             widget.accept_button.click()
     assert stored_conventions() == {str(paths[0].resolve()): "whole-lung", str(paths[1].resolve()): "lung-fields"}

@@ -36,6 +36,9 @@ CHILD = textwrap.dedent(
     viewer.window.add_dock_widget(widget)
     widget.review.auto_propose = False  # no model needed: the case opens with empty labels
     assert widget.review.open_folder(folder)
+    while widget.review.case is None:   # the folder and its case are read off the GUI thread
+        QApplication.processEvents()
+        time.sleep(0.01)
     lungs = viewer.layers["lungs"]
     lungs.brush_size = 12
     lungs.paint((40, 40), 1)            # a finished stroke...

@@ -9,6 +9,8 @@ import pytest
 from napari_lung_unet._folder_reader import get_folder_reader
 from napari_lung_unet.store.worklist import PROPOSED
 
+from case_open import wait_case_open
+
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 
@@ -28,11 +30,12 @@ def test_viewer_open_folder_starts_the_worklist(make_napari_viewer, tiny_current
     assert added == []  # the dock makes the layers, the reader adds none
     widget = viewer.window._dock_widgets["Lung U-Net (napari-lung-unet)"].widget()
     review = widget.review
+    wait_case_open(qtbot, widget, "case0")  # listed and read off the GUI thread
     assert review.worklist is not None and review.worklist.folder == xray_folder
-    assert review.case.case_id == "case0"
     qtbot.waitUntil(lambda: review.case.status == PROPOSED, timeout=120_000)
     assert [layer.name for layer in viewer.layers] == ["x-ray", "lungs"]
     # opening it again reuses the same dock and the same layers
     viewer.open(xray_folder, plugin="napari-lung-unet")
+    wait_case_open(qtbot, widget, "case0")
     assert [layer.name for layer in viewer.layers] == ["x-ray", "lungs"]
     assert len([d for d in viewer.window._dock_widgets if d.startswith("Lung U-Net")]) == 1

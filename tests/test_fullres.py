@@ -30,6 +30,8 @@ from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget.engine import clear_cache
 from napari_lung_unet.store.worklist import EDITED, Worklist
 
+from case_open import wait_case_open
+
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 FULL = (4020, 4892)
@@ -105,6 +107,7 @@ def test_full_resolution_switching_painting_and_accept(widget, qtbot, folder: Pa
     for target in ("full1", "small", "full1", "full0"):  # full -> full -> small -> full -> back
         t0 = time.perf_counter()
         review.open_case(review.worklist.index_of(target))
+        wait_case_open(qtbot, widget, target)  # read off the GUI thread, then shown
         settle(qtbot, widget, ms=0)
         timings.setdefault(target, time.perf_counter() - t0)
         settle(qtbot, widget)

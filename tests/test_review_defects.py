@@ -32,6 +32,8 @@ from napari_lung_unet.store.worklist import EDITED, PROPOSED, Worklist
 from phantom_models import TINY_BUDGET, wider_lungs_store
 from test_widget import click_and_wait  # pytest puts tests/ on sys.path (rootdir-relative, no package)
 
+from case_open import wait_case_open, wait_settled
+
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 PLUGIN, WIDGET = "napari-lung-unet", "Lung U-Net"
@@ -116,13 +118,15 @@ def test_defect3_model_box_follows_rejection_and_rollback(widget, qtbot, xray_fo
 
     bundled = Registry().bundled_version
     widget.history.select(bundled)
-    assert widget.history.make_selected_current()
+    with qtbot.waitSignal(widget.history.current_changed, timeout=WAIT_MS):  # weights load on a worker
+        assert widget.history.make_selected_current()
     assert widget.selected_model() == bundled and widget.model_combo.currentText() == f"{bundled} (current)"
     assert propose_and_wait(qtbot, widget).model_version == bundled
 
     # defect 6: the fine-tune result belongs to the case it was run from
     widget.auto_propose.setChecked(False)
     widget.review.step(1)
+    wait_case_open(qtbot, widget)
     assert finetune.status.text() == "" and finetune.repropose.isHidden()
     assert "lungs" in names(viewer)
 
@@ -212,7 +216,9 @@ def test_defect6_unreadable_case_clears_the_screen_and_reset_is_no_edit(widget, 
     assert review.case.status == PROPOSED  # back to the proposal: not "edited at 0.0 %"
     assert "1 case" not in widget.worklist_panel.summary.text() and "3 cases" in widget.worklist_panel.summary.text()
 
-    assert not review.step(1)  # the unreadable case
+    assert review.step(1)  # the unreadable case: read off the GUI thread, then flagged
+    wait_settled(qtbot, widget)
+    assert review.case is None
     assert not viewer.layers["x-ray"].visible and not viewer.layers["lungs"].visible
     assert widget.model_info.text() == "No proposal yet."
     assert "Areas appear" in widget.readouts.text()
@@ -220,6 +226,7 @@ def test_defect6_unreadable_case_clears_the_screen_and_reset_is_no_edit(widget, 
 
     widget.auto_propose.setChecked(False)
     assert review.step(1)
+    wait_case_open(qtbot, widget, "case2")
     assert viewer.layers["x-ray"].visible and viewer.layers["lungs"].visible
 
 

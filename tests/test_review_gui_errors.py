@@ -16,6 +16,8 @@ from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget import LungUNetWidget
 
+from case_open import wait_settled
+
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 WAIT_MS = 120_000
@@ -48,6 +50,7 @@ def test_unreadable_cases_are_flagged_and_skipped_over(widget, qtbot, notes, bad
     review = widget.review
     widget.review.auto_propose = False
     assert review.open_folder(bad_folder)  # opens case 0: the corrupt file
+    wait_settled(qtbot, widget)  # listed and read off the GUI thread
     assert review.case is None
     assert any("a_corrupt" in m and "not a readable image" in m for m in errors(notes))
     assert "✗" in widget.worklist_panel.list.item(0).text()
@@ -56,6 +59,7 @@ def test_unreadable_cases_are_flagged_and_skipped_over(widget, qtbot, notes, bad
 
     notes.clear()
     review.step(1)  # the 3-D TIFF stack
+    wait_settled(qtbot, widget)
     assert review.case is None
     assert any("b_stack" in m and "3-D" in m for m in errors(notes))
 
@@ -114,12 +118,15 @@ def test_second_finetune_click_warns_and_cancel_leaves_the_model(widget, qtbot, 
     assert widget.finetune.button.isEnabled() and not widget.finetune.running
 
 
-def test_rollback_from_the_history_panel(widget, notes, tiny_model_dir: Path):
+def test_rollback_from_the_history_panel(widget, qtbot, notes, tiny_model_dir: Path):
     history = widget.history
     assert "tiny" in history.versions()
     bundled = Registry().bundled_version
     history.select(bundled)
-    assert history.make_selected_current()
+    with qtbot.waitSignal(history.current_changed, timeout=WAIT_MS):  # weights load on a worker, with a wait shown
+        assert history.make_selected_current()
+        assert history.wait_label.isVisibleTo(history) and not history.rollback.isEnabled()
+    assert not history.wait_label.isVisibleTo(history) and history.rollback.isEnabled()
     assert Registry().current_version() == bundled
     assert history.table.item(history.versions().index(bundled), 0).text() == "●"
     assert "(current)" in widget.model_combo.itemText(widget.model_combo.findData(bundled))

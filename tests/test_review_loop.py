@@ -17,6 +17,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from case_open import wait_case_open
+
 from napari_lung_unet.store.corrections import CorrectionsStore
 from napari_lung_unet.nn.model_io import load_model
 from napari_lung_unet.images.phantom import make_phantom
@@ -92,6 +94,7 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
 
     # re-accepting the same case replaces its entry
     review.open_case(0)
+    wait_case_open(qtbot, widget, "case0")  # read off the GUI thread, then shown
     with qtbot.waitSignal(review.case_accepted, timeout=WAIT_MS):
         review.accept()
     assert store.case_ids() == [case_id]
@@ -105,6 +108,7 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     assert review.case.case_id == "case2"
     assert not np.array_equal(lungs.data, draft)
     widget.worklist_panel.previous.click()
+    wait_case_open(qtbot, widget, "case1")
     assert review.case.case_id == "case1" and review.case.status == EDITED
     np.testing.assert_array_equal(lungs.data, draft)
 
@@ -129,9 +133,8 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     # 7. close the viewer with an unsaved edit: the draft is on disk
     paint_stroke(lungs, (100, 30), 1, radius=4)
     unsaved = lungs.data.copy()
-    viewer.close()
-    saved = Worklist(xray_folder).load_draft("case1", unsaved.shape)
-    np.testing.assert_array_equal(saved, unsaved)
+    viewer.close()  # returns at once: the dock's writer puts the draft on disk after it
+    qtbot.waitUntil(lambda: np.array_equal(Worklist(xray_folder).load_draft("case1", unsaved.shape), unsaved), timeout=WAIT_MS)
     state = json.loads((xray_folder / ".lung_unet" / "worklist.json").read_text())
     assert state["current"] == "case1"
     assert state["cases"]["case0"]["status"] == ACCEPTED
@@ -149,6 +152,7 @@ def test_status_resumes_after_restart(make_napari_viewer, tiny_current, qtbot, x
     _dock, widget2 = viewer2.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     widget2.review.auto_propose = False
     assert widget2.review.open_folder(xray_folder)
+    wait_case_open(qtbot, widget2)
     assert widget2.review.case.case_id == "case1"  # resumes where the clinician left off
     assert [c.status for c in widget2.review.worklist.cases][:2] == [ACCEPTED, PROPOSED]
     # the filter hides reviewed cases, and Previous skips them
@@ -183,6 +187,7 @@ def test_quick_controls_shortcuts_and_reset(widget: LungUNetWidget, qtbot, xray_
         bindings["Shift+N"](widget.viewer)
     assert widget.review.case.case_id == "case1"
     bindings["Shift+P"](widget.viewer)
+    wait_case_open(qtbot, widget, "case0")
     assert widget.review.case.case_id == "case0" and widget.review.case.status == EDITED
 
 
@@ -282,6 +287,7 @@ def test_removing_the_lungs_layer_saves_the_draft(widget: LungUNetWidget, qtbot,
     np.testing.assert_array_equal(Worklist(xray_folder).load_draft("case0", edited.shape), edited)
     # reopening the case brings the layer and the edit back
     widget.review.open_case(0)
+    wait_case_open(qtbot, widget, "case0")
     np.testing.assert_array_equal(widget.viewer.layers["lungs"].data, edited)
 
 
@@ -294,6 +300,7 @@ def test_next_case_is_read_ahead_but_never_shown_stale(widget: LungUNetWidget, q
     qtbot.waitUntil(lambda: review.read_ahead.done(second), timeout=WAIT_MS)
     widget.auto_propose.setChecked(False)
     assert review.step(1)
+    wait_case_open(qtbot, widget, "case1")
     assert review.read_ahead.hits == 1
     np.testing.assert_array_equal(viewer.layers["x-ray"].data, read_xray(second).pixels)
 
@@ -304,6 +311,7 @@ def test_next_case_is_read_ahead_but_never_shown_stale(widget: LungUNetWidget, q
     iio.imwrite(replacement, make_phantom((160, 144), seed=99, dtype=np.uint8)[0], extension=".png")
     os.replace(replacement, third)  # another program replaces the file after it was read ahead
     assert review.step(1)
+    wait_case_open(qtbot, widget, "case2")
     assert review.read_ahead.hits == 1  # the copy read before the change was dropped
     shown = viewer.layers["x-ray"].data
     np.testing.assert_array_equal(shown, read_xray(third).pixels)
@@ -313,6 +321,7 @@ def test_next_case_is_read_ahead_but_never_shown_stale(widget: LungUNetWidget, q
 def test_worklist_remembers_its_convention(widget: LungUNetWidget, qtbot, xray_folder: Path):
     widget.auto_propose.setChecked(False)  # the convention's effect on proposals is the model's; this is the dock's memory
     assert widget.review.open_folder(xray_folder)
+    wait_case_open(qtbot, widget, "case0")
     assert widget.state.convention is None  # never chosen: the model's own
     with qtbot.waitSignal(widget.state.convention_changed) as changed:
         widget.state.set_convention("whole-lung")
@@ -323,8 +332,10 @@ def test_worklist_remembers_its_convention(widget: LungUNetWidget, qtbot, xray_f
     other.mkdir()
     (other / "a.png").write_bytes((xray_folder / "case0.png").read_bytes())
     assert widget.review.open_folder(other)
+    wait_case_open(qtbot, widget, "a")
     assert widget.state.convention is None  # per worklist
     assert widget.review.open_folder(xray_folder)
+    wait_case_open(qtbot, widget, "case0")
     assert widget.state.convention == "whole-lung"
 
 

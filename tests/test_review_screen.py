@@ -24,6 +24,8 @@ from napari_lung_unet.store.corrections import CorrectionsStore
 from napari_lung_unet.store.worklist import PROPOSED
 from napari_lung_unet.widget import strings
 
+from case_open import wait_case_open
+
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
 WAIT_MS = 120_000
@@ -95,14 +97,17 @@ def test_one_patient_fitted_and_actions_in_reach(screen, qtbot, tmp_path: Path):
     viewer.camera.zoom *= 2.5
     mine = viewer.camera.zoom
     widget.worklist_panel.previous.click()
+    wait_case_open(qtbot, widget, "a_large")
     assert 0.80 <= fill(viewer, viewer.layers["x-ray"]) <= 1.05
     widget.worklist_panel.next.click()
+    wait_case_open(qtbot, widget, "b_small")
     assert viewer.camera.zoom == pytest.approx(mine)
 
     # leaving the worklist for the other image brings exactly what was hidden back
     widget.image_combo.setCurrentIndex(widget.image_combo.findText("other patient"))
     assert other.visible and viewer.layers["lungs (other patient)"].visible
     assert widget.review.step(-1)  # back to a case: one patient again
+    wait_case_open(qtbot, widget, "a_large")
     assert visible_images(viewer) == ["x-ray"]
 
 
@@ -129,9 +134,9 @@ def test_keys_from_any_focus_but_a_text_field(screen, qtbot, xray_folder: Path):
     widget.worklist_panel.list.setFocus()
     widget.auto_propose.setChecked(False)
     qtbot.keyClick(widget.worklist_panel.list, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
-    assert widget.review.case.case_id == "case1"
+    wait_case_open(qtbot, widget, "case1")
     qtbot.keyClick(widget.worklist_panel.list, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)
-    assert widget.review.case.case_id == "case0"
+    wait_case_open(qtbot, widget, "case0")
 
     # typing a model path: the letters are text, not commands
     line = widget.model_combo.lineEdit()
@@ -175,6 +180,7 @@ def test_words_match_the_state_and_no_name_widens_the_dock(screen, qtbot, tmp_pa
         assert widget.review.open_folder(folder)
     widget.auto_propose.setChecked(False)
     assert widget.review.open_case(0)  # reopened: the mask is the cached proposal
+    wait_case_open(qtbot, widget, long_id)
     assert widget.status_label.text() == strings.STATUS_HAS_MASK  # not "Pick an image and press Propose lungs"
 
     # a re-proposal that changes nothing is no edit
@@ -199,12 +205,15 @@ def test_pacs_store_back_is_a_per_worklist_choice_shown_next_to_accept(screen, q
     (pacs / "1.2.3.png").write_bytes((xray_folder / "case0.png").read_bytes())
     atomic_write_json(pacs / PACS_FILE, {"root": "http://127.0.0.1:9/dicom-web", "studies": ["1.2"], "store_seg": False})
     assert widget.review.open_folder(pacs)
+    wait_case_open(qtbot, widget)
     choice = widget.actions.pacs_seg
     assert choice.isVisible() and not choice.isChecked() and on_screen(widget, choice)
     choice.setChecked(True)
     widget.review.save_draft_now()  # waits for the writer
     assert json.loads((pacs / PACS_FILE).read_text())["store_seg"] is True
     assert widget.review.open_folder(xray_folder)  # an ordinary folder has no such choice
+    wait_case_open(qtbot, widget)
     assert not choice.isVisible()
     assert widget.review.open_folder(pacs)  # and the PACS worklist remembers its own
+    wait_case_open(qtbot, widget)
     assert choice.isVisible() and choice.isChecked()

@@ -113,7 +113,8 @@ def test_verdict_first_checks_folded_and_a_rejected_model_asks_first(make_napari
 
     # a trained model is made current without a question
     history.select(trained_current)
-    assert history.make_selected_current() and history.confirm is None
+    with qtbot.waitSignal(history.current_changed, timeout=5000):  # weights load on a worker
+        assert history.make_selected_current() and history.confirm is None
     assert Registry().current_version() == trained_current
 
 

@@ -272,8 +272,12 @@ class LungUNetWidget(QWidget):
             self.review.open_folder(folder)
 
     def hideEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        # closing napari (or the dock) hides this widget first: write any unsaved edits as a draft
-        self.review.save_draft_now()
+        # Closing napari (or the dock, or minimising) hides this widget first: queue any unsaved
+        # edits as a draft, and never wait for the writer here (it waited up to 60 s, frozen).
+        # The writer's thread puts them on disk: napari's window closes at once, and if the
+        # process then exits, Python joins that thread first (concurrent.futures finishes every
+        # queued write before its threads end), so nothing queued is lost on close.
+        self.review.edits.flush()
         super().hideEvent(event)
 
     # -- choices ---------------------------------------------------------------

@@ -7,15 +7,23 @@ middle; its tooltip has it whole.
 
 Making a version current that the gate rejected, or could not verify, asks first: the clinician
 confirms in a dialog that says what the gate found.
+
+The switch itself runs on a worker thread: the registry loads the version's weights before it
+points CURRENT at them, and waits for the registry's lock (up to 60 s while a fine-tune promotes).
+Meanwhile the panel shows a wait and refuses a second switch; the rows and the model box follow
+once it is done.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QFont
 from qtpy.QtWidgets import (
-    QAbstractItemView, QHeaderView, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+    QVBoxLayout, QWidget,
 )
 
 from ..nn.card import ModelCard
@@ -47,11 +55,23 @@ def row_text(card: ModelCard) -> str:
 
 class HistoryPanel(QWidget):
     current_changed = Signal(str)  # the version made current by a rollback
+    _switched = Signal(str, object)  # (version, error or None): emitted on the worker, run on the GUI thread
 
     def __init__(self) -> None:
         super().__init__()
         self.cards: dict[str, ModelCard] = {}
         self.confirm: QMessageBox | None = None  # the open "make it current anyway?" question
+        self.switching: str | None = None  # the version being made current (on the worker)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lung-unet-registry")
+        self._switched.connect(self._on_switched)
+        self.wait_label = QLabel("")
+        self.wait_label.setWordWrap(True)
+        self.wait_bar = QProgressBar()
+        self.wait_bar.setRange(0, 0)  # indeterminate: loading weights and waiting for a lock have no percentage
+        self.wait_bar.setTextVisible(False)
+        self.wait_bar.setMaximumHeight(8)
+        for widget in (self.wait_label, self.wait_bar):
+            widget.setVisible(False)
         self.table = QTableWidget(0, len(strings.HISTORY_COLUMNS))
         self.table.setHorizontalHeaderLabels(strings.HISTORY_COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -71,6 +91,8 @@ class HistoryPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
         layout.addWidget(self.rollback)
+        layout.addWidget(self.wait_label)
+        layout.addWidget(self.wait_bar)
         self.refresh()
 
     def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
@@ -117,8 +139,9 @@ class HistoryPanel(QWidget):
         return self.table.item(rows[0].row(), 1).data(VERSION_ROLE) if rows else None
 
     def make_selected_current(self) -> bool:
-        """Make the selected version current; True once it is. A rejected or unverified version is
-        only made current after a yes in :attr:`confirm` (then False is returned at once)."""
+        """Start making the selected version current; True once started (:attr:`current_changed`
+        says when it is). A rejected or unverified version is only made current after a yes in
+        :attr:`confirm` (then False is returned at once)."""
         version = self.selected_version()
         if version is None:
             return False
@@ -149,12 +172,40 @@ class HistoryPanel(QWidget):
             self._make_current(version)
 
     def _make_current(self, version: str) -> bool:
+        """Make ``version`` current on the worker thread, with a wait shown; True once started."""
+        if self.switching is not None:
+            show_info(strings.ERROR_PREFIX + strings.HISTORY_BUSY.format(version=self.switching))
+            return False
+        self.switching = version
+        self.rollback.setEnabled(False)
+        self.wait_label.setText(strings.HISTORY_SWITCHING.format(version=version))
+        for widget in (self.wait_label, self.wait_bar):
+            widget.setVisible(True)
+        self._pool.submit(self._switch, version)
+        return True
+
+    def _switch(self, version: str) -> None:
+        """On the worker: load the weights and switch CURRENT under the registry's lock."""
         try:
             Registry().set_current(version)  # refuses weights that do not load
+            error = None
         except RegistryError as exc:
-            show_error(strings.ERROR_PREFIX + str(exc))
-            return False
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure still ends the wait, in one line
+            error = f"cannot make {version!r} current: {exc}"
+        try:
+            self._switched.emit(version, error)
+        except RuntimeError:  # the panel was closed meanwhile
+            pass
+
+    def _on_switched(self, version: str, error: str | None) -> None:
+        self.switching = None
+        self.rollback.setEnabled(True)
+        for widget in (self.wait_label, self.wait_bar):
+            widget.setVisible(False)
+        if error is not None:
+            show_error(strings.ERROR_PREFIX + error)
+            return
         self.refresh()
         show_info(strings.ERROR_PREFIX + strings.ROLLED_BACK.format(version=version))
         self.current_changed.emit(version)
-        return True

@@ -1,25 +1,42 @@
 """Moving through a worklist: open a folder, open a case (draft > cached proposal > new proposal),
 Previous / Next, Skip, and what opens after an Accept.
 
-The next case's file is read ahead in the background (:mod:`.read_ahead`); the open case's edits
-are queued as its draft before another case opens; nothing here writes a file itself.
+Nothing here reads a file on the GUI thread. Opening a folder lists it and reads its state file on
+a reader thread (:mod:`.read_ahead`); opening a case reads its X-ray, proposal and draft there too,
+or takes them from the cache of neighbours read ahead. Until its pixels are read the case is
+*opening*: it is the worklist's current case, nothing of it is on screen (the previous case's
+picture is hidden, so no other patient stands under its name), and it is not open (Accept and Skip
+refuse). Every request carries a token; a newer request supersedes an older one still reading (the
+latest click wins), and a result that arrives for a superseded request is dropped, with a line in
+the log. The open case's edits are queued as its draft before another case opens; nothing here
+writes a file itself.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
 from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QObject, Qt, Signal
 
-from ..images.read import ImageError, read_xray
 from ..store.worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError
 from . import layers, strings
 from .display import Display
 from .dock_state import DockState
 from .edits import Edits
-from .read_ahead import ReadAhead
+from .read_ahead import CaseFiles, CaseRead, ReadAhead
+
+log = logging.getLogger(__name__)
+
+
+class _Arrivals(QObject):
+    """Carries a finished read from a reader thread to the GUI thread (always queued)."""
+
+    arrived = Signal(object)  # a callable, run on the GUI thread
 
 
 class Navigator:
@@ -27,21 +44,67 @@ class Navigator:
         self.state, self.display, self.edits = state, display, edits
         self._propose = propose
         self.read_ahead = ReadAhead()
+        self.opening: Case | None = None  # the case being read, not yet shown
+        self._case_token = 0  # the newest case request; an older one's read is dropped
+        self._folder_token = 0  # the newest folder request
+        self._folder_reading = False  # a folder is being listed
+        self._arrivals = _Arrivals(state)  # goes with the dock: a read finishing after it closed is not delivered
+        # queued even when emitted on the GUI thread (a read already finished): a request always
+        # returns before its case is shown, whatever the cache held
+        self._arrivals.arrived.connect(lambda run: run(), Qt.ConnectionType.QueuedConnection)
 
+    @property
+    def settled(self) -> bool:
+        """No folder or case is being read: what is on screen is what was asked for last."""
+        return not self._folder_reading and self.opening is None
+
+    def _when_done(self, future: Future, then: Callable[[Future], None]) -> None:
+        def arrived(done: Future) -> None:
+            try:
+                self._arrivals.arrived.emit(lambda: then(done))
+            except RuntimeError:  # the dock was closed meanwhile: nobody to show it to
+                pass
+
+        future.add_done_callback(arrived)
+
+    # -- folders ------------------------------------------------------------------------
     def open_folder(self, folder: str | Path) -> bool:
+        """Start opening ``folder`` as a worklist; True once asked (its errors are shown when read).
+
+        The folder is listed and its state file read on a reader thread, after the dock's writer
+        has written what it was asked to (reopening a folder reads its newest statuses).
+        """
         self.edits.flush()
+        self._folder_token += 1
+        token, writer = self._folder_token, self.state.writer
+
+        def read() -> Worklist:
+            writer.wait(None)
+            return Worklist(folder)
+
+        self._folder_reading = True
+        self.state.status.emit(strings.OPENING_FOLDER.format(folder=Path(folder).name or folder))
+        self._when_done(self.read_ahead.submit(read), lambda done: self._folder_read(token, done))
+        return True
+
+    def _folder_read(self, token: int, done: Future) -> None:
+        if token != self._folder_token:
+            log.info("dropped a superseded folder read")
+            return
+        self._folder_reading = False
         try:
-            worklist = Worklist(folder)
+            worklist = done.result()
         except (WorklistError, OSError) as exc:
             show_error(strings.ERROR_PREFIX + str(exc))
-            return False
+            self.state.status.emit(strings.ERROR_PREFIX + str(exc))
+            return
         if worklist.load_error:
             show_warning(strings.ERROR_PREFIX + worklist.load_error)
+        self.read_ahead.cancel()  # another worklist's cases
         self.display.remember_view()
         self.display.forget_views()
         self.state.open_worklist(worklist)
         self.open_case(worklist.current)
-        return True
 
     def step(self, direction: int) -> bool:
         if self.state.worklist is None:
@@ -60,35 +123,94 @@ class Navigator:
         return worklist.step(worklist.current, direction, unreviewed_only=self.state.only_unreviewed)
 
     def read_next(self) -> None:
-        """Start reading the case Next opens, while the clinician works on this one.
+        """Start reading the cases Next and Previous open, while the clinician works on this one.
 
         Called once the open case is settled (shown, and its proposal back): a read competing
         with the proposal for the two cores would slow the proposal the clinician waits for.
         """
-        index = self.neighbour(1) if self.state.worklist is not None else None
-        if index is not None:
-            self.read_ahead.request(self.state.worklist.cases[index].path)
+        worklist = self.state.worklist
+        if worklist is None:
+            return
+        for direction in (1, -1):  # Next first: the usual way through a worklist
+            index = self.neighbour(direction)
+            if index is not None:
+                self.read_ahead.request(self._files(worklist, worklist.cases[index]))
+
+    @staticmethod
+    def _files(worklist: Worklist, case: Case) -> CaseFiles:
+        return CaseFiles(case.path, (worklist.proposal_path(case.case_id), worklist.draft_path(case.case_id)))
 
     def open_case(self, index: int) -> bool:
-        """Queue the open case's edits, then show case ``index`` (draft > cached proposal > new proposal)."""
+        """Queue the open case's edits, then start opening case ``index``; True once asked.
+
+        It is shown (draft > cached proposal > new proposal) when its read arrives, unless a newer
+        request came meanwhile; ``state.case_opened`` says when.
+        """
         state = self.state
         worklist = state.worklist
         assert worklist is not None
         self.edits.flush()
         self.display.remember_view()
         case = state.select_case(index)
+        self.display.hide_case()  # one patient on screen: the previous one leaves as this one is named
+        self._case_token += 1
+        self.opening = case
+        state.status.emit(strings.OPENING_CASE.format(case_id=case.case_id))
+        self._read(self._case_token, worklist, case)
+        return True
+
+    def _read(self, token: int, worklist: Worklist, case: Case) -> None:
+        files = self._files(worklist, case)
+        cached = self.read_ahead.cached(files)
+        future = self.read_ahead.request(files)
+        self._when_done(future, lambda done: self._case_read(token, worklist, case, done, cached))
+
+    def _case_read(self, token: int, worklist: Worklist, case: Case, done: Future, cached: bool) -> None:
+        state = self.state
+        if token != self._case_token or state.worklist is not worklist:
+            log.info("dropped a superseded read of %s", case.case_id)
+            return
         try:
-            xray = self.read_ahead.take(case.path) or read_xray(case.path)
-        except ImageError as exc:
-            self._show_unreadable(case, exc)
-            return False
+            read = done.result()
+        except CancelledError:  # evicted before it started (many quick clicks): read it now
+            self._read(token, worklist, case)
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure to read is this case's, shown as such
+            read = CaseRead(self._files(worklist, case), None, (), (), f"{case.path}: {exc}")
+        if not read.unchanged(skip=lambda path: state.writer.pending_mask(path) is not None):
+            log.info("%s changed on disk since it was read: reading it again", case.case_id)
+            self.read_ahead.forget(read.files)
+            self._read(token, worklist, case)
+            return
+        self.opening = None
+        if read.xray is None:
+            self._show_unreadable(case, read.error or "unreadable")
+            return
+        if cached:
+            self.read_ahead.hits += 1
+        self._show(case, read)
+
+    def _mask(self, path: Path, read: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A mask as the writer has it (still queued: newer than any file), else as it was read."""
+        pending = self.state.writer.pending_mask(path)
+        if pending is not None:
+            return pending if pending.shape == tuple(shape) else None  # empty: queued for removal
+        return read
+
+    def _show(self, case: Case, read: CaseRead) -> None:
+        """Show the case just read: its pixels, and its draft, else its cached proposal, else a new proposal."""
+        state = self.state
+        worklist = state.worklist
+        assert worklist is not None and read.xray is not None
+        xray = read.xray
         state.set_case_error(case, None)
         if xray.colour:
             show_info(strings.RGB_CONVERTED.format(case_id=case.case_id))
         shape = xray.pixels.shape
         # what the writer was asked to write counts, even if it is not on disk yet (an accept in flight)
-        proposal = state.load_mask(worklist.proposal_path(case.case_id), shape)
-        draft = state.load_mask(worklist.draft_path(case.case_id), shape)
+        proposal_path, draft_path = read.files.masks
+        proposal = self._mask(proposal_path, read.masks[0], shape)
+        draft = self._mask(draft_path, read.masks[1], shape)
         elsewhere = ""  # the other convention a kept mask of this case was drawn in
         if proposal is not None and state.drawn_elsewhere(case):
             edited = draft is not None and not np.array_equal(draft, proposal)
@@ -126,12 +248,11 @@ class Navigator:
             self._propose()  # read_next follows when the proposal is back
         else:
             self.read_next()
-        return True
 
-    def _show_unreadable(self, case: Case, exc: ImageError) -> None:
+    def _show_unreadable(self, case: Case, exc: str) -> None:
         """A case that cannot be read: flag it, and take the previous case's picture off the screen."""
         state = self.state
-        state.set_case_error(case, str(exc))
+        state.set_case_error(case, exc)
         state.close_case()  # nothing to accept until a readable case opens
         self.display.hide_case()
         state.case_refreshed.emit(case)
