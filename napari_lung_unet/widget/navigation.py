@@ -45,7 +45,6 @@ class Navigator:
         self._propose = propose
         self.read_ahead = ReadAhead()
         self.opening: Case | None = None  # the case being read, not yet shown
-        self._case_token = 0  # the newest case request; an older one's read is dropped
         self._folder_token = 0  # the newest folder request
         self._folder_reading = False  # a folder is being listed
         self._arrivals = _Arrivals(state)  # goes with the dock: a read finishing after it closed is not delivered
@@ -153,10 +152,9 @@ class Navigator:
         self.display.remember_view()
         case = state.select_case(index)
         self.display.hide_case()  # one patient on screen: the previous one leaves as this one is named
-        self._case_token += 1
         self.opening = case
         state.status.emit(strings.OPENING_CASE.format(case_id=case.case_id))
-        self._read(self._case_token, worklist, case)
+        self._read(state.life.token, worklist, case)  # select_case gave it a new token: older reads are dropped
         return True
 
     def _read(self, token: int, worklist: Worklist, case: Case) -> None:
@@ -167,7 +165,7 @@ class Navigator:
 
     def _case_read(self, token: int, worklist: Worklist, case: Case, done: Future, cached: bool) -> None:
         state = self.state
-        if token != self._case_token or state.worklist is not worklist:
+        if token != state.life.token or state.worklist is not worklist:
             log.info("dropped a superseded read of %s", case.case_id)
             return
         try:
