@@ -90,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     ran = env.examples
     kinds = Counter(kind_of(problems[0]) for _steps, problems in failures)
-    print(f"{ran - len(failures)} of {ran} sequences (up to {args.steps} steps) kept every invariant; "
-          f"{len(failures)} failed; {seconds:.0f} s ({seconds / max(ran, 1):.1f} s per sequence)")
+    print(f"{ran - len(failures)} of {ran} sequences (up to {args.steps} steps, {env.steps} in all) kept every invariant; "
+          f"{len(failures)} failed; {seconds:.0f} s ({seconds / max(ran, 1):.1f} s per sequence, "
+          f"{1000 * seconds / max(env.steps, 1):.0f} ms per step)")
     for kind, n in kinds.most_common():
         print(f"  {kind}: {n}")
     for kind in kinds:

@@ -58,7 +58,7 @@ FILES = ("img.png", "other.png")  # two cases per worklist
 SHAPE = (224, 192)  # small: a proposal takes ~20 ms here, so 1,000 steps fit in CI
 CONVENTIONS = ("lung-fields", "whole-lung")
 VERSIONS = ("a", "b")  # two registry versions that know both conventions (see two_convention_models)
-DELAYS = (0.0, 0.0, 0.05, 0.15, 0.3)  # seconds a slow result is held back, drawn per call
+DELAYS = (0.0, 0.0, 0.02, 0.08, 0.25)  # seconds a slow result is held back, drawn per call
 SETTLE_S = 60.0
 
 
@@ -111,7 +111,8 @@ def digest(array: np.ndarray) -> bytes:
 class Delays:
     """Wraps the real proposal, refine and accept-writer functions wherever the widget imported them."""
 
-    def __init__(self) -> None:
+    def __init__(self, choices: tuple[float, ...] = DELAYS) -> None:
+        self.choices = choices
         self.rng = random.Random(0)
         self.lock = threading.Lock()
         self.on_proposal: Callable[[Any, Any], None] = lambda request, result: None
@@ -119,7 +120,7 @@ class Delays:
 
     def draw(self) -> float:
         with self.lock:
-            return self.rng.choice(DELAYS)
+            return self.rng.choice(self.choices)
 
     def install(self) -> None:
         from napari_lung_unet.widget import accepting, engine, refine_work
@@ -171,6 +172,7 @@ class Env:
     pixels: dict[Path, np.ndarray]
     delays: Delays
     examples: int = 0
+    steps: int = 0
 
 
 class Violation(AssertionError):
@@ -376,11 +378,7 @@ class ReviewMachine(RuleBasedStateMachine):
     # -- settling -------------------------------------------------------------------------
     def settle(self) -> None:
         """Wait (on events, never a sleep) until nothing the dock started is still running."""
-        self.wait(lambda: dock_idle(self.widget) and dock_question(self.widget) is None, SETTLE_S)
-        marker: list[int] = []
-        self.widget.writer.submit(lambda: None, returned=lambda _v: marker.append(1))
-        self.wait(lambda: bool(marker), SETTLE_S)  # every write queued so far is done, its results delivered
-        self.wait(lambda: dock_idle(self.widget) and dock_question(self.widget) is None, SETTLE_S)
+        settle(self.widget, self.wait)
         self._take_proposals()
         self._hook_layer()
         self.refining.clear()
@@ -477,6 +475,7 @@ class ReviewMachine(RuleBasedStateMachine):
     def step(self, text: str) -> bool:
         """Log a step; True when a violation was already collected (the bench goes on to the next sequence)."""
         self.log.append(f"state.{text}")
+        self.env.steps += 1
         return self.done
 
     # -- rules ------------------------------------------------------------------------------
@@ -698,6 +697,15 @@ class ReviewMachine(RuleBasedStateMachine):
             pass
         self.env.delays.on_proposal = lambda request, result: None
         self.viewer.close()
+
+
+def settle(widget: Any, wait: Callable[[Callable[[], bool], float], None]) -> None:
+    """Wait until no proposal, refine, case opening or write is in flight and no question is open."""
+    wait(lambda: dock_idle(widget) and dock_question(widget) is None, SETTLE_S)
+    marker: list[int] = []
+    widget.writer.submit(lambda: None, returned=lambda _v: marker.append(1))
+    wait(lambda: bool(marker), SETTLE_S)  # every write queued so far is done, its results delivered
+    wait(lambda: dock_idle(widget) and dock_question(widget) is None, SETTLE_S)
 
 
 # -- the dock's internals, in one place (the lead's rewrite of issue 33 may move them) ---------------
