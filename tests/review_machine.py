@@ -58,7 +58,7 @@ FILES = ("img.png", "other.png")  # two cases per worklist
 SHAPE = (224, 192)  # small: a proposal takes ~20 ms here, so 1,000 steps fit in CI
 CONVENTIONS = ("lung-fields", "whole-lung")
 VERSIONS = ("a", "b")  # two registry versions that know both conventions (see two_convention_models)
-DELAYS = (0.0, 0.0, 0.02, 0.08, 0.25)  # seconds a slow result is held back, drawn per call
+DELAYS = (0.0, 0.0, 0.0, 0.05, 0.25)  # seconds a slow result is held back, drawn per call
 SETTLE_S = 60.0
 
 
@@ -531,7 +531,7 @@ class ReviewMachine(RuleBasedStateMachine):
         self._do(name, p)
         self.settle()
 
-    @rule(first=st.sampled_from(FIRST), second=st.sampled_from(SECOND), delay=st.integers(0, 250), p=P,
+    @rule(first=st.sampled_from(FIRST), second=st.sampled_from(SECOND), delay=st.integers(0, 200), p=P,
           answer=st.sampled_from(("keep", "replace")))
     def chase(self, first: str, second: str, delay: int, p: dict, answer: str) -> None:
         """One action, then another ``delay`` ms later while the first's results are still on their way."""
