@@ -35,9 +35,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sequences", type=int, default=1000, help="random sequences to run (default 1000)")
     p.add_argument("--steps", type=int, default=STEPS, help="steps per sequence (default 25)")
     p.add_argument("--shrink", action="store_true", help="shrink one failing sequence per kind of failure")
+    p.add_argument("--shrink-kinds", default="", help="comma-separated invariants to shrink a failure of, found or not (e.g. no-silent-loss)")
     p.add_argument("--shrink-examples", type=int, default=100, help="sequences hypothesis may try to find each kind again")
+    p.add_argument("--minutes", type=float, default=None, help="start no new sequence after this many minutes (the count says how many ran)")
     p.add_argument("--only", default=None, help="check one invariant only (e.g. store-is-what-was-seen; 'none' times the steps alone)")
-    p.add_argument("--seed", type=int, default=None, help="hypothesis seed (default: random)")
     return p.parse_args(argv)
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from hypothesis.stateful import run_state_machine_as_test
 
     from phantom_models import train_phantom_parent
-    from review_machine import Delays, Env, ReviewMachine, make_wards, two_convention_models
+    from review_machine import Delays, Env, OutOfTime, ReviewMachine, make_wards, two_convention_models
 
     two_convention_models(train_phantom_parent(home / "parent"))
     template = home / "template"
@@ -76,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     env = Env(new_viewer=new_viewer, wait_until=wait_until, home=home / "examples", template=template,
               pixels=make_wards(template), delays=delays)
     ReviewMachine.env = env
+    if args.minutes is not None:
+        env.deadline = time.monotonic() + 60 * args.minutes
+
+    def progress(steps: int, problems: list[str] | None) -> None:
+        print(f"sequence {env.examples}: {steps} steps, " + ("ok" if problems is None else "FAILED " + kind_of(problems[0])), flush=True)
+
+    env.on_sequence = progress
     delays.install()
     failures: list[tuple[list[str], list[str]]] = []
     ReviewMachine.collect = failures
@@ -83,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     common = dict(stateful_step_count=args.steps, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     start = time.perf_counter()
     try:
-        run_state_machine_as_test(ReviewMachine, settings=settings(max_examples=args.sequences, phases=[Phase.generate], **common,
-                                                                   **({"derandomize": False} if args.seed is None else {})))
+        run_state_machine_as_test(ReviewMachine, settings=settings(max_examples=args.sequences, phases=[Phase.generate], **common))
+    except OutOfTime:
+        env.examples -= 1  # the one refused at its start
+        print(f"time is up after {args.minutes} minutes", flush=True)
     finally:
         ReviewMachine.collect = ReviewMachine.only = None
     seconds = time.perf_counter() - start
@@ -98,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:
         steps, problems = next((s, p) for s, p in failures if kind_of(p[0]) == kind)
         print(f"\nfirst failing sequence of kind {kind} (unshrunk):\n  " + "\n  ".join(steps) + "\n  -> " + "; ".join(problems))
-    if args.shrink:
-        for kind in kinds:
+    env.deadline = None
+    shrink = args.shrink_kinds.split(",") if args.shrink_kinds else (list(kinds) if args.shrink else [])
+    if shrink:
+        for kind in shrink:
             print(f"\n=== shrinking {kind} ===", flush=True)
             ReviewMachine.only = kind
             try:

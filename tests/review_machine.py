@@ -173,6 +173,12 @@ class Env:
     delays: Delays
     examples: int = 0
     steps: int = 0
+    deadline: float | None = None  # time.monotonic() after which no new sequence starts (the bench's --minutes)
+    on_sequence: Callable[[int, list[str] | None], None] | None = None  # the bench's progress line per sequence
+
+
+class OutOfTime(BaseException):
+    """The bench's time is up: no new sequence (a BaseException, so hypothesis does not take it for a failure)."""
 
 
 class Violation(AssertionError):
@@ -187,6 +193,7 @@ class Press:
     mask: np.ndarray
     conventions: frozenset[str]
     valid: bool  # a mask that had been shown (not a case still proposing), non-empty unless erased by hand
+    asked_before: int = 0  # questions asked before the press: one answered Escape after it declines an empty accept
 
 
 @dataclass
@@ -216,6 +223,8 @@ class ReviewMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         env = self.env
+        if env.deadline is not None and time.monotonic() > env.deadline:
+            raise OutOfTime()
         env.examples += 1
         self.root = env.home / f"example{env.examples}"
         shutil.copytree(env.template, self.root / "wards")
@@ -248,6 +257,7 @@ class ReviewMachine(RuleBasedStateMachine):
         self.wait = env.wait_until
         self.log: list[str] = []  # the steps so far, as hypothesis would print them
         self.done = False  # a violation was collected: the rest of the sequence is skipped
+        self.expected_open: tuple[Path, str] | None = None  # the case a navigation step must have opened
 
     # -- bookkeeping -------------------------------------------------------------------------
     def source_of(self, image: Any) -> Path | None:
@@ -402,7 +412,7 @@ class ReviewMachine(RuleBasedStateMachine):
     def do_accept(self, p: dict) -> None:
         """Shift-A through napari's key path on the canvas: a snapshot of the screen at the press."""
         source, mask = self.screen()
-        press = Press(source, mask if mask is not None else np.zeros(0, np.uint8), frozenset(), False)
+        press = Press(source, mask if mask is not None else np.zeros(0, np.uint8), frozenset(), False, len(self.asked))
         if source is not None and mask is not None:
             self._take_proposals()
             knowledge = self.knowledge(source)
@@ -474,9 +484,11 @@ class ReviewMachine(RuleBasedStateMachine):
 
     def step(self, text: str) -> bool:
         """Log a step; True when a violation was already collected (the bench goes on to the next sequence)."""
+        if self.done:
+            return True
         self.log.append(f"state.{text}")
         self.env.steps += 1
-        return self.done
+        return False
 
     # -- rules ------------------------------------------------------------------------------
     @initialize(ward=st.integers(0, len(WARDS) - 1), seed=st.integers(0, 2**16))
@@ -498,8 +510,16 @@ class ReviewMachine(RuleBasedStateMachine):
     def navigate(self, name: str, p: dict) -> None:
         if self.step(f"navigate(name={name!r}, p={p!r})"):
             return
+        worklist = self.widget.review.worklist
+        target = None
+        if worklist is not None and name != "skip":  # where Next, Previous or a click in the list must land
+            last = len(worklist.cases) - 1
+            target = {"next": min(worklist.current + 1, last), "previous": max(worklist.current - 1, 0),
+                      "case_click": int(p["positive"]) % len(worklist.cases)}[name]
+            target = (worklist.cases[target].path.resolve(), name)
         self._do(name, p)
         self.settle()
+        self.expected_open = target
 
     @rule(presses=st.integers(1, 3), gaps=st.lists(st.integers(0, 200), min_size=2, max_size=2))
     def accept(self, presses: int, gaps: list[int]) -> None:
@@ -574,7 +594,7 @@ class ReviewMachine(RuleBasedStateMachine):
             raise Violation("; ".join(problems))
 
     def one_patient(self) -> list[str]:
-        from napari.layers import Image, Labels
+        from napari.layers import Image, Labels, Points
 
         layers = list(self.viewer.layers)
         images = [layer for layer in layers if isinstance(layer, Image)]
@@ -583,9 +603,14 @@ class ReviewMachine(RuleBasedStateMachine):
         if len(images) != 1 or len(labels) != 1:
             out.append(f"one-patient: {len(images)} images and {len(labels)} masks in the viewer")
         source = self.open_source()
+        expected, self.expected_open = self.expected_open, None
+        if expected is not None and source != expected[0]:
+            out.append(f"one-patient: {expected[1]} should have opened {self.relative(expected[0])}, "
+                       f"the dock shows {self.relative(source) if source is not None else 'no case'}")
         if source is None:
             return out
-        visible = sorted(layer.name for layer in layers if layer.visible)
+        # the open case's image and mask; a points layer of its refine clicks may show beside them (issue 33, item 7)
+        visible = sorted(layer.name for layer in layers if layer.visible and not isinstance(layer, Points))
         image, mask = dock_image(self.widget), self.lungs()
         if image is None or mask is None or {image.name, mask.name} != set(visible):
             out.append(f"one-patient: visible layers {visible} are not the open case's image and mask")
@@ -633,6 +658,8 @@ class ReviewMachine(RuleBasedStateMachine):
         out = []
         last_valid: dict[Path, Press] = {}
         for press in self.presses:
+            if press.valid and not press.mask.any() and any(a == "keep" for _s, a in self.asked[press.asked_before:]):
+                press.valid = False  # "store an empty mask?" answered Escape: nothing stored, and nothing meant
             if press.valid and press.source is not None:
                 last_valid[press.source] = press
         by_source: dict[Path, list[str]] = {}
@@ -690,6 +717,8 @@ class ReviewMachine(RuleBasedStateMachine):
         return out
 
     def teardown(self) -> None:
+        if self.env.on_sequence is not None:
+            self.env.on_sequence(len(self.log), self.collect[-1][1] if self.done and self.collect else None)
         self._answerer.stop()
         try:
             self.settle()
@@ -730,7 +759,10 @@ def dock_idle(widget: Any) -> bool:
     """No proposal, refine or case opening in flight."""
     refine = widget.review.refine
     opening = getattr(widget.review, "opening", False) or getattr(getattr(widget.review, "navigation", None), "opening", False)
-    return not widget.state.running and refine.worker is None and not getattr(refine, "_queue", ()) and not opening
+    from qtpy.QtCore import QThreadPool
+
+    busy = QThreadPool.globalInstance().activeThreadCount() > 0  # napari's workers (proposal, refine, any other) run there
+    return not busy and not widget.state.running and refine.worker is None and not getattr(refine, "_queue", ()) and not opening
 
 
 def dock_question(widget: Any) -> QMessageBox | None:
