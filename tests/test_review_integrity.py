@@ -158,12 +158,18 @@ def test_refine_clicks_queued_on_one_case_never_land_in_the_next(dock, qtbot, wa
     widget.worklist_panel.previous.click()  # img.png, from the cache
     settled(qtbot, widget)
     assert widget.review.case.path.name == "img.png"
+    lungs = widget.lungs_layer()
+    centres = [tuple(int(v) for v in np.argwhere(lungs.data == label).mean(axis=0)) for label in (1, 2)]
+    before = np.array(lungs.data, copy=True)
+    widget.review.refine.click(*centres[0], False)  # "this is not lung": the region around it goes
+    settled(qtbot, widget)
+    assert np.count_nonzero(lungs.data != before), "a refine click here changes the mask (else the test proves nothing)"
     delays = Delays(choices=(0.3,))  # each refine's answer comes 0.3 s late
     delays.install()
     try:
-        rows, cols = widget.lungs_layer().data.shape
-        for k in range(5):  # queued on img.png
-            widget.review.refine.click(rows // 2, cols // 5 + 10 * k, True)
+        for k in range(6):  # queued on img.png
+            row, col = centres[k % 2]
+            widget.review.refine.click(row + 4 * (k // 2), col, False)
         widget.worklist_panel.next.click()  # other.png opens from the cache while they run
         settled(qtbot, widget)
     finally:
