@@ -337,8 +337,8 @@ class ReviewMachine(RuleBasedStateMachine):
     def _edit(self, kind: str, action: Callable[[Any], None]) -> None:
         """One edit by the clinician on the open case, through napari's own path."""
         source, layer = self.open_source(), self.lungs()
-        if source is None or layer is None:
-            return
+        if source is None or layer is None or not layer.editable:
+            return  # nothing to edit (a locked mask, e.g. while its proposal runs, takes no stroke)
         before = np.array(layer.data, copy=True)
         conventions = self.conventions_of(source, before) or self._last_conventions.get(source, set())
         self.acting = True
