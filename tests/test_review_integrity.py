@@ -96,7 +96,6 @@ def paint_an_edit(layer) -> np.ndarray:  # noqa: ANN001
     return np.array(layer.data, copy=True)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FIXED_BY_LEAD)
 def test_shift_a_twice_150_ms_apart_stores_only_real_masks(dock, qtbot, wards: Path, slow):
     widget = dock
     open_ward(qtbot, widget, wards / WARDS[0])  # img.png, proposed; other.png has no proposal yet
@@ -116,7 +115,6 @@ def test_shift_a_twice_150_ms_apart_stores_only_real_masks(dock, qtbot, wards: P
     np.testing.assert_array_equal(stored[0][1], shown)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FIXED_BY_LEAD)
 def test_a_convention_switch_keeps_or_asks_and_the_record_says_the_convention_drawn_in(dock, qtbot, wards: Path):
     widget = dock
     open_ward(qtbot, widget, wards / WARDS[0])  # proposed in lung fields, the model's own
@@ -135,7 +133,6 @@ def test_a_convention_switch_keeps_or_asks_and_the_record_says_the_convention_dr
     assert record.convention == CONVENTIONS[0], "edits drawn on a lung-fields proposal recorded as " + record.convention
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FIXED_BY_LEAD)
 def test_a_reproposal_with_another_model_keeps_or_asks(dock, qtbot, wards: Path):
     widget = dock
     open_ward(qtbot, widget, wards / WARDS[0])
@@ -148,7 +145,6 @@ def test_a_reproposal_with_another_model_keeps_or_asks(dock, qtbot, wards: Path)
     np.testing.assert_array_equal(widget.lungs_layer().data, edits, err_msg="the edits were replaced without a question")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FIXED_BY_LEAD)
 def test_refine_clicks_queued_on_one_case_never_land_in_the_next(dock, qtbot, wards: Path):
     widget = dock
     open_ward(qtbot, widget, wards / WARDS[0])
@@ -179,7 +175,6 @@ def test_refine_clicks_queued_on_one_case_never_land_in_the_next(dock, qtbot, wa
     assert changed == 0, f"refines of img.png changed {changed} px of other.png"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FIXED_BY_LEAD)
 def test_four_img_png_from_four_folders_are_four_cases(dock, qtbot, wards: Path):
     widget = dock
     for ward in WARDS:  # a/ward, b/ward, c/ward a, d/ward_a: each holds its own img.png
