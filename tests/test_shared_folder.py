@@ -8,6 +8,7 @@ file, and nothing either reviewer did is lost. bench/shared_folder.py runs the 2
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -118,13 +119,22 @@ def test_a_dead_holders_lock_file_is_broken_and_a_live_one_waited_for(tmp_path: 
         with pytest.raises(LockTimeout, match="held by process"):
             LockFile(lock_path, timeout=0.2).acquire()
     assert not lock_path.exists()
-    # another machine's lock: only its age breaks it
+    # another machine's lock: broken once watched unchanged for stale_after, whatever its time says
     lock_path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "x", "lock": "z", "time": 0}))
     with pytest.raises(LockTimeout):
         LockFile(lock_path, timeout=0.2, stale_after=60).acquire()
-    old = time.time() - 120
-    import os
-
+    with LockFile(lock_path, timeout=5.0, stale_after=0.5):  # the watch of the attempt before counts too
+        pass
+    # one whose holder refreshes it is never broken, however long it is held
+    lock_path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "x", "lock": "w", "time": 0}))
+    deadline, when = time.monotonic() + 1.5, time.time()
+    while time.monotonic() < deadline:
+        when += 1
+        os.utime(lock_path, (when, when))  # what LockFile.refresh does on the other machine
+        with pytest.raises(LockTimeout):
+            LockFile(lock_path, timeout=0.1, stale_after=0.6).acquire()
+    # and a file ten times older than stale_after by the file server's clock is broken at once
+    old = time.time() - 700
     os.utime(lock_path, (old, old))
     with LockFile(lock_path, timeout=1.0, stale_after=60):
         pass

@@ -241,7 +241,7 @@ class CorrectionsStore:
         self._check_own_folders()  # before anything is written, lock file included
         self.root.mkdir(parents=True, exist_ok=True)
         # one writer at a time: the clean-up below must not delete another accept's uncommitted files
-        with self.lock():
+        with self.lock() as lock:
             self._check_own_folders()
             written = [(IMAGES, record.image_file), (MASKS, record.mask_file), (SEGS, record.seg_file)]
             # every file this accept writes or replaces, listed before the first write: whatever a kill
@@ -254,6 +254,7 @@ class CorrectionsStore:
             # one intent per accept (a killed accept of the same case may have left one: both are needed)
             atomic_write_json(self.root / PENDING / f"{name}.{uuid.uuid4().hex[:12]}.json", {"case": name, "files": listed})
             atomic_write_bytes(self.root / IMAGES / record.image_file, source.data)
+            lock.refresh()  # a large DICOM on a slow share: still working, not a dead holder
             atomic_write_bytes(self.root / MASKS / record.mask_file, mask_png)
             if seg is not None:
                 atomic_write_bytes(self.root / SEGS / record.seg_file, seg)

@@ -9,9 +9,12 @@ Label and Mercurial lock this way.
 A holder that dies leaves its file behind, so a lock file is *stale*, and broken, when:
 
 - its owner ran on this machine and that process no longer exists (a crash recovers at once), or
-- it is older than ``stale_after`` seconds (another machine's crash). Holders keep their critical
-  sections far shorter (a merge of one state file, one accept) and call :meth:`LockFile.refresh`
-  in longer ones, so a live holder is never judged stale.
+- this process has watched it stay the same (same holder, same modification time) for ``stale_after``
+  seconds of its own clock (another machine's crash), or its modification time is ten times that
+  old. Watching rather than comparing the file's time with ours keeps a clock that is ahead of the
+  file server's from breaking a live lock. Holders keep their critical sections far shorter (a merge
+  of one state file, one accept) and call :meth:`LockFile.refresh` in longer ones, so a live holder
+  is never judged stale.
 
 Breaking renames the stale file to a unique name first: of two processes breaking the same stale
 lock only one rename succeeds, and a lock created meanwhile by a third is put back, not deleted.
@@ -32,6 +35,9 @@ from types import TracebackType
 HOST = socket.gethostname()
 #: this process's identity in lock and claim files: pids are reused, a random token is not
 PROCESS_TOKEN = uuid.uuid4().hex
+# (lock path, holder's token, modification time) -> when this process first saw that lock, on its own
+# monotonic clock: shared by every LockFile of the process, so successive attempts add up
+_FIRST_SEEN: dict[tuple[str, object, float], float] = {}
 
 
 class LockTimeout(TimeoutError):
@@ -132,13 +138,17 @@ class LockFile:
         """Remove the lock file if its holder is gone; True when it was removed (by us or meanwhile)."""
         owner = read_owner(self.path)
         try:
-            age = time.time() - self.path.stat().st_mtime
+            mtime = self.path.stat().st_mtime
         except FileNotFoundError:
             return True  # released meanwhile: try again at once
-        if owner is None and age < 2.0:
+        age = time.time() - mtime  # by two clocks (ours, the file server's): trusted only when far over
+        key = (str(self.path), owner.get("lock") if owner else None, mtime)
+        watched = time.monotonic() - _FIRST_SEEN.setdefault(key, time.monotonic())
+        if owner is None and watched < 2.0 and age < 10 * self.stale_after:
             return False  # being written right now (created, not yet filled)
-        if not ((owner is not None and owner_gone(owner)) or age > self.stale_after):
+        if not ((owner is not None and owner_gone(owner)) or watched > self.stale_after or age > 10 * self.stale_after):
             return False
+        _FIRST_SEEN.pop(key, None)
         aside = self.path.with_name(f"{self.path.name}.stale-{uuid.uuid4().hex[:12]}")
         try:
             os.rename(self.path, aside)
@@ -157,4 +167,4 @@ class LockFile:
         owner = read_owner(self.path) or {}
         who = f"process {owner.get('pid')} on {owner.get('host')}" if owner else "another process"
         return (f"{self.path} is held by {who} for over {self.timeout:.0f} s; if no lung-unet runs there, "
-                f"delete the file (it is broken by itself after {self.stale_after:.0f} s without change)")
+                f"delete the file (it is broken after {self.stale_after:.0f} s without change)")
