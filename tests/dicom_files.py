@@ -18,6 +18,19 @@ from pydicom.encaps import encapsulate
 
 SPACING = (0.25, 0.25)
 
+# CC BY chest X-rays shipped with the package (napari_lung_unet/reference/attribution.csv), 384×384 8-bit,
+# each with the bundled model's lung-fields mask (0/255): DICOM tests build their files from these,
+# so they run on any machine, with or without the Montgomery/Shenzhen data beside the checkout
+REFERENCE = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "reference"
+REFERENCE_CASES = ("1880e301", "19abe1f3")
+
+
+def reference_xray(case: str = REFERENCE_CASES[0]) -> tuple[np.ndarray, np.ndarray]:
+    """(the shipped reference X-ray ``case`` as 8-bit pixels, its lung-fields mask as bool)."""
+    import imageio.v3 as iio
+
+    return iio.imread(REFERENCE / "images" / f"{case}.png"), iio.imread(REFERENCE / "lung-fields" / f"{case}.png") > 0
+
 # name -> transfer syntax: the seven CR/DX archives use (uncompressed counted once)
 SYNTAXES = {
     "explicit": uid.ExplicitVRLittleEndian,

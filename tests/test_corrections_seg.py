@@ -1,6 +1,6 @@
 """An accepted DICOM case gets a DICOM SEG in the corrections store, inside the case's one unit.
 
-The X-ray is a real Montgomery radiograph written as a DX file; the accept runs the widget's
+The X-ray is a real CC BY radiograph shipped with the package, written as a DX file; the accept runs the widget's
 own writer (the worker's function, without Qt), and the SEG is read back with pydicom.
 """
 
@@ -12,7 +12,7 @@ import imageio.v3 as iio
 import numpy as np
 import pydicom
 import pytest
-from dicom_files import write_radiograph
+from dicom_files import reference_xray, write_radiograph
 from test_dicom_seg import segment_masks
 
 from napari_lung_unet.store.atomic import atomic_write_json
@@ -23,7 +23,7 @@ from napari_lung_unet.dicom.seg import seg_convention
 from napari_lung_unet.widget.accepting import send_seg_back, write_adhoc, write_case
 from napari_lung_unet.store.worklist import Worklist
 
-CASE = "MCUCXR_0001_0"
+CASE = "chest"
 
 
 def _labels(truth: np.ndarray) -> np.ndarray:
@@ -36,12 +36,11 @@ def _labels(truth: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def dicom_case(tmp_path: Path, real_data: Path) -> tuple[Path, np.ndarray]:
-    """A worklist folder holding one real X-ray as a DX file (every 8th pixel: seconds, not minutes), and its labels."""
+def dicom_case(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A worklist folder holding one real X-ray as a DX file (384×384: seconds, not minutes), and its labels."""
     folder = tmp_path / "worklist"
     folder.mkdir()
-    image = iio.imread(real_data / "montgomery/images" / f"{CASE}.png")[::8, ::8]
-    truth = iio.imread(real_data / "montgomery/masks" / f"{CASE}.png")[::8, ::8] > 0
+    image, truth = reference_xray()
     write_radiograph(folder / f"{CASE}.dcm", image)
     return folder, _labels(truth)
 
@@ -57,7 +56,6 @@ def _accept(folder: Path, store: Path, labels: np.ndarray, convention: str = "lu
     return n, warning
 
 
-@pytest.mark.data
 def test_accepted_dicom_case_has_its_seg_in_the_same_unit(dicom_case: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     folder, labels = dicom_case
     store = CorrectionsStore(tmp_path / "store")
@@ -76,7 +74,6 @@ def test_accepted_dicom_case_has_its_seg_in_the_same_unit(dicom_case: tuple[Path
     assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmVersion == "v7"
 
 
-@pytest.mark.data
 def test_the_seg_of_an_accepted_case_says_its_convention(dicom_case: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     folder, labels = dicom_case
     store = CorrectionsStore(tmp_path / "store")
@@ -87,7 +84,6 @@ def test_the_seg_of_an_accepted_case_says_its_convention(dicom_case: tuple[Path,
     assert all("whole-lung" in s.SegmentDescription for s in pydicom.dcmread(stored.seg).SegmentSequence)
 
 
-@pytest.mark.data
 def test_reaccept_replaces_the_seg_and_a_tampered_seg_is_refused(dicom_case: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     folder, labels = dicom_case
     store = CorrectionsStore(tmp_path / "store")
@@ -116,11 +112,10 @@ def test_png_case_has_no_seg(tmp_path: Path, xray_folder: Path) -> None:
     assert not (tmp_path / "store" / SEGS).exists()
 
 
-@pytest.mark.data
-def test_dicom_without_a_series_uid_is_accepted_with_a_warning(tmp_path: Path, real_data: Path) -> None:
+def test_dicom_without_a_series_uid_is_accepted_with_a_warning(tmp_path: Path) -> None:
     folder = tmp_path / "worklist"
     folder.mkdir()
-    image = iio.imread(real_data / "montgomery/images" / f"{CASE}.png")[::8, ::8]
+    image, _truth = reference_xray()
     write_radiograph(folder / f"{CASE}.dcm", image, SeriesInstanceUID="")
     labels = np.zeros(image.shape, np.uint8)
     labels[100:200, 100:200] = 1
@@ -130,7 +125,6 @@ def test_dicom_without_a_series_uid_is_accepted_with_a_warning(tmp_path: Path, r
     assert CorrectionsStore(tmp_path / "store").case(f"wl-{CASE}").seg is None
 
 
-@pytest.mark.data
 def test_pacs_worklist_whose_server_is_gone_keeps_the_correction(dicom_case: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     """Storing the SEG back is an extra: an unreachable PACS leaves the accepted case whole, with a warning."""
     folder, labels = dicom_case

@@ -8,25 +8,24 @@ import imageio.v3 as iio
 import numpy as np
 import pydicom
 import pytest
-from dicom_files import SPACING, write_radiograph
+from dicom_files import SPACING, reference_xray, write_radiograph
 
 from napari_lung_unet.nn.registry import Registry
 from napari_lung_unet.cli import main
 from napari_lung_unet.dicom.seg import make_seg, read_seg, write_seg
 from napari_lung_unet.images.labels import LUNGS
 
-CASE = "montgomery/images/MCUCXR_0001_0.png"
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 @pytest.fixture
-def inputs(tmp_path: Path, real_data: Path) -> Path:
-    """A folder with a JPEG 2000 DX, an uncompressed DX and a PNG (which gets no SEG)."""
+def inputs(tmp_path: Path) -> Path:
+    """A folder with a JPEG 2000 DX, an uncompressed DX and a PNG (which gets no SEG), of a shipped CC BY X-ray."""
     folder = tmp_path / "in"
     folder.mkdir()
-    image = iio.imread(real_data / CASE)
+    image, _lungs = reference_xray()
     write_radiograph(folder / "chest_j2k.dcm", image, "jpeg2000")
-    write_radiograph(folder / "chest.dcm", image[:480, :400], "explicit")
+    write_radiograph(folder / "chest.dcm", image[:352, :320], "explicit")
     iio.imwrite(folder / "plain.png", image)
     return folder
 
@@ -41,7 +40,6 @@ def segment_masks(seg: pydicom.Dataset) -> np.ndarray:
     return labels
 
 
-@pytest.mark.data
 def test_predict_seg_round_trip(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
     assert main(["predict", str(inputs), "-o", str(out), "--seg", "--device", "cpu"]) == 0
@@ -130,7 +128,6 @@ def test_seg_is_not_read_as_an_x_ray(tmp_path: Path) -> None:
 
 
 @pytest.mark.gui
-@pytest.mark.data
 def test_napari_opens_seg_as_labels_aligned_with_its_source(tmp_path: Path, inputs: Path, make_napari_viewer) -> None:
     from napari.layers import Image, Labels
 

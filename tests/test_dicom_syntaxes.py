@@ -1,7 +1,7 @@
 """Every transfer syntax CR/DX archives use reads, and segments like the uncompressed file.
 
-The compressed files are written here from the shared data (a Montgomery X-ray), in all seven
-syntaxes, and segmented with the bundled model; nothing is mocked.
+The compressed files are written here from a CC BY X-ray shipped with the package (so the test runs
+on any machine), in all seven syntaxes, and segmented with the bundled model; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import pytest
-from dicom_files import LOSSY, SYNTAXES, write_radiograph
+from dicom_files import LOSSY, SYNTAXES, reference_xray, write_radiograph
 
 from napari_lung_unet.images.read import ImageError, read_xray
 from napari_lung_unet.nn.predict import Predictor
 
-CASE = "montgomery/images/MCUCXR_0001_0.png"
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +26,8 @@ def predictor() -> Predictor:
 
 
 @pytest.fixture
-def image8(real_data: Path) -> np.ndarray:
-    return iio.imread(real_data / CASE)
+def image8() -> np.ndarray:
+    return reference_xray()[0]
 
 
 @pytest.fixture
@@ -44,7 +42,6 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("syntax", sorted(SYNTAXES))
 def test_every_cr_dx_syntax_segments_like_the_uncompressed_file(
     tmp_path: Path, image8: np.ndarray, reference: tuple[np.ndarray, np.ndarray], predictor: Predictor, syntax: str
@@ -68,7 +65,6 @@ def test_every_cr_dx_syntax_segments_like_the_uncompressed_file(
         np.testing.assert_array_equal(labels, ref_labels)
 
 
-@pytest.mark.data
 def test_undecodable_syntax_names_it_and_what_to_install(tmp_path: Path, image8: np.ndarray) -> None:
     """A real JPEG-LS file, read in a Python where no JPEG-LS plugin can be imported."""
     path = write_radiograph(tmp_path / "jpeg_ls.dcm", image8, "jpeg_ls")

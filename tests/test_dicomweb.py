@@ -14,14 +14,14 @@ import imageio.v3 as iio
 import numpy as np
 import pydicom
 import pytest
-from dicom_files import write_radiograph
+from dicom_files import REFERENCE_CASES, reference_xray, write_radiograph
 from orthanc import PASSWORD, USER, Orthanc, available, running_orthanc
 
 from napari_lung_unet.cli import main
 from napari_lung_unet.dicom.web import PASSWORD_ENV, USER_ENV
 
-# two Montgomery cases: one stored as JPEG 2000, one uncompressed
-CASES = {"MCUCXR_0001_0": "jpeg2000", "MCUCXR_0002_0": "explicit"}
+# two CC BY X-rays shipped with the package: one stored as JPEG 2000, one uncompressed
+CASES = dict(zip(REFERENCE_CASES, ("jpeg2000", "explicit")))
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,11 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def studies(orthanc: Orthanc, real_data: Path, tmp_path: Path) -> dict[str, pydicom.Dataset]:
+def studies(orthanc: Orthanc, tmp_path: Path) -> dict[str, pydicom.Dataset]:
     """Two studies in the PACS, one image each; keyed by case name, valued by the stored header."""
     stored = {}
     for case, syntax in CASES.items():
-        path = write_radiograph(tmp_path / f"{case}.dcm", iio.imread(real_data / "montgomery/images" / f"{case}.png"), syntax)
+        path = write_radiograph(tmp_path / f"{case}.dcm", reference_xray(case)[0], syntax)
         orthanc.store(path)
         stored[case] = pydicom.dcmread(path, stop_before_pixels=True)
     return stored
@@ -60,10 +60,9 @@ def run_predict(*args: str) -> int:
     return main(["predict", *args, "--device", "cpu"])
 
 
-@pytest.mark.data
 @pytest.mark.slow
 def test_predict_store_seg_round_trip(
-    orthanc: Orthanc, studies: dict[str, pydicom.Dataset], credentials: None, real_data: Path, tmp_path: Path
+    orthanc: Orthanc, studies: dict[str, pydicom.Dataset], credentials: None, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     urls = [f"{orthanc.dicomweb}/studies/{ds.StudyInstanceUID}" for ds in studies.values()]
@@ -76,7 +75,7 @@ def test_predict_store_seg_round_trip(
         assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == uid
         frames = seg.pixel_array.reshape(int(seg.NumberOfFrames), int(seg.Rows), int(seg.Columns))
         lungs = frames.max(axis=0) > 0
-        truth = iio.imread(real_data / "montgomery/masks" / f"{case}.png") > 0
+        truth = reference_xray(case)[1]  # the bundled model's lung fields, drawn from the PNG
         assert dice(lungs, truth) >= 0.9, case
         np.testing.assert_array_equal(lungs, iio.imread(out / f"{uid}.png") > 0)
 
@@ -98,7 +97,6 @@ def write_sr(path: Path, study_uid: str | None = None) -> pydicom.Dataset:
     return sr
 
 
-@pytest.mark.data
 def test_list_studies_gives_the_worklist_columns(orthanc: Orthanc, studies: dict[str, pydicom.Dataset], credentials: None) -> None:
     from napari_lung_unet.dicom.web import list_studies
 
@@ -109,12 +107,11 @@ def test_list_studies_gives_the_worklist_columns(orthanc: Orthanc, studies: dict
         assert (row.patient, row.date, row.modalities) == ("Test^Patient", "20240101", ("DX",))
 
 
-@pytest.mark.data
 @pytest.mark.slow
 def test_sr_and_earlier_seg_in_a_study_are_skipped(
     orthanc: Orthanc, studies: dict[str, pydicom.Dataset], credentials: None, tmp_path: Path, capsys
 ) -> None:
-    source = studies["MCUCXR_0002_0"]
+    source = studies[REFERENCE_CASES[1]]
     write_sr(tmp_path / "sr.dcm", source.StudyInstanceUID)
     orthanc.store(tmp_path / "sr.dcm")
     url = f"{orthanc.dicomweb}/studies/{source.StudyInstanceUID}"
@@ -127,7 +124,6 @@ def test_sr_and_earlier_seg_in_a_study_are_skipped(
     assert sorted(p.name for p in (tmp_path / "second").iterdir()) == [f"{source.SOPInstanceUID}.png", f"{source.SOPInstanceUID}.seg.dcm", "results.csv"]
 
 
-@pytest.mark.data
 def test_study_with_only_an_sr_has_no_images(orthanc: Orthanc, credentials: None, tmp_path: Path, capsys) -> None:
     sr = write_sr(tmp_path / "sr.dcm")
     orthanc.store(tmp_path / "sr.dcm")
@@ -139,7 +135,6 @@ def test_study_with_only_an_sr_has_no_images(orthanc: Orthanc, credentials: None
     assert len(orthanc.instances_of_study(sr.StudyInstanceUID)) == 1  # nothing stored
 
 
-@pytest.mark.data
 def test_bad_dicomweb_input_is_one_line_and_writes_nothing(
     orthanc: Orthanc, studies: dict[str, pydicom.Dataset], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:

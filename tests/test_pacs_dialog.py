@@ -8,11 +8,10 @@ import time
 from io import BytesIO
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import pydicom
 import pytest
-from dicom_files import write_radiograph
+from dicom_files import reference_xray, write_radiograph
 from test_corrections_seg import _labels
 from test_dicom_seg import segment_masks
 from test_dicomweb import CASES, credentials, orthanc  # noqa: F401 - the real Orthanc fixtures
@@ -25,17 +24,16 @@ from napari_lung_unet.dicom.pacs_worklist import PACS_DIR
 from napari_lung_unet.settings import corrections_dir
 from napari_lung_unet.widget.pacs_dialog import PacsDialog
 
-pytestmark = [pytest.mark.gui, pytest.mark.data, pytest.mark.usefixtures("fresh_predictor_cache")]
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 WAIT_MS = 120_000
 
 
 @pytest.fixture
-def pacs_studies(orthanc: Orthanc, real_data: Path, tmp_path: Path) -> dict[str, tuple[pydicom.Dataset, np.ndarray]]:
-    """Two new studies in the PACS (one JPEG 2000), every 8th pixel of real X-rays: header and 0/1/2 labels by SOP UID."""
+def pacs_studies(orthanc: Orthanc, tmp_path: Path) -> dict[str, tuple[pydicom.Dataset, np.ndarray]]:
+    """Two new studies in the PACS (one JPEG 2000) of the shipped CC BY X-rays: header and 0/1/2 labels by SOP UID."""
     stored = {}
     for case, syntax in CASES.items():
-        image = iio.imread(real_data / "montgomery/images" / f"{case}.png")[::8, ::8]
-        truth = iio.imread(real_data / "montgomery/masks" / f"{case}.png")[::8, ::8] > 0
+        image, truth = reference_xray(case)
         path = write_radiograph(tmp_path / f"{case}.dcm", image, syntax, StudyDescription=f"Chest PA {case}")
         orthanc.store(path)
         header = pydicom.dcmread(path, stop_before_pixels=True)
@@ -79,7 +77,7 @@ def test_open_from_pacs_then_accept_stores_the_seg_back(
     assert len(rows) == 2
     for row in rows:  # the QIDO-RS columns, as the clinician reads them
         cells = [dialog.table.item(row, column).text() for column in range(4)]
-        assert cells[:3] == ["Test^Patient", "2024-01-01", "DX"] and cells[3].startswith("Chest PA MCUCXR_")
+        assert cells[:3] == ["Test^Patient", "2024-01-01", "DX"] and cells[3].startswith("Chest PA ")
     select = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     for row in rows:
         dialog.table.selectionModel().select(dialog.table.model().index(row, 0), select)

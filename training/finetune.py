@@ -27,6 +27,8 @@ from napari_lung_unet.nn.model_io import LoadedModel
 from napari_lung_unet.nn.predict import Predictor
 from napari_lung_unet.nn.registry import PromotionConflict, Registry
 from napari_lung_unet.settings import corrections_dir
+from napari_lung_unet.store.corrections import RECORDS
+from napari_lung_unet.store.snapshot import Snapshot, take_snapshot
 
 from . import gate
 from .data import ArrayData, DatasetError, Pair, load_arrays
@@ -106,6 +108,8 @@ class FinetuneResult:
     n_train: int
     n_holdout: int
     extra: dict = field(default_factory=dict)
+    # what it trained on, for the verdict: "trained on 37 cases accepted up to 10:42" ("" for a plain folder)
+    snapshot: str = ""
 
     @property
     def promoted(self) -> bool:
@@ -116,7 +120,7 @@ class FinetuneResult:
 class Inputs:
     """Everything the candidate is trained on and checked with, read once."""
 
-    store: Path
+    store: Path  # the live store (named in the candidate's card); the cases are read from ``snapshot``
     train_pairs: list[Pair]
     holdout_pairs: list[Pair]
     holdout_trained: bool
@@ -131,14 +135,25 @@ class Inputs:
     shipped: list[LoadedCase] = field(default_factory=list)  # the reference X-rays shipped with the package, in each known convention
     left_out: list[Pair] = field(default_factory=list)  # corrections in a convention the parent has no output for: never trained as another
     not_asked: list[Pair] = field(default_factory=list)  # corrections accepted in another convention than --convention asked
+    snapshot: Snapshot | None = None  # the store's cases as they were when the fine-tune began
+
+    def snapshot_line(self) -> str:
+        """``trained on 37 cases accepted up to 10:42``: what the verdict is about, in the dock's words."""
+        if self.snapshot is None:
+            return ""
+        n = len(self.train_pairs)
+        line = f"trained on {n} case{'s' * (n != 1)} accepted up to {self.snapshot.up_to()}"
+        if not self.holdout_trained and self.holdout_pairs:
+            line += f" ({len(self.holdout_pairs)} more held back to check it)"
+        return line
 
 
-def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: Progress) -> Inputs:
+def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: Progress, store: Path,
+            snapshot: Snapshot | None) -> Inputs:
     card = parent.card
     emit({"stage": "loading", "message": "reading corrections"})
-    store = Path(cfg.corrections) if cfg.corrections else corrections_dir()
     try:
-        pairs, other = correction_pairs(store, cfg.convention)
+        pairs, other = correction_pairs(snapshot.root if snapshot is not None else store, cfg.convention)
     except DatasetError as exc:
         raise DatasetError(f"no corrections to fine-tune on: {exc}") from None
     if not pairs:
@@ -162,7 +177,8 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
     unlabeled = unlabeled_images(cfg.unlabeled, pairs, cfg.max_unlabeled) if cfg.unlabeled else []
     return Inputs(store, train_pairs, holdout_pairs, holdout_trained, corrections, replay, n_replay,
                   load_cases(holdout_pairs), load_cases(fair_subset(base_val, cfg.max_base_val)), unlabeled,
-                  find_reference(registry, card, parent.model), warnings, reference_cases(known, cfg.max_reference), left_out, other)
+                  find_reference(registry, card, parent.model), warnings, reference_cases(known, cfg.max_reference), left_out, other,
+                  snapshot)
 
 
 def _counted(pairs: list[Pair]) -> str:
@@ -263,6 +279,8 @@ def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str,
     if inputs.reference is not None and ewc:
         extras.append(f"weights held near {parent}'s by {inputs.reference.source}")
     lines = [trained + ("; " + "; ".join(extras) if extras else "") + "."]
+    if inputs.snapshot is not None:
+        lines.append(f"A snapshot of your corrections: {inputs.snapshot_line()}; cases accepted since are left for the next fine-tune.")
     lines += [f"Warning: {w}." for w in inputs.warnings]
     if inputs.left_out:
         lines.append(f"Left out {len(inputs.left_out)} corrections accepted as {', '.join(sorted({p.convention for p in inputs.left_out}))}, "
@@ -312,7 +330,20 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     card = parent.card
     if cfg.convention is not None:
         card.output_for(cfg.convention)  # a parent that does not know it refuses by name, before anything is read or trained
-    inputs = _gather(cfg, registry, parent, emit)
+    store = Path(cfg.corrections) if cfg.corrections else corrections_dir()
+    # the store's cases as they are now, linked under its lock: accepts and re-accepts go on meanwhile,
+    # and none of them can delete a file this fine-tune is about to read (store/snapshot.py)
+    snapshot = take_snapshot(store) if (store / RECORDS).is_dir() else None
+    try:
+        return _finetune(cfg, registry, parent, _gather(cfg, registry, parent, emit, store, snapshot), emit, stop, t0)
+    finally:
+        if snapshot is not None:
+            snapshot.close()
+
+
+def _finetune(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, inputs: Inputs, emit: Progress,
+              stop: Callable[[], bool], t0: float) -> FinetuneResult:
+    card = parent.card
 
     device = resolve_device(cfg.device)
     parent_predictor = Predictor(parent, device=device)
@@ -357,6 +388,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
             registry.update_card(cand_card)
     result = FinetuneResult(version, card.version, status, reason, [c.to_dict() for c in checks],
                             _summary(inputs, checks, reason, card.version, version, cfg.ewc), before, after,
-                            time.perf_counter() - t0, len(inputs.train_pairs), len(inputs.holdout_pairs))
+                            time.perf_counter() - t0, len(inputs.train_pairs), len(inputs.holdout_pairs),
+                            snapshot=inputs.snapshot_line())
     emit({"stage": "done", "result": result})
     return result

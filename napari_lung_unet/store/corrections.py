@@ -46,20 +46,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from ..images.conventions import DEFAULT_CONVENTION, ConventionError, ConventionName, check_convention
+from ..images.conventions import CONVENTIONS, DEFAULT_CONVENTION, ConventionError, ConventionName, check_convention
 from ..images.masks import checked_mask
 from ..nn.card import describe, utc_now
 from .atomic import atomic_write_bytes, atomic_write_json, encode_png, remove_leftovers
+from .lockfile import LockFile
 from .source_image import StoredImage, sha256_of, stored_image
 
 IMAGES, MASKS, SEGS, RECORDS, PENDING = "images", "masks", "segs", "records", ".pending"
 PROPOSALS = "proposals"
 SEG_SUFFIX = ".seg.dcm"
-LOCK_NAME = ".lock"
+# a lock file created exclusively (holds on NFS/SMB, where flock may be advisory or absent: lockfile.py);
+# not ".lock", which versions that used flock left behind for good
+LOCK_NAME = ".store.lock"
 LOCK_TIMEOUT_S = 60.0  # another accept holds it for well under a second
+LOCK_STALE_S = 120.0  # a lock file unchanged this long is a dead holder's (holders refresh it in long work)
 MAX_RECORD_BYTES = 1 << 20
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 _CONTENT_FILE = re.compile(r"^(?P<case>.+)\.[0-9a-f]{16}(\.png|\.tif|\.dcm|\.seg\.dcm)$")
@@ -249,6 +252,9 @@ class CorrectionsStore:
         ``proposal``: the model's labels the clinician started from, kept in ``proposals/`` in the same unit;
         without one, the record names none (a re-accept without one drops the earlier proposal with its case).
         """
+        if record.convention not in CONVENTIONS:  # a value outside the known set ('sideways') never reaches a record
+            raise CorrectionsError(f"case {record.case_id!r}: not stored: unknown lung convention {record.convention!r}; "
+                                   f"choose {' or '.join(CONVENTIONS)}")
         source = image if isinstance(image, StoredImage) else stored_image(image)
         name = store_name(record.case_id)
         labels = checked_mask(labels, source.shape, f"case {record.case_id}", binary_255=False)
@@ -265,7 +271,7 @@ class CorrectionsStore:
         self._check_own_folders()  # before anything is written, lock file included
         self.root.mkdir(parents=True, exist_ok=True)
         # one writer at a time: the clean-up below must not delete another accept's uncommitted files
-        with FileLock(self.root / LOCK_NAME, timeout=LOCK_TIMEOUT_S):
+        with self.lock() as lock:
             self._check_own_folders()
             written = [(IMAGES, record.image_file), (MASKS, record.mask_file), (SEGS, record.seg_file), (PROPOSALS, record.proposal_file)]
             # every file this accept writes or replaces, listed before the first write: whatever a kill
@@ -278,6 +284,7 @@ class CorrectionsStore:
             # one intent per accept (a killed accept of the same case may have left one: both are needed)
             atomic_write_json(self.root / PENDING / f"{name}.{uuid.uuid4().hex[:12]}.json", {"case": name, "files": listed})
             atomic_write_bytes(self.root / IMAGES / record.image_file, source.data)
+            lock.refresh()  # a large DICOM on a slow share: still working, not a dead holder
             atomic_write_bytes(self.root / MASKS / record.mask_file, mask_png)
             if seg is not None:
                 atomic_write_bytes(self.root / SEGS / record.seg_file, seg)
@@ -288,6 +295,10 @@ class CorrectionsStore:
                 _unlink_file(self.record_path(earlier))
             self._finish_pending()
         return name
+
+    def lock(self) -> LockFile:
+        """The store's lock: one accept (or a fine-tune's snapshot) at a time, across processes and machines."""
+        return LockFile(self.root / LOCK_NAME, timeout=LOCK_TIMEOUT_S, stale_after=LOCK_STALE_S)
 
     def _check_own_folders(self) -> None:
         """Refuse a store whose sub-folder is a symbolic link or a file: it would write (and clean) outside itself."""

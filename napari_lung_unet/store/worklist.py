@@ -12,31 +12,36 @@ State lives in ``<folder>/.lung_unet/`` (or, when the folder is read-only, under
     drafts/<id>.png        the clinician's latest labels for the case (autosaved after edits)
 
 Every file is written atomically, so a crash never leaves a half-written status or draft.
+
+Several docks may share the folder (two reviewers on a network drive): the state file is never
+rewritten from one dock's copy but merged case by case under a lock (:mod:`.worklist_file`), and
+who has a case open is a claim with a time-out (:mod:`.claims`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..images.conventions import DEFAULT_CONVENTION
+from ..images.conventions import DEFAULT_CONVENTION, check_convention
 from ..images.read import list_images
 from ..settings import home_dir
-from .atomic import atomic_write_json, atomic_write_png
+from .atomic import atomic_write_png
+from .claims import Claim, Claims
 from .corrections import safe_case_id
+from .worklist_file import CHANGED, CONVENTION, SETTINGS_CHANGED, STATUSES, merge_state, read_state, set_aside, stamp_of
 
-NEW, PROPOSED, EDITED, ACCEPTED, SKIPPED = "new", "proposed", "edited", "accepted", "skipped"
-STATUSES = (NEW, PROPOSED, EDITED, ACCEPTED, SKIPPED)
+NEW, PROPOSED, EDITED, ACCEPTED, SKIPPED = STATUSES
 UNREVIEWED = frozenset({NEW, PROPOSED, EDITED})
 STATE_DIR_NAME = ".lung_unet"
 STATE_FILE = "worklist.json"
 STATE_FORMAT = 1
-CONVENTION = "convention"  # a case's ``extra`` key: the lung convention its cached proposal is drawn in
 #: proposals whose confidence (Prediction.confidence, 0..1) is below this are flagged for review first
 UNCERTAIN_BELOW = 0.8
 
@@ -72,6 +77,32 @@ class Case:
     @property
     def unreviewed(self) -> bool:
         return self.status in UNREVIEWED
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a value outside the known set is refused where it enters, so it never reaches a record
+        if name == "status" and value not in STATUSES:
+            raise ValueError(f"unknown status {value!r}; expected one of {', '.join(STATUSES)}")
+        if name == "convention" and value is not None:
+            check_convention(value)
+        super().__setattr__(name, value)
+
+
+class WorklistSettings(dict):
+    """The worklist's settings: a dict that refuses a convention outside the known set."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key == CONVENTION and value is not None:
+            check_convention(value)
+        super().__setitem__(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
 
 
 @dataclass
@@ -115,8 +146,14 @@ class Worklist:
         if not self.cases:
             raise WorklistError(f"{self.folder}: no X-ray images (PNG/TIFF/JPEG/DICOM) found")
         self.current = 0
-        self.settings: dict = {}  # per-worklist choices the dock remembers (JSON values only)
-        self.load_error: str | None = None
+        self._settings = WorklistSettings()  # per-worklist choices the dock remembers (JSON values only)
+        self.load_error: str | None = None  # one line for the user: the state file was set aside, or values dropped
+        self.load_notes: list[str] = []  # every value dropped while reading, one line each
+        # what the state file held (or this dock last sent) for each case, and when it changed: an entry
+        # that still equals it is sent with the file's time, so it never overrides another dock's change
+        self._base: dict[str, tuple[dict, float]] = {c.case_id: (_entry(c), 0.0) for c in self.cases}
+        self._settings_base: tuple[dict, float] = ({}, 0.0)
+        self._claims: Claims | None = None
         self._load()
 
     # -- persistence -----------------------------------------------------------
@@ -124,44 +161,118 @@ class Worklist:
     def state_file(self) -> Path:
         return self.state_dir / STATE_FILE
 
+    @property
+    def settings(self) -> WorklistSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: dict) -> None:
+        self._settings = WorklistSettings()
+        self._settings.update(value)
+
     def _load(self) -> None:
-        if not self.state_file.is_file():
-            return
-        try:
-            data = json.loads(self.state_file.read_text(encoding="utf-8"))
-            saved = {k: _Saved(**v) for k, v in data.get("cases", {}).items()}
-        except (OSError, ValueError, TypeError) as exc:
+        data, notes, damaged = read_state(self.state_file)
+        if damaged:
             # a damaged state file must not block review; keep it aside for inspection, start fresh
-            self.load_error = f"{self.state_file}: unreadable ({exc}); statuses start fresh"
-            self.state_file.replace(self.state_file.with_suffix(".json.damaged"))
+            self.load_error = set_aside(self.state_file, damaged)
             return
+        self.load_notes = notes
+        if notes:
+            more = f" (and {len(notes) - 2} more)" if len(notes) > 2 else ""
+            self.load_error = f"{self.state_file}: dropped values outside the known set: {'; '.join(notes[:2])}{more}"
+        self.adopt(data)
+        current = data.get("current")
+        self.current = max(0, self.index_of(current)) if current else 0
+
+    def adopt(self, data: dict) -> list[Case]:
+        """Take the entries of a state file (as :func:`read_state` returns it) that are newer than what
+        this worklist knows: another dock's accepts. An entry changed here and not yet sent is kept.
+        Returns the cases that changed. Call it on the thread that owns the worklist."""
+        changed = []
+        saved = data.get("cases", {})
         for case in self.cases:
             entry = saved.get(case.case_id)
-            if entry is None or entry.file != case.path.name:
+            if entry is None or entry.get("file") != case.path.name:
                 continue
-            case.status = entry.status if entry.status in STATUSES else NEW
-            case.model_version, case.confidence, case.error = entry.model_version, entry.confidence, entry.error
-            convention = entry.extra.get(CONVENTION) if isinstance(entry.extra, dict) else None
-            case.convention = convention if isinstance(convention, str) else None
-        self.current = max(0, self.index_of(data.get("current")) if data.get("current") else 0)
-        settings = data.get("settings")
-        self.settings = dict(settings) if isinstance(settings, dict) else {}
+            base, base_stamp = self._base[case.case_id]
+            stamp = stamp_of(entry)
+            if (stamp <= base_stamp and base_stamp > 0) or _entry(case) != base:
+                continue  # not newer, or changed here since: this dock's version is sent next
+            extra = entry.get("extra", {})
+            case.status = entry.get("status", NEW)
+            case.model_version, case.confidence, case.error = entry.get("model_version"), entry.get("confidence"), entry.get("error")
+            case.convention = extra.get(CONVENTION)
+            self._base[case.case_id] = (_entry(case), stamp)
+            if _entry(case) != base:
+                changed.append(case)
+        settings_stamp = float(data.get(SETTINGS_CHANGED, 0.0))
+        settings = dict(data.get("settings", {}))
+        if (settings_stamp > self._settings_base[1] or self._settings_base[1] == 0) and dict(self._settings) == self._settings_base[0]:
+            self.settings = settings
+            self._settings_base = (settings, settings_stamp)
+        return changed
+
+    def refresh(self) -> list[Case]:
+        """Read the state file again and take what other docks changed meanwhile; the cases that changed."""
+        data, _notes, damaged = read_state(self.state_file)
+        return [] if damaged else self.adopt(data)
 
     def state_payload(self) -> dict:
-        """What :meth:`save` writes: a snapshot another thread can write while this object changes."""
-        cases = {
-            c.case_id: asdict(_Saved(c.path.name, c.status, c.model_version, c.confidence, c.error,
-                                     {CONVENTION: c.convention} if c.convention else {}))
-            for c in self.cases
-        }
+        """What :meth:`save` merges into the state file: a snapshot another thread can write while this object changes.
+
+        Each case carries the time this dock last changed it (``extra.changed``); an entry this dock did
+        not change carries the file's own time, so a merge keeps whatever another dock wrote since.
+        Write it with :func:`~.worklist_file.merge_state`, never by replacing the file.
+        """
+        now = time.time()
+        cases = {}
+        for c in self.cases:
+            entry = _entry(c)
+            base, stamp = self._base[c.case_id]
+            if entry != base:
+                stamp = max(now, stamp + 1e-3)  # later than the version it replaces, even on a clock behind
+                self._base[c.case_id] = (entry, stamp)
+            saved = asdict(_Saved(c.path.name, c.status, c.model_version, c.confidence, c.error,
+                                  {CONVENTION: c.convention} if c.convention else {}))
+            if stamp:
+                saved["extra"][CHANGED] = stamp
+            cases[c.case_id] = saved
         current = self.cases[self.current].case_id
         payload = {"format": STATE_FORMAT, "folder": str(self.folder), "current": current, "cases": cases}
-        if self.settings:  # absent unless set: files stay as older versions wrote them
-            payload["settings"] = dict(self.settings)
+        settings, stamp = self._settings_base
+        if dict(self._settings) != settings:
+            stamp = max(now, stamp + 1e-3)
+            self._settings_base = (dict(self._settings), stamp)
+        if self._settings or stamp:  # absent unless set: files stay as older versions wrote them
+            payload["settings"] = dict(self._settings)
+            payload[SETTINGS_CHANGED] = stamp
         return payload
 
     def save(self) -> None:
-        atomic_write_json(self.state_file, self.state_payload())
+        """Merge this worklist's changes into the state file under its lock, and take other docks' changes."""
+        data, _notes, aside = merge_state(self.state_file, self.state_payload())
+        if aside:
+            self.load_error = aside
+        self.adopt(data)
+
+    # -- who has a case open (two reviewers on one folder) ---------------------------
+    @property
+    def claims(self) -> Claims:
+        if self._claims is None:
+            self._claims = Claims(self.state_dir)
+        return self._claims
+
+    def claim(self, case: Case) -> Claim:
+        """Note that this process has ``case`` open; the claim that stands: ours (``.mine``), or another reviewer's."""
+        return self.claims.claim(case.case_id)
+
+    def release(self, case: Case) -> None:
+        """This process no longer has ``case`` open (another reviewer's claim is left alone)."""
+        self.claims.release(case.case_id)
+
+    def claimed_by(self, case: Case) -> Claim | None:
+        """Another reviewer's live claim on ``case`` (``.line()``: "open by ann on ws-3 since 10:42"), or None."""
+        return self.claims.claimed_by(case.case_id)
 
     # -- navigation ------------------------------------------------------------
     def __len__(self) -> int:
@@ -221,6 +332,7 @@ class Worklist:
     def record_proposal(self, case: Case, model_version: str, confidence: float,
                         convention: str = DEFAULT_CONVENTION) -> None:
         """Note who proposed ``case``, and in which lung convention (in memory; :meth:`save` or the dock's writer persists it)."""
+        check_convention(convention)  # before anything changes
         case.model_version, case.confidence, case.convention = model_version, float(confidence), convention
         if case.status == NEW:
             case.status = PROPOSED
@@ -243,6 +355,12 @@ class Worklist:
 
     def load_draft(self, case_id: str, shape: tuple[int, ...]) -> np.ndarray | None:
         return read_labels(self.draft_path(case_id), shape)
+
+
+def _entry(case: Case) -> dict:
+    """What the state file says of ``case``, to tell whether it changed."""
+    return {"status": case.status, "model_version": case.model_version, "confidence": case.confidence,
+            "error": case.error, "convention": case.convention}
 
 
 def _discover(folder: Path) -> list[Case]:

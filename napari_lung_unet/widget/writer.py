@@ -24,8 +24,9 @@ import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Signal
 
-from ..store.atomic import atomic_write_json, atomic_write_png
+from ..store.atomic import atomic_write_png
 from ..store.worklist import Worklist
+from ..store.worklist_file import merge_state
 from . import strings
 
 
@@ -111,7 +112,7 @@ class DiskWriter(QObject):
     def _write_state(self, path: Path) -> None:
         with self._lock:
             payload = self._states.pop(path)
-        atomic_write_json(path, payload)
+        merge_state(path, payload)  # merged case by case under a lock: another dock's accepts are kept
 
     # -- waiting ------------------------------------------------------------------------
     def wait(self, timeout: float | None = 60.0) -> None:
