@@ -3,8 +3,8 @@
 Each is the shrunk form of a sequence the random machine (``tests/review_machine.py``) runs: a
 real viewer and dock, a real two-convention U-Net in two registry versions ("a" current, "b"),
 worklists whose X-rays share the file name ``img.png`` across folders, and slow results delayed
-by wrapping the real worker functions. They fail on the dock as issue 33 found it (xfail, strict):
-the lead's widget change removes the markers.
+by wrapping the real worker functions. Each failed on the dock as issue 33 found it, and passes since
+the case state machine (``napari_lung_unet/widget/case_life.py``).
 
 Run under a display: ``xvfb-run -a -s "-screen 0 1920x1080x24" pytest tests/test_review_integrity.py``.
 """
@@ -27,7 +27,6 @@ from review_machine import (
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
-FIXED_BY_LEAD = "issue 33: fixed by the lead's widget change"
 
 
 @pytest.fixture
@@ -194,7 +193,6 @@ DAMAGED = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, AttributeError, RecursionError), reason=FIXED_BY_LEAD)
 @pytest.mark.parametrize("damage", list(DAMAGED))
 def test_a_damaged_worklist_json_opens_with_a_message(dock, qtbot, wards: Path, notes, damage: str):
     widget = dock

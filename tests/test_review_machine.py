@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from review_machine import Delays, Env, ReviewMachine, Violation, make_wards, two_convention_models
+from review_machine import Delays, Env, ReviewMachine, make_wards, two_convention_models
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 
@@ -30,10 +30,9 @@ def machine_settings(sequences: int, shrink: bool) -> settings:
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
     return settings(max_examples=sequences, stateful_step_count=STEPS, deadline=None, phases=phases,
                     suppress_health_check=list(HealthCheck), database=None, print_blob=True,
-                    report_multiple_bugs=False)  # the one Violation, not a group: the xfail below names its type
+                    report_multiple_bugs=False)  # the one Violation, not a group
 
 
-@pytest.mark.xfail(strict=True, raises=Violation, reason="issue 33: fixed by the lead's widget change")
 def test_random_review_sequences_keep_the_invariants(make_napari_viewer, qtbot, phantom_parent: Path, tmp_path: Path):
     two_convention_models(phantom_parent)
     template = tmp_path / "template"

@@ -65,6 +65,17 @@ class Decide:
         labels = np.array(labels, dtype=np.uint8, copy=True)  # painting goes on while the copy is written
         name = state.case.case_id if state.is_case_image(image) else image.name
         token = state.life.token
+        other = state.other_reviewer() if state.is_case_image(image) else None
+        if other is not None:  # two reviewers on one folder: the second one is asked, never refused
+            ask(state, strings.HELD_TITLE, strings.HELD_TEXT.format(case_id=name, line=other.line()),
+                strings.HELD_YES, strings.HELD_KEEP, lambda: self._after_claim(image, layer, pixels, labels, name, token,
+                                                                              flush_draft, cancel_draft))
+            return False
+        return self._after_claim(image, layer, pixels, labels, name, token, flush_draft, cancel_draft)
+
+    def _after_claim(self, image: Image, layer: Labels, pixels: Any, labels: np.ndarray, name: str, token: int,
+                     flush_draft: Callable[[], None], cancel_draft: Callable[[], None]) -> bool:
+        state = self.state
         if not labels.any():  # "no lung here" trains the next fine-tune: only when the clinician says so
             ask(state, strings.EMPTY_TITLE, strings.EMPTY_TEXT.format(name=strings.short_name(name)),
                 strings.EMPTY_YES, strings.EMPTY_KEEP,

@@ -27,9 +27,10 @@ from qtpy.QtCore import QObject, Signal
 from ..images.conventions import DEFAULT_CONVENTION
 from ..images.read import XRay
 from ..settings import corrections_dir
+from ..store.claims import Claim
 from ..store.worklist import Case, Worklist, read_labels
-from . import layers
-from .case_life import ACCEPTING, EDITED, PROPOSING, SHOWN, CaseLife
+from . import layers, strings
+from .case_life import ACCEPTING, EDITED, PROPOSING, SHOWN, CaseLife, log
 from .readouts import LungStats
 from .writer import DiskWriter
 
@@ -87,6 +88,8 @@ class DockState(QObject):
         self.life = CaseLife()  # the open case's phase, token, and each mask's generation and convention
         self.question: Any = None  # the open "replace your edits?" question (a QMessageBox), if any
         self.last_status = ""  # what the status line says now (a line about an ended state is replaced)
+        self._claimed_case: tuple[Worklist, Case] | None = None  # the case this dock claimed last
+        self.held_by: tuple[int, Claim] | None = None  # (case token, another reviewer's claim on that case)
         self.status.connect(self._remember_status)
 
     # -- the image and its mask -----------------------------------------------------
@@ -194,6 +197,7 @@ class DockState(QObject):
         return self.case.case_id if self.is_case_image(layer) else None
 
     def open_worklist(self, worklist: Worklist) -> None:
+        self._release_claim()
         self.worklist = worklist
         self.close_case()
         self.worklist_shown.emit(worklist)
@@ -203,6 +207,7 @@ class DockState(QObject):
         """Make case ``index`` the worklist's current one (not yet open: its file is read next)."""
         assert self.worklist is not None
         self._case_open, self.xray = False, None  # set_case or close_case says what became of it
+        self._release_claim()
         case = self.worklist.set_current(index, save=False)
         self.life.open(case.case_id)  # results for the case shown before are stale from here on
         self.save_worklist()
@@ -213,9 +218,37 @@ class DockState(QObject):
         """The current case is read and shown in ``image``: it is open."""
         self._case_open, self.xray, self.xray_id = True, xray, image.unique_id
         case = self.case
+        self.claim_case(case)
         self.set_proposal(image.unique_id, proposal, case.model_version, case.confidence, case.proposal_convention)
         self.case_changed.emit()
         self.set_image(image)  # the reused x-ray layer is usually reviewed already: no re-emit
+
+    # -- two reviewers on one folder: who has the case open -----------------------------
+    def claim_case(self, case: Case) -> None:
+        """Note on disk that this dock has ``case`` open (on the writer: a lock file on a shared drive)."""
+        worklist, token = self.worklist, self.life.token
+        if worklist is None:
+            return
+        self.writer.submit(worklist.claim, case, returned=lambda claim: self._claimed(token, case, claim),
+                           errored=lambda exc: log.info("could not claim %s: %s", case.case_id, exc))
+        self._claimed_case = (worklist, case)
+
+    def _claimed(self, token: int, case: Case, claim: Claim) -> None:
+        if token != self.life.token or claim.mine:
+            return
+        self.held_by = (token, claim)  # Accept asks first
+        self.status.emit(strings.OPEN_ELSEWHERE.format(case_id=case.case_id, line=claim.line()))
+
+    def other_reviewer(self) -> Claim | None:
+        """Another reviewer's claim on the open case, as it stood when the case opened."""
+        held = self.held_by
+        return held[1] if held is not None and held[0] == self.life.token else None
+
+    def _release_claim(self) -> None:
+        claimed, self._claimed_case, self.held_by = self._claimed_case, None, None
+        if claimed is not None:
+            self.writer.submit(claimed[0].release, claimed[1],
+                               errored=lambda exc: log.info("could not release %s: %s", claimed[1].case_id, exc))
 
     def close_case(self) -> None:
         """No readable case is open (a failed read, or a folder just opened)."""
