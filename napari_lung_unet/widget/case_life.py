@@ -27,7 +27,9 @@ ACCEPTING = "accepting"  # Accept was pressed: the store is writing it
 ACCEPTED = "accepted"
 SKIPPED = "skipped"
 PHASES = (OPENING, PROPOSING, SHOWN, EDITED, ACCEPTING, ACCEPTED, SKIPPED)
-ACCEPTABLE = (SHOWN, EDITED)  # Accept acts only on a case whose mask has been shown
+# Accept acts only on a case whose mask has been shown; one accepted or skipped (still on screen at the
+# end of a worklist, or opened again) may be accepted again: it replaces its own stored case
+ACCEPTABLE = (SHOWN, EDITED, ACCEPTING, ACCEPTED, SKIPPED)
 
 
 @dataclass

@@ -154,6 +154,7 @@ class Decide:
         worklist = state.worklist
         if case is not None and worklist is not None and any(c is case for c in worklist.cases):
             state.set_status(case, ACCEPTED)
+            state.case_stored(case)
         stored_name = strings.short_name(case.case_id if case else store_id)
         if state.last_status == strings.ACCEPTING.format(name=stored_name):  # nothing opened after it: say it is done
             state.status.emit(strings.STORED.format(name=stored_name, cases=strings.n_cases(n_cases)))

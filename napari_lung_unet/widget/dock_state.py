@@ -30,7 +30,7 @@ from ..settings import corrections_dir
 from ..store.claims import Claim
 from ..store.worklist import Case, Worklist, read_labels
 from . import layers, strings
-from .case_life import ACCEPTING, EDITED, PROPOSING, SHOWN, CaseLife, log
+from .case_life import ACCEPTED, ACCEPTING, EDITED, PROPOSING, SHOWN, CaseLife, log
 from .readouts import LungStats
 from .writer import DiskWriter
 
@@ -172,8 +172,12 @@ class DockState(QObject):
         self.life.move(PROPOSING)
 
     def case_edited(self, edited: bool) -> None:
-        if self.life.phase != ACCEPTING:
-            self.life.move(EDITED if edited else SHOWN)
+        self.life.move(EDITED if edited else SHOWN)
+
+    def case_stored(self, case: Case) -> None:
+        """``case``'s accept is on disk: if it is still the one on screen (the end of a worklist), it is accepted."""
+        if case is self.case and self.life.phase == ACCEPTING:
+            self.life.move(ACCEPTED)
 
     # -- the worklist case ----------------------------------------------------------
     @property

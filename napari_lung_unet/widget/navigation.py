@@ -25,6 +25,7 @@ from qtpy.QtCore import QObject, Qt, Signal
 
 from ..store.worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError
 from . import layers, strings
+from .case_life import SKIPPED as SKIPPED_PHASE
 from .display import Display
 from .dock_state import DockState
 from .edits import Edits
@@ -265,6 +266,7 @@ class Navigator:
             return
         self.edits.flush()
         state.set_status(state.case, SKIPPED)
+        state.life.move(SKIPPED_PHASE)  # what it stays in if nothing follows it
         self.advance()
 
     def advance(self, leaving: Case | None = None) -> None:
