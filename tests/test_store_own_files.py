@@ -153,14 +153,13 @@ def test_a_store_written_before_these_changes_opens_and_takes_new_accepts(tmp_pa
     )
     np.testing.assert_array_equal(iio.imread(store.case("worklist-case1").image), image)
 
-    # re-accepting the old "ward a-x" (stored by the old code as ward_a-x) by its exact id, from the same source:
-    # it replaces the old entry instead of becoming a twin of it
-    old_files = {p.name for p in (root / "images").iterdir()} | {p.name for p in (root / "masks").iterdir()}
+    # "ward a-x" is another id than the old "ward_a-x", even from the same source: two cases, the old one kept
+    # (issue 31: it used to replace the first record; the dock's ids now name their source, so no dock
+    # ever accepts one case under two ids)
     store.add(image, labels.astype(np.uint8), _record("ward a-x", "/archive/ward a-x.png"))
-    assert len(store) == 2 and "ward_a-x" not in store.case_ids()
+    assert len(store) == 3 and "ward_a-x" in store.case_ids()
     assert store.case("ward a-x").record.case_id == "ward a-x"
-    left = {p.name for p in (root / "images").iterdir()} | {p.name for p in (root / "masks").iterdir()}
-    assert not {n for n in old_files if n.startswith("ward_a-x.")} & left
+    np.testing.assert_array_equal(iio.imread(store.case("ward_a-x").image), read_pair(pairs[0])[0])
 
 
 def _sources(folder: Path) -> dict[str, Path]:

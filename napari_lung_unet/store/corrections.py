@@ -277,9 +277,6 @@ class CorrectionsStore:
             # every file this accept writes or replaces, listed before the first write: whatever a kill
             # leaves, the next accept removes exactly those of them that no record names
             replaced = self._replaced_files(name, record.case_id)
-            earlier = self._earlier_name(name, record)
-            if earlier is not None:
-                replaced += self._files_of(self.record(earlier), earlier)
             listed = [pair for pair in written + replaced if pair[1]]
             # one intent per accept (a killed accept of the same case may have left one: both are needed)
             atomic_write_json(self.root / PENDING / f"{name}.{uuid.uuid4().hex[:12]}.json", {"case": name, "files": listed})
@@ -291,8 +288,6 @@ class CorrectionsStore:
             if proposal_png is not None:
                 atomic_write_bytes(self.root / PROPOSALS / record.proposal_file, proposal_png)
             atomic_write_json(self.record_path(name), asdict(record))  # the commit
-            if earlier is not None:  # the same case, accepted before under its cleaned id: now replaced
-                _unlink_file(self.record_path(earlier))
             self._finish_pending()
         return name
 
@@ -330,18 +325,6 @@ class CorrectionsStore:
             return [(IMAGES, f"{name}.png"), (MASKS, f"{name}.png")]
         named = ((IMAGES, old.image_file), (MASKS, old.mask_file), (SEGS, old.seg_file), (PROPOSALS, old.proposal_file))
         return [(folder, file) for folder, file in named if file]
-
-    def _earlier_name(self, name: str, record: CorrectionRecord) -> str | None:
-        """The name under which stores before :func:`store_name` kept this case: its cleaned id, when that
-        record is of the same source (so re-accepting an old case replaces it instead of adding a twin)."""
-        cleaned = safe_case_id(record.case_id)
-        if cleaned == name or not self.record_path(cleaned).exists():
-            return None
-        try:
-            old = self.record(cleaned)
-        except CorrectionsError:
-            return None
-        return cleaned if old.case_id == cleaned and old.source_path == record.source_path else None
 
     def _finish_pending(self) -> None:
         """Remove what killed accepts wrote but never committed (each listed its files first), then temp files."""
