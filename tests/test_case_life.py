@@ -49,13 +49,13 @@ def other_reviewer(xray_folder: Path):  # noqa: ANN201
     process.wait(timeout=30)
 
 
-def test_a_case_another_reviewer_has_open_says_so_and_accept_asks(docked_widget, qtbot, xray_folder: Path, other_reviewer):
+def test_a_case_another_reviewer_has_open_says_so_and_accept_asks(docked_widget, qtbot, xray_folder: Path, other_reviewer, notes):
     widget = docked_widget
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
         widget.review.open_folder(xray_folder)
     wait_case_open(qtbot, widget, "case0")
-    qtbot.waitUntil(lambda: "open by bea" in widget.status_label.text(), timeout=WAIT_MS)
-    assert widget.state.other_reviewer() is not None
+    qtbot.waitUntil(lambda: widget.state.other_reviewer() is not None, timeout=WAIT_MS)
+    assert any("case0 is open by bea" in message for _severity, message in notes)
 
     widget.accept_button.click()
     answer(widget, act=False)  # Cancel: nothing stored, the case stays open

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import QObject, Signal
 
 from ..images.conventions import DEFAULT_CONVENTION
@@ -241,7 +242,9 @@ class DockState(QObject):
         if token != self.life.token or claim.mine:
             return
         self.held_by = (token, claim)  # Accept asks first
-        self.status.emit(strings.OPEN_ELSEWHERE.format(case_id=case.case_id, line=claim.line()))
+        line = strings.OPEN_ELSEWHERE.format(case_id=case.case_id, line=claim.line())
+        self.status.emit(line)
+        show_warning(strings.ERROR_PREFIX + line)  # the status line moves on when the proposal arrives
 
     def other_reviewer(self) -> Claim | None:
         """Another reviewer's claim on the open case, as it stood when the case opened."""
