@@ -758,7 +758,7 @@ def dock_running(widget: Any) -> bool:
 def dock_idle(widget: Any) -> bool:
     """No proposal, refine or case opening in flight."""
     refine = widget.review.refine
-    opening = getattr(widget.review, "opening", False) or getattr(getattr(widget.review, "navigation", None), "opening", False)
+    opening = not widget.review.navigation.settled  # a folder or a case still being read
     from qtpy.QtCore import QThreadPool
 
     busy = QThreadPool.globalInstance().activeThreadCount() > 0  # napari's workers (proposal, refine, any other) run there

@@ -32,11 +32,20 @@ class ClickMarks:
                 return layer
         return None
 
+    def ensure(self, image_id: str) -> None:
+        """Add the (empty) layer when Refine mode turns on: adding a napari layer costs 150-550 ms of the GUI
+        thread here, which a click must not wait for (its refine's heartbeat bound is 250 ms)."""
+        if self.layer_of(image_id) is None:
+            self._draw(image_id, (), create=True)
+
     def show(self, image_id: str, clicks: Sequence[Click]) -> None:
         """The points of ``clicks`` over ``image_id``'s mask (none: the layer is emptied, not added)."""
+        self._draw(image_id, clicks, create=bool(clicks))
+
+    def _draw(self, image_id: str, clicks: Sequence[Click], create: bool) -> None:
         viewer = self.state.viewer
         layer = self.layer_of(image_id)
-        if layer is None and not clicks:
+        if layer is None and not create:
             return
         image = layers.find_layer(viewer, image_id)
         mask = layers.labels_of(viewer, image)

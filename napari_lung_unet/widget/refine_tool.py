@@ -89,6 +89,9 @@ class RefineTool(QObject):
         self.mode_changed.emit(on)
 
     def _attach(self, layer: Labels) -> None:
+        image_id = layer.metadata.get(layers.PAIR_KEY)
+        if image_id:
+            self.marks.ensure(image_id)  # before the mask is made active: adding a layer selects it
         self._layer_id = layer.unique_id
         self.state.viewer.layers.selection.active = layer  # napari sends clicks to the selected layer only
         layer.mode = PAN_ZOOM
