@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:
         steps, problems = next((s, p) for s, p in failures if kind_of(p[0]) == kind)
         print(f"\nfirst failing sequence of kind {kind} (unshrunk):\n  " + "\n  ".join(steps) + "\n  -> " + "; ".join(problems))
+    env.on_sequence = None  # the progress lines count the bench's own sequences, not hypothesis's shrinking
     shrink = args.shrink_kinds.split(",") if args.shrink_kinds else (list(kinds) if args.shrink else [])
     if shrink:
         for kind in shrink:
