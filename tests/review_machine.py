@@ -451,6 +451,10 @@ class ReviewMachine(RuleBasedStateMachine):
         self.refining.add(source)
         self._last_conventions[source] = self.conventions_of(source, np.asarray(layer.data)) or self._last_conventions.get(source, set())
         row, col = self._at(layer, p)
+        if not p["positive"]:  # "this is not lung": on the nearest pixel of that lung, where a click changes something
+            lung = np.argwhere(np.asarray(layer.data) == p["label"])
+            if len(lung):
+                row, col = (int(v) for v in lung[np.argmin(((lung - (row, col)) ** 2).sum(axis=1))])
         self.widget.review.refine.click(row, col, p["positive"])
         self.last_edit_kind = "refine"
 
