@@ -177,8 +177,6 @@ class Env:
     on_sequence: Callable[[int, list[str] | None], None] | None = None  # the bench's progress line per sequence
 
 
-class OutOfTime(BaseException):
-    """The bench's time is up: no new sequence (a BaseException, so hypothesis does not take it for a failure)."""
 
 
 class Violation(AssertionError):
@@ -223,8 +221,11 @@ class ReviewMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         env = self.env
-        if env.deadline is not None and time.monotonic() > env.deadline:
-            raise OutOfTime()
+        self.log: list[str] = []  # the steps so far, as hypothesis would print them
+        self.expired = env.deadline is not None and time.monotonic() > env.deadline
+        self.done = self.expired  # True: every step is skipped (a violation was collected, or the bench's time is up)
+        if self.expired:
+            return  # a sequence that passes at once: generating stops mattering, and shrinking ends with what it has
         env.examples += 1
         self.root = env.home / f"example{env.examples}"
         shutil.copytree(env.template, self.root / "wards")
@@ -255,8 +256,6 @@ class ReviewMachine(RuleBasedStateMachine):
         self._plock = threading.Lock()
         env.delays.on_proposal = self._proposal_made
         self.wait = env.wait_until
-        self.log: list[str] = []  # the steps so far, as hypothesis would print them
-        self.done = False  # a violation was collected: the rest of the sequence is skipped
         self.expected_open: tuple[Path, str] | None = None  # the case a navigation step must have opened
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -452,6 +451,10 @@ class ReviewMachine(RuleBasedStateMachine):
         self.refining.add(source)
         self._last_conventions[source] = self.conventions_of(source, np.asarray(layer.data)) or self._last_conventions.get(source, set())
         row, col = self._at(layer, p)
+        if not p["positive"]:  # "this is not lung": on the nearest pixel of that lung, where a click changes something
+            lung = np.argwhere(np.asarray(layer.data) == p["label"])
+            if len(lung):
+                row, col = (int(v) for v in lung[np.argmin(((lung - (row, col)) ** 2).sum(axis=1))])
         self.widget.review.refine.click(row, col, p["positive"])
         self.last_edit_kind = "refine"
 
@@ -717,6 +720,8 @@ class ReviewMachine(RuleBasedStateMachine):
         return out
 
     def teardown(self) -> None:
+        if self.expired:
+            return
         if self.env.on_sequence is not None:
             self.env.on_sequence(len(self.log), self.collect[-1][1] if self.done and self.collect else None)
         self._answerer.stop()
