@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from .local import run_local, start_workers
 from .results import RESULTS_NAME, ResultsTable, Row
 from .resume import split_done
 from .steps import OVERLAY_SUFFIX, Failed, Job, Settings, failed_row
+from .worker_pool import Workers
 from .threads import plan
 
 
@@ -112,7 +112,7 @@ def convention_for(card: ModelCard, args: argparse.Namespace) -> str:
     return convention
 
 
-def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessPoolExecutor | None, debug: bool) -> int:
+def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: Workers | None, debug: bool) -> int:
     loaded = Registry().load(args.model)  # once, before any file is touched
     convention = convention_for(loaded.card, args)
     predictor = None if args.scheduler else Predictor(loaded, device=args.device, convention=convention)
@@ -138,6 +138,7 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessP
             budget = plan(args.workers, predictor.device)
             outcomes = run_local(todo, predictor, loaded.path, settings, budget, args.batch_size, pool)
         ok, failed = _record(outcomes, table, settings, len(todo), debug)
+        remove_leftovers(output)  # a worker that died, or that its broken pool ended, may have left a temp file
         seconds = time.perf_counter() - started
     print(printable(
         f"done {ok}, skipped {len(done)}, failed {failed} in {seconds:.1f} s "
