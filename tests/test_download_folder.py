@@ -28,15 +28,11 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM and SIG
 
 
 @pytest.fixture
-def pacs() -> Iterator[FaultyPacs]:
+def served(tmp_path: Path) -> Iterator[tuple[FaultyPacs, pydicom.Dataset]]:
+    """A server on 127.0.0.1 holding one small real radiograph."""
+    image = (np.random.default_rng(1).random((80, 64)) * 255).astype(np.uint8)
     with running_pacs() as server:
-        yield server
-
-
-@pytest.fixture
-def study(pacs: FaultyPacs, tmp_path: Path) -> pydicom.Dataset:
-    image = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
-    return pacs.add(write_radiograph(tmp_path / "xray.dcm", image).read_bytes())
+        yield server, server.add(write_radiograph(tmp_path / "one.dcm", image).read_bytes())
 
 
 def _lung_unet() -> list[str]:
@@ -61,8 +57,9 @@ def _fetching(pacs: FaultyPacs, study: pydicom.Dataset, tmp_path: Path, model: P
 
 
 def test_sigterm_mid_download_removes_the_download_folder(
-    pacs: FaultyPacs, study: pydicom.Dataset, tmp_path: Path, tiny_model_dir: Path,
+    served: tuple[FaultyPacs, pydicom.Dataset], tmp_path: Path, tiny_model_dir: Path,
 ) -> None:
+    pacs, study = served
     proc, tmpdir = _fetching(pacs, study, tmp_path, tiny_model_dir)
     try:
         proc.send_signal(signal.SIGTERM)
@@ -75,9 +72,9 @@ def test_sigterm_mid_download_removes_the_download_folder(
 
 
 def test_the_next_run_removes_what_a_killed_one_left(
-    pacs: FaultyPacs, study: pydicom.Dataset, tmp_path: Path, tiny_model_dir: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+    served: tuple[FaultyPacs, pydicom.Dataset], tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    pacs, study = served
     proc, tmpdir = _fetching(pacs, study, tmp_path, tiny_model_dir)
     proc.kill()  # SIGKILL: nothing of the process runs, its folder stays
     proc.wait(timeout=20)
