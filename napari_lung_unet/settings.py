@@ -71,6 +71,39 @@ def in_range(
     return high is None or not (value > high or (high_open and value == high))
 
 
+@dataclass(frozen=True)
+class Range:
+    """The range of one number a user gives (an option, a config field): its kind and its bounds."""
+
+    kind: type = float  # int: a whole number (True and 2.5 are refused)
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        return in_range(value, self.low, self.high, self.low_open, self.high_open)
+
+    def text(self) -> str:
+        """``an integer >= 1``, ``a number from 0 to 1``: what :meth:`holds` wants, in words."""
+        noun = "an integer" if self.kind is int else "a number"
+        low, high = self.low, self.high
+        if low is not None and high is not None:
+            left, right = ("above" if self.low_open else "from"), ("below" if self.high_open else "to")
+            bounds = f"{left} {low:g} {right} {high:g}"
+        elif low is not None:
+            bounds = f"{'>' if self.low_open else '>='} {low:g}"
+        elif high is not None:
+            bounds = f"{'<' if self.high_open else '<='} {high:g}"
+        else:
+            bounds = ""
+        return f"{noun} {bounds}".strip()
+
+
 def check_environment() -> None:
     """Raise :class:`SettingError` for the first numeric environment variable out of its range."""
     for name in NUMBERS:

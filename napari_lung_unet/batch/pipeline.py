@@ -34,7 +34,7 @@ from .results import RESULTS_NAME, ResultsTable, Row
 from .resume import split_done
 from .steps import OVERLAY_SUFFIX, Failed, Job, Settings, failed_row
 from .worker_pool import Workers
-from .threads import plan
+from .threads import capped_workers, plan
 
 
 def plan_outputs(files: list[Path], output: Path, overlay: bool) -> tuple[list[Job], list[str]]:
@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise ValueError(f"no images found in {', '.join(map(str, args.inputs))}")
     jobs, notes = plan_outputs(files, output, args.overlay)
+    if not args.scheduler and args.workers > 1:
+        args.workers, capped = capped_workers(args.workers)
+        notes += [capped] if capped else []
     for note in notes:
         print(printable(note), file=sys.stderr)
 
