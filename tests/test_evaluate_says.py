@@ -49,21 +49,19 @@ def test_a_freely_named_folder_is_scored_in_the_models_default_and_says_so(
     assert list(own_tmpdir.iterdir()) == []  # the linked folder is gone
 
 
-def test_a_folder_named_like_a_shipped_dataset_takes_its_convention_and_says_so(
+@pytest.mark.parametrize(
+    ("name", "says", "convention"),
+    [("covid_v7labs", "covid_v7labs is a dataset this package knows", "whole-lung"),  # shipped: its own convention
+     ("my_hospital", "scoring every case as drawn lung-fields, both's default", "lung-fields")],  # not guessed from a name
+)
+def test_an_images_and_masks_folder_is_read_by_name_only_when_it_is_a_shipped_dataset(
+    name: str, says: str, convention: str,
     tmp_path: Path, phantom_dataset: Path, two_convention_model_dir: Path, own_tmpdir: Path, capsys: pytest.CaptureFixture,
 ) -> None:
-    root = tmp_path / "covid_v7labs"
+    root = tmp_path / name
     _copy(phantom_dataset, root / "images", root / "masks")
     said, scores = _evaluate(root / "images", root / "masks", two_convention_model_dir, tmp_path / "s.csv", capsys)
-    assert "covid_v7labs is a dataset this package knows" in said and "(6 whole-lung)" in said, said
-    assert set(scores.convention) == {"whole-lung"} and (scores.dice > 0).all()
-
-
-def test_images_and_masks_under_an_unknown_name_are_not_guessed(
-    tmp_path: Path, phantom_dataset: Path, two_convention_model_dir: Path, own_tmpdir: Path, capsys: pytest.CaptureFixture,
-) -> None:
-    root = tmp_path / "my_hospital"
-    _copy(phantom_dataset, root / "images", root / "masks")
-    said, scores = _evaluate(root / "images", root / "masks", two_convention_model_dir, tmp_path / "s.csv", capsys)
-    assert "both's default" in said and set(scores.convention) == {"lung-fields"}, said
+    assert says in said and f"(6 {convention})" in said, said
+    assert set(scores.convention) == {convention}
+    assert (scores.dice > 0).all() if convention == "whole-lung" else (scores.dice == 0).all()
     assert list(own_tmpdir.iterdir()) == []
