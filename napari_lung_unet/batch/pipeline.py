@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 
-from ..images.read import list_images
+from ..images.read import is_dicom, list_images
 from ..nn.card import ModelCard
 from ..nn.model_io import load_card
 from ..nn.predict import Predictor
@@ -88,11 +88,18 @@ def run(args: argparse.Namespace) -> int:
         return run_studies(args, run_local=run)
     debug = bool(getattr(args, "debug", False))
     output = Path(args.output)
+    missing = [item for item in args.inputs if not os.path.lexists(item)]
+    if missing:  # before the model loads and before anything is written, as evaluate does
+        raise ValueError(f"input not found: {', '.join(map(str, missing))}")
     check_output_outside_inputs(output, args.inputs)
     files = list_images(args.inputs)
     if not files:
         raise ValueError(f"no images found in {', '.join(map(str, args.inputs))}")
     jobs, notes = plan_outputs(files, output, args.overlay)
+    if getattr(args, "seg", False):
+        dicom = sum(is_dicom(path) for path in files)
+        if dicom < len(files):
+            notes.append(f"note: --seg writes a SEG only for DICOM inputs: {dicom} of the {len(files)} input(s) here are DICOM")
     if not args.scheduler and args.workers > 1:
         args.workers, capped = capped_workers(args.workers)
         notes += [capped] if capped else []
