@@ -2,9 +2,10 @@
 
 The result says what it trained on, what it checked against what (before -> after), and why
 the new version was or was not promoted. When the original validation data is not on this
-computer, nothing can measure the model on the X-rays it already handled well: the new version
-is then kept "unverified" until you promote it (--promote now, or later with
-`lung-unet models --promote VERSION`).
+computer, the gate checks the candidate on the reference X-rays shipped with the package, in each
+convention the model knows (training/gate.py): it is promoted when no check failed and that one
+passed. Only when no reference check can run is it kept "unverified" until you promote it
+(--promote now, or later with `lung-unet models --promote VERSION`).
 
 Each correction trains only its own lung convention's output. A corrections store's records say
 which; --convention whole-lung then takes only the corrections accepted as whole-lung (the others
