@@ -30,6 +30,7 @@ from .threads import Budget, apply_here
 from .worker_pool import Workers
 
 Outcome = tuple[Job, "Row | Failed"]
+MAX_DEATHS = 3  # worker deaths an image may be in flight at before it fails (the one a worker died running fails at once)
 
 
 @contextlib.contextmanager
@@ -113,7 +114,7 @@ def _batches_in_workers(
 
     A worker that dies (killed, out of memory) costs only the image it was running: that image
     fails with the signal, the pool is replaced and every other image in flight runs again. An
-    image that was in flight at two deaths fails too, so a run always ends.
+    image in flight at :data:`MAX_DEATHS` deaths fails too, so a pool that keeps breaking still ends.
     """
     queue: deque[int] = deque(range(len(jobs)))  # tokens: indexes into jobs
     pending: deque[tuple[int, Future[list[tuple[Job, Row | Failed]]]]] = deque()
@@ -135,8 +136,8 @@ def _batches_in_workers(
                 yield from future.result()  # finished before the death
                 continue
             deaths[token] = deaths.get(token, 0) + 1
-            if token in lost or deaths[token] > 1:
-                yield jobs[token], Failed(lost.get(token, "worker died twice while running it"), "")
+            if token in lost or deaths[token] >= MAX_DEATHS:
+                yield jobs[token], Failed(lost.get(token, f"in flight when a worker died, {MAX_DEATHS} times"), "")
             else:
                 again.append(token)
         pending.clear()
