@@ -81,7 +81,7 @@ def _busy(process: psutil.Process) -> bool:
 
 
 def test_a_worker_killed_mid_run_costs_only_its_own_image(tmp_path: Path, tiny_model_dir: Path) -> None:
-    inputs = _inputs(tmp_path / "in", 14, 1200)
+    inputs = _inputs(tmp_path / "in", 10, 1000)
     out = tmp_path / "out"
     command = [*_lung_unet(), "predict", str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_model_dir),
                "--device", "cpu", "--workers", "2"]
@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_run_costs_only_its_own_image(tmp_path: Path, tiny_m
 
 
 def test_the_main_process_sigkilled_takes_every_child_with_it(tmp_path: Path, tiny_model_dir: Path) -> None:
-    _inputs(tmp_path / "in", 16, 1000)
+    _inputs(tmp_path / "in", 12, 800)
     out = tmp_path / "out"
     command = [*_lung_unet(), "predict", str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_model_dir),
                "--device", "cpu", "--workers", "2"]
