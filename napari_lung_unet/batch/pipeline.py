@@ -96,10 +96,6 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise ValueError(f"no images found in {', '.join(map(str, args.inputs))}")
     jobs, notes = plan_outputs(files, output, args.overlay)
-    if getattr(args, "seg", False):
-        dicom = sum(is_dicom(path) for path in files)
-        if dicom < len(files):
-            notes.append(f"note: --seg writes a SEG only for DICOM inputs: {dicom} of the {len(files)} input(s) here are DICOM")
     if not args.scheduler and args.workers > 1:
         args.workers, capped = capped_workers(args.workers)
         notes += [capped] if capped else []
@@ -125,6 +121,10 @@ def convention_for(card: ModelCard, args: argparse.Namespace) -> str:
 def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: Workers | None, debug: bool) -> int:
     loaded = Registry().load(args.model)  # once, before any file is touched
     convention = convention_for(loaded.card, args)
+    if getattr(args, "seg", False):  # once the run is sure to go ahead
+        dicom = sum(is_dicom(job.path) for job in jobs)
+        if dicom < len(jobs):
+            print(f"note: --seg writes a SEG only for DICOM inputs: {dicom} of the {len(jobs)} input(s) here are DICOM", file=sys.stderr)
     predictor = None if args.scheduler else Predictor(loaded, device=args.device, convention=convention)
     settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)),
                         convention=convention)
