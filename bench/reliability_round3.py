@@ -119,8 +119,9 @@ def probe_worker_kill(tree: Path, work: Path) -> dict:
                              "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tree, home))
     _wait(lambda: len(_rows(out)) >= 5 or proc.poll() is not None, 120)
     workers = [c for c in _descendants(proc.pid) if c.ppid() != proc.pid]  # the forkserver's children
-    busy = []
-    _wait(lambda: busy or busy.extend(w for w in workers if w.status() == psutil.STATUS_RUNNING), 30)
+    busy = []  # a worker that is running (not waiting for) an image; on the fixed tree its name says which
+    _wait(lambda: busy or busy.extend(w for w in workers if w.status() == psutil.STATUS_RUNNING
+                                      and not Path(f"/proc/{w.pid}/comm").read_text().strip().endswith("idle")), 30)
     (busy or workers)[0].send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     rows = _rows(out)

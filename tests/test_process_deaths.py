@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from napari_lung_unet.batch.results import RESULTS_NAME, read_rows
+from napari_lung_unet.batch.worker_pool import NAME
 from napari_lung_unet.images.phantom import make_phantom
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
@@ -73,15 +74,33 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
-def _busy(process: psutil.Process) -> bool:
+def _running_an_image(worker: psutil.Process) -> bool:
+    """Its name says so: "lung-unet 7" while it runs image 7, "lung-unet idle" between images."""
     try:
-        return process.status() == psutil.STATUS_RUNNING
-    except psutil.Error:
+        name = Path(f"/proc/{worker.pid}/comm").read_text().strip()
+    except OSError:
         return False
+    return name.startswith(NAME) and name.rsplit(" ", 1)[-1].isdigit()
+
+
+def _kill_mid_image(workers: list[psutil.Process]) -> psutil.Process | None:
+    """SIGKILL a worker while it runs an image; stopped first, so the name read is the one it dies with."""
+    for worker in workers:
+        if not _running_an_image(worker):
+            continue
+        try:
+            worker.send_signal(signal.SIGSTOP)
+            if _running_an_image(worker):
+                worker.send_signal(signal.SIGKILL)
+                return worker
+            worker.send_signal(signal.SIGCONT)
+        except psutil.Error:
+            pass
+    return None
 
 
 def test_a_worker_killed_mid_run_costs_only_its_own_image(tmp_path: Path, tiny_model_dir: Path) -> None:
-    inputs = _inputs(tmp_path / "in", 10, 1000)
+    inputs = _inputs(tmp_path / "in", 16, 1000)
     out = tmp_path / "out"
     command = [*_lung_unet(), "predict", str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_model_dir),
                "--device", "cpu", "--workers", "2"]
@@ -91,11 +110,10 @@ def test_a_worker_killed_mid_run_costs_only_its_own_image(tmp_path: Path, tiny_m
         main = psutil.Process(proc.pid)
         _wait(lambda: len(read_rows(out / RESULTS_NAME)) >= 3 or proc.poll() is not None, 120, "three rows")
         assert proc.poll() is None, "the run ended before a worker could be killed"
-        # a worker on the CPU is running an image (not waiting for one): the kill lands mid-image
-        victim: list[psutil.Process] = []
-        _wait(lambda: victim or victim.extend(w for w in _workers(main)[:2] if _busy(w)), 60, "a busy worker")
-        victim[0].send_signal(signal.SIGKILL)
+        killed: list[psutil.Process] = []
+        _wait(lambda: killed or killed.extend(filter(None, [_kill_mid_image(_workers(main))])), 60, "a worker inside an image")
         rows_at_kill = len(read_rows(out / RESULTS_NAME))
+        assert rows_at_kill < len(inputs) - 2, "the kill should land mid-run"
         assert proc.wait(timeout=180) == 1  # one image failed
     finally:
         if proc.poll() is None:
@@ -106,7 +124,6 @@ def test_a_worker_killed_mid_run_costs_only_its_own_image(tmp_path: Path, tiny_m
     failed = {k: r for k, r in rows.items() if r["status"] != "ok"}
     assert len(failed) == 1, failed  # only the image the dead worker was running
     assert [r["error"] for r in failed.values()] == ["worker killed (signal 9)"]
-    assert rows_at_kill < len(inputs) - 1  # the rest of the batch went on after the kill
     summary = [line for line in stderr.replace("\r", "\n").splitlines() if line.startswith("done ")]
     assert summary and summary[0].startswith(f"done {len(inputs) - 1}, skipped 0, failed 1 "), stderr
     assert "FAILED" in stderr and "worker killed (signal 9)" in stderr

@@ -31,6 +31,7 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUM
 # imports PRELOAD, ties its life to it (and the workers it forks tie theirs to the server's)
 PARENT_ENV = "LUNG_UNET_FORKSERVER_PARENT"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PR_SET_NAME = 15
 server_pid: int | None = None  # in the forkserver and the workers it forks: the server's pid
 
 
@@ -87,6 +88,19 @@ def start_early(argv: Sequence[str]) -> bool:
     return True
 
 
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def set_process_name(name: str) -> None:
+    """Linux: this thread's name as ``ps``, ``top`` and /proc/<pid>/comm show it (15 bytes at most)."""
+    if sys.platform == "linux" and (libc := _libc()) is not None:
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+
+
 def die_with_parent(expected_parent: int | None = None) -> None:
     """Linux: have the kernel SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``).
 
@@ -95,11 +109,10 @@ def die_with_parent(expected_parent: int | None = None) -> None:
     """
     if sys.platform != "linux":
         return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):  # no prctl in this libc: nothing to tie
+    libc = _libc()
+    if libc is None or not hasattr(libc, "prctl"):  # no prctl in this libc: nothing to tie
         return
+    libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if expected_parent is not None and os.getppid() != expected_parent:
         os._exit(1)
 

@@ -125,10 +125,14 @@ def _batches_in_workers(
             pending.append((token, pool.submit_job(token, in_worker.run_batch, [jobs[token]], folder, settings)))
         token, future = pending.popleft()
         try:
-            yield from future.result()
+            outcomes = future.result()
+        except BrokenProcessPool:  # a worker died: below
+            outcomes = None
+        except Exception as exc:  # the task itself failed to come back (run_batch never raises)
+            outcomes = [(jobs[token], Failed(f"{type(exc).__name__}: {exc}", ""))]
+        if outcomes is not None:
+            yield from outcomes
             continue
-        except BrokenProcessPool:
-            pass
         lost = pool.replace()
         again = []
         for token, future in [(token, future), *pending]:

@@ -23,6 +23,7 @@ from . import forkserver
 from .threads import init_worker
 
 IDLE = -1  # a slot's job token while its worker waits for work
+NAME = "lung-unet"  # a worker's name in ps and /proc/<pid>/comm: "lung-unet 12" while it runs job 12, "lung-unet idle" between
 
 
 class Workers:
@@ -101,6 +102,7 @@ def start_worker(slots: Any, claim: Any) -> None:
     """A worker's initializer: die with the forkserver, one torch thread, and claim a slot to mark jobs in."""
     global _slot
     forkserver.die_with_parent(forkserver.server_pid)
+    forkserver.set_process_name(f"{NAME} idle")
     init_worker()
     with claim:
         free = [i for i in range(len(slots) // 2) if slots[2 * i] == 0]
@@ -115,7 +117,9 @@ def run_marked(token: int, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     slots, index = _slot
     slots[2 * index + 1] = token
+    forkserver.set_process_name(f"{NAME} {token}")  # inside the mark: ps shows the job while it is marked
     try:
         return fn(*args)
     finally:
+        forkserver.set_process_name(f"{NAME} idle")
         slots[2 * index + 1] = IDLE
