@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -88,7 +89,9 @@ def start_early(argv: Sequence[str]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1)
 def _libc() -> ctypes.CDLL | None:
+    """The C library, for prctl (loaded once: a worker names itself twice per image)."""
     try:
         return ctypes.CDLL(None, use_errno=True)
     except OSError:
@@ -97,7 +100,7 @@ def _libc() -> ctypes.CDLL | None:
 
 def set_process_name(name: str) -> None:
     """Linux: this thread's name as ``ps``, ``top`` and /proc/<pid>/comm show it (15 bytes at most)."""
-    if sys.platform == "linux" and (libc := _libc()) is not None:
+    if sys.platform == "linux" and (libc := _libc()) is not None and hasattr(libc, "prctl"):
         libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
