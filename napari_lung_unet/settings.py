@@ -9,6 +9,7 @@ the CLI checks them all at start (:func:`check_environment`).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,11 +83,11 @@ class Range:
     high_open: bool = False
 
     def holds(self, value: object) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's numbers count too
             return False
-        if self.kind is int and not isinstance(value, int):
+        if self.kind is int and not isinstance(value, numbers.Integral):
             return False
-        return in_range(value, self.low, self.high, self.low_open, self.high_open)
+        return in_range(float(value), self.low, self.high, self.low_open, self.high_open)
 
     def text(self) -> str:
         """``an integer >= 1``, ``a number from 0 to 1``: what :meth:`holds` wants, in words."""
