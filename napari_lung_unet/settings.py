@@ -9,6 +9,7 @@ the CLI checks them all at start (:func:`check_environment`).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,39 @@ def in_range(
     if low is not None and (value < low or (low_open and value == low)):
         return False
     return high is None or not (value > high or (high_open and value == high))
+
+
+@dataclass(frozen=True)
+class Range:
+    """The range of one number a user gives (an option, a config field): its kind and its bounds."""
+
+    kind: type = float  # int: a whole number (True and 2.5 are refused)
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's numbers count too
+            return False
+        if self.kind is int and not isinstance(value, numbers.Integral):
+            return False
+        return in_range(float(value), self.low, self.high, self.low_open, self.high_open)
+
+    def text(self) -> str:
+        """``an integer >= 1``, ``a number from 0 to 1``: what :meth:`holds` wants, in words."""
+        noun = "an integer" if self.kind is int else "a number"
+        low, high = self.low, self.high
+        if low is not None and high is not None:
+            left, right = ("above" if self.low_open else "from"), ("below" if self.high_open else "to")
+            bounds = f"{left} {low:g} {right} {high:g}"
+        elif low is not None:
+            bounds = f"{'>' if self.low_open else '>='} {low:g}"
+        elif high is not None:
+            bounds = f"{'<' if self.high_open else '<='} {high:g}"
+        else:
+            bounds = ""
+        return f"{noun} {bounds}".strip()
 
 
 def check_environment() -> None:

@@ -97,6 +97,11 @@ def discover_pairs(root: str | Path, convention: str | None = None) -> list[Pair
     return tag_conventions(pairs, _known_cases(), DATASET_CONVENTIONS.get(name, DEFAULT_CONVENTION))
 
 
+def known_datasets() -> set[str]:
+    """The dataset names whose convention this package knows (:data:`DATASET_CONVENTIONS` and the per-case table)."""
+    return set(DATASET_CONVENTIONS) | {dataset for dataset, _ in _known_cases()} | {"montgomery"}
+
+
 def _known_cases() -> dict[tuple[str, str], str]:
     return read_case_conventions(CASE_CONVENTIONS) if CASE_CONVENTIONS.is_file() else {}
 

@@ -40,6 +40,7 @@ from .finetune_data import (
 from .feature_cache import REUSE
 from .gate_scores import encode, paired_scores
 from .reference_set import reference_cases
+from .finetune_limits import check_config, check_step_memory
 from .finetune_loop import FinetuneCancelled, LoopSettings, estimated_drift, train_candidate
 from .metrics import binary_metrics
 
@@ -92,6 +93,9 @@ class FinetuneConfig:
     device: str = "auto"
     seed: int = 0
     home: str | None = None
+
+    def __post_init__(self) -> None:
+        check_config(self)  # the same ranges as lung-unet finetune's options (training/finetune_limits.py)
 
 
 @dataclass
@@ -330,6 +334,10 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
     card = parent.card
     if cfg.convention is not None:
         card.output_for(cfg.convention)  # a parent that does not know it refuses by name, before anything is read or trained
+    # before anything is read: the largest batch either schedule (with or without replay) may take
+    either = [_schedule(cfg, replaying) for replaying in (True, False)]
+    check_step_memory(card, max(b for _, b, _ in either), max(k for _, _, k in either),
+                      cfg.crop, cfg.train_layers != "all" and cfg.feature_reuse > 0, resolve_device(cfg.device))
     store = Path(cfg.corrections) if cfg.corrections else corrections_dir()
     # the store's cases as they are now, linked under its lock: accepts and re-accepts go on meanwhile,
     # and none of them can delete a file this fine-tune is about to read (store/snapshot.py)
@@ -344,8 +352,8 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None, should_stop:
 def _finetune(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, inputs: Inputs, emit: Progress,
               stop: Callable[[], bool], t0: float) -> FinetuneResult:
     card = parent.card
-
     device = resolve_device(cfg.device)
+
     parent_predictor = Predictor(parent, device=device)
     pseudo = _pseudo_labelled(parent_predictor, inputs.unlabeled, card)
     replay = inputs.replay if pseudo is None else pseudo if inputs.replay is None else concat([inputs.replay, pseudo])

@@ -4,18 +4,22 @@ Every study is fetched into a temporary folder first, so an unreachable server, 
 study or one without images stops the run before any output exists. The images are then
 segmented by the local pipeline (they are named ``<SOPInstanceUID>.dcm``, hence
 ``DIR/<SOPInstanceUID>.png``), and with ``--store-seg`` their SEGs go back into the study.
+The temporary folder goes on exit, Ctrl-C and SIGTERM; one a SIGKILL left is removed by the next run
+(:mod:`.temp_folder`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..dicom.web import StudyUrl, fetch_study, is_study_url, parse_study_url, store
+from .temp_folder import owned_temp_folder
+
+DOWNLOAD_PREFIX = "lung-unet-dicomweb-"
 
 
 def wants_dicomweb(args: argparse.Namespace) -> bool:
@@ -31,10 +35,10 @@ def run_studies(args: argparse.Namespace, run_local: Callable[[argparse.Namespac
     if not all(is_study_url(item) for item in args.inputs):
         raise ValueError("DICOMweb study URLs cannot be mixed with local files; run them separately")
     studies = [parse_study_url(item) for item in args.inputs]
-    with tempfile.TemporaryDirectory(prefix="lung-unet-dicomweb-") as tmp:
+    with owned_temp_folder(DOWNLOAD_PREFIX) as tmp:
         fetched: dict[StudyUrl, list[Path]] = {}
         for number, study in enumerate(studies):
-            folder = Path(tmp) / str(number)
+            folder = tmp / str(number)
             folder.mkdir()
             fetched[study], notes = fetch_study(study, folder)
             for note in notes:

@@ -11,9 +11,12 @@ from pathlib import Path
 
 from ..nn.model_io import load_model
 from ..nn.predict import Predictor
-from . import steps
+from . import forkserver, steps
 from .results import Row
 from .steps import Failed, Job, Loaded, Settings
+
+# imported first in the forkserver (its PRELOAD): there, this ties the server's life to the main process
+forkserver.tie_server_to_parent()
 
 _predictors: dict[tuple[Path, str, str], Predictor] = {}
 

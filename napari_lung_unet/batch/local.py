@@ -13,59 +13,46 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..nn.predict import Predictor
-from . import forkserver, in_worker, steps
+from . import in_worker, steps
 from .results import Row
 from .steps import Failed, Job, Loaded, Settings
-from .threads import Budget, apply_here, init_worker
+from .threads import Budget, apply_here
+from .worker_pool import Workers
 
 Outcome = tuple[Job, "Row | Failed"]
-
-
-def _process_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=forkserver.context(), initializer=init_worker)
+MAX_DEATHS = 3  # worker deaths an image may be in flight at before it fails (the one a worker died running fails at once)
 
 
 @contextlib.contextmanager
-def start_workers(workers: int) -> Iterator[ProcessPoolExecutor]:
+def start_workers(workers: int) -> Iterator[Workers]:
     """The worker processes for :func:`run_local`, started now: their start (the forkserver imports
     torch, ~2 s) then overlaps the model's loading instead of delaying the first batch.
 
     Leaving normally waits for the workers; leaving by an exception (SIGTERM, Ctrl-C, an error)
     kills them at once: the queued images are dropped, exactly as a SIGKILL would drop them.
     """
-    pool = _process_pool(workers)
-    with forkserver.one_thread_environment():  # the forkserver and the workers start with one-thread OpenMP/MKL pools
-        for _ in range(workers):
-            pool.submit(int)  # a no-op per worker: the pool starts processes on demand
+    pool = Workers(workers)
     try:
         yield pool
     except BaseException:
-        _kill(pool)
+        pool.kill()
         raise
-    pool.shutdown(wait=True)
-
-
-def _kill(pool: ProcessPoolExecutor) -> None:
-    # the executor has no public way to stop running work; its process table is the one handle
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.kill()
-    for process in processes:
-        process.join(timeout=5)
+    pool.shutdown()
 
 
 def run_local(
     jobs: list[Job], predictor: Predictor, model_folder: Path, settings: Settings, budget: Budget, batch_size: int,
-    pool: ProcessPoolExecutor | None = None,
+    pool: Workers | None = None,
 ) -> Iterator[Outcome]:
     """Yield ``(job, row or failure)`` for every job: failed reads in input order, the others as they finish.
 
@@ -75,8 +62,7 @@ def run_local(
     apply_here(budget)
     with ExitStack() as stack:
         if budget.workers > 1 and pool is None:
-            with forkserver.one_thread_environment():
-                pool = stack.enter_context(_process_pool(budget.workers))
+            pool = stack.enter_context(start_workers(budget.workers))
         if budget.network_in_workers:
             assert pool is not None
             yield from _batches_in_workers(pool, jobs, model_folder, settings, budget.workers)
@@ -86,7 +72,7 @@ def run_local(
             finishers: Executor = stack.enter_context(ThreadPoolExecutor(budget.finisher_threads, thread_name_prefix="finish"))
         else:
             assert pool is not None
-            loaders = finishers = pool
+            loaders = finishers = _Replacing(pool)  # type: ignore[assignment]
         in_flight = batch_size + 2 * budget.workers  # bounds memory: decoded images waiting and masks not yet written
         finishing: deque[tuple[Job, Future[Row | Failed]]] = deque()
         batch: list[tuple[Job, Loaded]] = []
@@ -117,7 +103,7 @@ def run_local(
 
 
 def _batches_in_workers(
-    pool: ProcessPoolExecutor, jobs: list[Job], folder: Path, settings: Settings, workers: int,
+    pool: Workers, jobs: list[Job], folder: Path, settings: Settings, workers: int,
 ) -> Iterator[Outcome]:
     """Whole batches (read, network, write) in the workers, two per worker in flight; outcomes in input order.
 
@@ -125,26 +111,59 @@ def _batches_in_workers(
     1, 2 or 4 (0.17-0.26 s at 384², measured), and one-image tasks leave no worker idle at the end
     while another finishes a batch of four 9-Mpx images. ``batch_size`` applies where the network
     runs on an accelerator (in this process).
+
+    A worker that dies (killed, out of memory) costs only the image it was running: that image
+    fails with the signal, the pool is replaced and every other image in flight runs again. An
+    image in flight at :data:`MAX_DEATHS` deaths fails too, so a pool that keeps breaking still ends.
     """
-    chunks = [[job] for job in jobs]
-    pending: deque[tuple[list[Job], Future[list[tuple[Job, Row | Failed]]]]] = deque()
-    for chunk in chunks:
-        pending.append((chunk, pool.submit(in_worker.run_batch, chunk, folder, settings)))
-        if len(pending) >= 2 * workers:  # bounds memory and lets a kill drop the queue, as with --workers 1
-            yield from _batch_result(*pending.popleft())
-    while pending:
-        yield from _batch_result(*pending.popleft())
+    queue: deque[int] = deque(range(len(jobs)))  # tokens: indexes into jobs
+    pending: deque[tuple[int, Future[list[tuple[Job, Row | Failed]]]]] = deque()
+    deaths: dict[int, int] = {}  # token -> deaths it was in flight at
+    while queue or pending:
+        while queue and len(pending) < 2 * workers:  # bounds memory and lets a kill drop the queue, as with --workers 1
+            token = queue.popleft()
+            pending.append((token, pool.submit_job(token, in_worker.run_batch, [jobs[token]], folder, settings)))
+        token, future = pending.popleft()
+        try:
+            outcomes = future.result()
+        except BrokenProcessPool:  # a worker died: below
+            outcomes = None
+        except Exception as exc:  # the task itself failed to come back (run_batch never raises)
+            outcomes = [(jobs[token], Failed(f"{type(exc).__name__}: {exc}", ""))]
+        if outcomes is not None:
+            yield from outcomes
+            continue
+        lost = pool.replace()
+        again = []
+        for token, future in [(token, future), *pending]:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                yield from future.result()  # finished before the death
+                continue
+            deaths[token] = deaths.get(token, 0) + 1
+            if token in lost or deaths[token] >= MAX_DEATHS:
+                yield jobs[token], Failed(lost.get(token, f"in flight when a worker died, {MAX_DEATHS} times"), "")
+            else:
+                again.append(token)
+        pending.clear()
+        queue.extendleft(reversed(again))
 
 
-def _batch_result(chunk: list[Job], future: Future[list[tuple[Job, Row | Failed]]]) -> Iterator[Outcome]:
-    try:
-        yield from future.result()
-    except Exception as exc:  # the worker died (killed, out of memory): its batch failed, so did the pool
-        for job in chunk:
-            yield job, Failed(f"{type(exc).__name__}: {exc}", "")
+class _Replacing:
+    """:class:`Workers` as the executor of single steps (``--workers N`` with the network on an accelerator):
+    a dead worker fails the steps in flight (:func:`_result`), and the next submit gets a fresh pool."""
+
+    def __init__(self, pool: Workers) -> None:
+        self.pool = pool
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        try:
+            return self.pool.submit(fn, *args)
+        except BrokenProcessPool:
+            self.pool.replace()
+            return self.pool.submit(fn, *args)
 
 
-def _ordered(pool: Executor, jobs: list[Job], settings: Settings, window: int) -> Iterator[tuple[Job, Loaded | Failed]]:
+def _ordered(pool: Executor | _Replacing, jobs: list[Job], settings: Settings, window: int) -> Iterator[tuple[Job, Loaded | Failed]]:
     """Load every job on ``pool``, ``window`` at a time, and yield them in input order (so batches never depend on timing)."""
     pending: deque[tuple[Job, Future[Loaded | Failed]]] = deque()
     for job in jobs:
@@ -160,5 +179,7 @@ def _ordered(pool: Executor, jobs: list[Job], settings: Settings, window: int) -
 def _result(future: Future[Row | Failed] | Future[Loaded | Failed]) -> Row | Failed | Loaded:
     try:
         return future.result()
-    except Exception as exc:  # the worker died (killed, out of memory): this job failed, so did the pool
+    except BrokenProcessPool:  # a worker died (killed, out of memory) with this step in flight
+        return Failed("a worker process died while this image was in flight", "")
+    except Exception as exc:
         return Failed(f"{type(exc).__name__}: {exc}", "")

@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tqdm import tqdm
 
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 
-from ..images.read import list_images
+from ..images.read import is_dicom, list_images
 from ..nn.card import ModelCard
 from ..nn.model_io import load_card
 from ..nn.predict import Predictor
@@ -34,7 +33,8 @@ from .local import run_local, start_workers
 from .results import RESULTS_NAME, ResultsTable, Row
 from .resume import split_done
 from .steps import OVERLAY_SUFFIX, Failed, Job, Settings, failed_row
-from .threads import plan
+from .worker_pool import Workers
+from .threads import capped_workers, plan
 
 
 def plan_outputs(files: list[Path], output: Path, overlay: bool) -> tuple[list[Job], list[str]]:
@@ -88,11 +88,17 @@ def run(args: argparse.Namespace) -> int:
         return run_studies(args, run_local=run)
     debug = bool(getattr(args, "debug", False))
     output = Path(args.output)
+    missing = [item for item in args.inputs if not os.path.lexists(item)]
+    if missing:  # before the model loads and before anything is written, as evaluate does
+        raise ValueError(f"input not found: {', '.join(map(str, missing))}")
     check_output_outside_inputs(output, args.inputs)
     files = list_images(args.inputs)
     if not files:
         raise ValueError(f"no images found in {', '.join(map(str, args.inputs))}")
     jobs, notes = plan_outputs(files, output, args.overlay)
+    if not args.scheduler and args.workers > 1:
+        args.workers, capped = capped_workers(args.workers)
+        notes += [capped] if capped else []
     for note in notes:
         print(printable(note), file=sys.stderr)
 
@@ -112,9 +118,13 @@ def convention_for(card: ModelCard, args: argparse.Namespace) -> str:
     return convention
 
 
-def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessPoolExecutor | None, debug: bool) -> int:
+def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: Workers | None, debug: bool) -> int:
     loaded = Registry().load(args.model)  # once, before any file is touched
     convention = convention_for(loaded.card, args)
+    if getattr(args, "seg", False):  # once the run is sure to go ahead
+        dicom = sum(is_dicom(job.path) for job in jobs)
+        if dicom < len(jobs):
+            print(f"note: --seg writes a SEG only for DICOM inputs: {dicom} of the {len(jobs)} input(s) here are DICOM", file=sys.stderr)
     predictor = None if args.scheduler else Predictor(loaded, device=args.device, convention=convention)
     settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)),
                         convention=convention)
@@ -138,6 +148,7 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: ProcessP
             budget = plan(args.workers, predictor.device)
             outcomes = run_local(todo, predictor, loaded.path, settings, budget, args.batch_size, pool)
         ok, failed = _record(outcomes, table, settings, len(todo), debug)
+        remove_leftovers(output)  # a worker that died, or that its broken pool ended, may have left a temp file
         seconds = time.perf_counter() - started
     print(printable(
         f"done {ok}, skipped {len(done)}, failed {failed} in {seconds:.1f} s "

@@ -16,10 +16,14 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``lung-unet``: parse ``argv`` (default: ``sys.argv[1:]``) and run the subcommand."""
-    from ..batch.forkserver import start_early
+    try:
+        from ..batch.forkserver import start_early
 
-    # predict --workers N: the workers' forkserver imports torch on another core while this process does
-    start_early(sys.argv[1:] if argv is None else argv)
-    from .dispatch import main as dispatch_main  # deferred: keeps this package import-free
+        # predict --workers N: the workers' forkserver imports torch on another core while this process does
+        start_early(sys.argv[1:] if argv is None else argv)
+        from .dispatch import main as dispatch_main  # deferred: keeps this package import-free
 
-    return dispatch_main(argv)
+        return dispatch_main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while torch and the subcommands import (the first seconds): no traceback
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,25 +1,32 @@
 """``lung-unet evaluate``: Dice, IoU, precision and recall of a model against true masks.
 
-Without --convention each case is scored in the convention its masks are known to be drawn in
-(training/data.py's table) when the model knows it, else in the model's own. With --convention
-every case is taken as drawn in that one and scored with the model's output for it.
+With --convention every case is taken as drawn in that one and scored with the model's output for it.
+Without it, a folder named like a dataset this package knows (montgomery, shenzhen, covid_v7labs: the
+folder holding images/ and masks/) is scored in the convention its masks are known to be drawn in
+(training/data.py's table); any other folder in the model's default convention. Either way the first
+line says which convention it scores, and why.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
+from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 from tqdm import tqdm
 
 from napari_lung_unet.nn.predict import Predictor
-from training.data import discover_pairs
+from training.data import Pair, discover_pairs, known_datasets
 from training.evaluate import load_cases, score_cases, summarise, write_scores_csv
 from training.metrics import METRIC_NAMES
 
+from ..batch.temp_folder import owned_temp_folder
+from ..nn.card import ModelCard
 from .convention_option import add_convention
+
+EVAL_PREFIX = "lung_unet_eval_"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,14 +41,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _paired_root(images: Path, masks: Path) -> Path:
-    """discover_pairs wants images/ + masks/ siblings; link arbitrary folders into that shape."""
+def _paired_root(images: Path, masks: Path, stack: ExitStack) -> Path:
+    """discover_pairs wants images/ + masks/ siblings; link arbitrary folders into that shape, in a
+    temporary folder that goes when ``stack`` closes (Ctrl-C and SIGTERM included)."""
     if images.parent == masks.parent and images.name == "images" and masks.name == "masks":
         return images.parent
-    root = Path(tempfile.mkdtemp(prefix="lung_unet_eval_"))
+    root = stack.enter_context(owned_temp_folder(EVAL_PREFIX))
     (root / "images").symlink_to(images.resolve(), target_is_directory=True)
     (root / "masks").symlink_to(masks.resolve(), target_is_directory=True)
     return root
+
+
+def convention_plan(root: Path, asked: str | None, card: ModelCard) -> tuple[str | None, str]:
+    """The convention to hand discover_pairs for the folder ``root`` (None: the package's table of a known
+    dataset), and the line that says so."""
+    if asked:
+        return asked, f"scoring every case as drawn {asked} (--convention)"
+    if root.name in known_datasets():
+        return None, f"{root.name} is a dataset this package knows: each case scored in the convention its masks are drawn in"
+    default = card.default_convention
+    return default, (f"scoring every case as drawn {default}, {card.version}'s default: the folder's name says nothing "
+                     "about how its masks are drawn (give --convention if they are drawn otherwise)")
+
+
+def _counted(pairs: list[Pair]) -> str:
+    return ", ".join(f"{n} {c}" for c, n in sorted(Counter(p.convention for p in pairs).items()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,8 +75,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"folder not found: {folder}")
     # the model first: one that does not know the asked convention refuses by name before any case is read
     predictor = Predictor.from_registry(args.model, device=args.device, convention=args.convention)
-    pairs = discover_pairs(_paired_root(images, masks), args.convention)
-    cases = load_cases(pairs)
+    with ExitStack() as stack:
+        root = _paired_root(images, masks, stack)
+        convention, said = convention_plan(root, args.convention, predictor.card)
+        pairs = discover_pairs(root, convention)
+        print(f"masks {masks}: {said} ({_counted(pairs)})")
+        cases = load_cases(pairs)  # read into memory: the linked folder is no longer needed
     bar = tqdm(total=len(cases), desc="evaluating", unit="img", file=sys.stderr)
     scores = score_cases(predictor, cases, progress=lambda i, n: bar.update(1))
     bar.close()

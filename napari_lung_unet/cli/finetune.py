@@ -2,9 +2,10 @@
 
 The result says what it trained on, what it checked against what (before -> after), and why
 the new version was or was not promoted. When the original validation data is not on this
-computer, nothing can measure the model on the X-rays it already handled well: the new version
-is then kept "unverified" until you promote it (--promote now, or later with
-`lung-unet models --promote VERSION`).
+computer, the gate checks the candidate on the reference X-rays shipped with the package, in each
+convention the model knows (training/gate.py): it is promoted when no check failed and that one
+passed. Only when no reference check can run is it kept "unverified" until you promote it
+(--promote now, or later with `lung-unet models --promote VERSION`).
 
 Each correction trains only its own lung convention's output. A corrections store's records say
 which; --convention whole-lung then takes only the corrections accepted as whole-lung (the others
@@ -20,11 +21,12 @@ import sys
 from dataclasses import asdict
 
 from training.finetune import FinetuneConfig, FinetuneResult, finetune
+from training.finetune_limits import LIMITS
 from training.finetune_loop import TRAINABLE
 
 from ..text import progress_bar
 from .convention_option import add_convention
-from .numbers import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT
+from .numbers import of_range
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,22 +41,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder of your uncorrected X-rays (repeatable): replayed with the current model's masks, and checked for agreement")
     p.add_argument("--promote", action="store_true",
                    help="promote even though the original validation data is not on this computer (a failed check still rejects)")
-    p.add_argument("--steps", type=POSITIVE_INT, default=d.steps, help="optimiser steps (default: 50 with base data replayed, 60 without)")
-    p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help="images per step (default: 5 with base data replayed, 3 without)")
-    p.add_argument("--lr", type=NON_NEGATIVE, default=d.lr, help="learning rate (0 leaves the weights as they are)")
-    p.add_argument("--crop", type=NON_NEGATIVE_INT, default=d.crop, metavar="PX",
+    p.add_argument("--steps", type=of_range(LIMITS["steps"]), default=d.steps, help="optimiser steps (default: 50 with base data replayed, 60 without)")
+    p.add_argument("--batch-size", type=of_range(LIMITS["batch_size"]), default=d.batch_size, help="images per step (default: 5 with base data replayed, 3 without)")
+    p.add_argument("--lr", type=of_range(LIMITS["lr"]), default=d.lr, help="learning rate (0 leaves the weights as they are)")
+    p.add_argument("--crop", type=of_range(LIMITS["crop"]), default=d.crop, metavar="PX",
                    help=f"each step trains on a PX-wide window of each image (default {d.crop}; 0: the whole image)")
-    p.add_argument("--keep-others", type=NON_NEGATIVE_INT, default=d.keep_others, help=argparse.SUPPRESS)
-    p.add_argument("--ewc", type=NON_NEGATIVE, default=d.ewc, help="strength of the pull towards the current weights (Fisher information); 0: off")
+    p.add_argument("--keep-others", type=of_range(LIMITS["keep_others"]), default=d.keep_others, help=argparse.SUPPRESS)
+    p.add_argument("--ewc", type=of_range(LIMITS["ewc"]), default=d.ewc, help="strength of the pull towards the current weights (Fisher information); 0: off")
     p.add_argument("--replay", action="append", metavar="DIR", help="base data to replay (default: the model's training data)")
     p.add_argument("--no-replay", action="store_true", help="train on the corrections only")
-    p.add_argument("--replay-ratio", type=NON_NEGATIVE, default=d.replay_ratio)
+    p.add_argument("--replay-ratio", type=of_range(LIMITS["replay_ratio"]), default=d.replay_ratio)
     p.add_argument("--train-layers", choices=sorted(TRAINABLE), default=d.train_layers,
                    help="weights to train: decoder (default), all, norm (decoder normalisation only), last (last stage + head)")
-    p.add_argument("--tolerance", type=FRACTION, default=d.tolerance, help="allowed base-validation Dice loss")
-    p.add_argument("--dataset-tolerance", type=FRACTION, default=d.dataset_tolerance,
+    p.add_argument("--tolerance", type=of_range(LIMITS["tolerance"]), default=d.tolerance, help="allowed base-validation Dice loss")
+    p.add_argument("--dataset-tolerance", type=of_range(LIMITS["dataset_tolerance"]), default=d.dataset_tolerance,
                    help="allowed Dice loss on any one base dataset (e.g. Montgomery alone) and on your held-out corrections")
-    p.add_argument("--forgetting-budget", type=NON_NEGATIVE, default=d.forgetting_budget,
+    p.add_argument("--forgetting-budget", type=of_range(LIMITS["forgetting_budget"]), default=d.forgetting_budget,
                    help="allowed estimated drift of predictions on the original training X-rays (Fisher check, nats per pixel)")
     p.add_argument("--device", default=d.device)
     p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")

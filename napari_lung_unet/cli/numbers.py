@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ..settings import in_range
+from ..settings import Range
 
 
 def ranged(
@@ -18,31 +18,24 @@ def ranged(
     *, low_open: bool = False, high_open: bool = False,
 ) -> Callable[[str], int | float]:
     """An argparse ``type=`` that parses ``kind`` and refuses values outside [low, high] (open ends if asked)."""
-    noun = "an integer" if kind is int else "a number"
-    wanted = f"{noun} {_range_text(low, high, low_open, high_open)}".strip()
+    return of_range(Range(kind, low, high, low_open, high_open))
+
+
+def of_range(limits: Range) -> Callable[[str], int | float]:
+    """An argparse ``type=`` for a :class:`Range` declared elsewhere (a config's own limits)."""
+    wanted = limits.text()
 
     def parse(text: str) -> int | float:
         try:
-            value = kind(text)
+            value = limits.kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
-        if not in_range(value, low, high, low_open, high_open):
+        if not limits.holds(value):
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
 
-    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    parse.__name__ = limits.kind.__name__  # argparse names the type in some messages
     return parse
-
-
-def _range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    if low is not None and high is not None:
-        left, right = ("above" if low_open else "from"), ("below" if high_open else "to")
-        return f"{left} {low:g} {right} {high:g}"
-    if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
-    if high is not None:
-        return f"{'<' if high_open else '<='} {high:g}"
-    return ""
 
 
 # the ranges several commands share

@@ -222,7 +222,7 @@ def apply_change(
     new labels: a positive click adds lung on its side, a negative one removes it; painted pixels stay."""
     rows, cols = np.flatnonzero(change.any(1)), np.flatnonzero(change.any(0))
     small = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-    box = tuple(slice(int(round(s.start * N / n)), int(round(s.stop * N / n)))
+    box = tuple(_at_least_one(int(round(s.start * N / n)), int(round(s.stop * N / n)), N)
                 for s, n, N in zip(small, change.shape, labels.shape))
     box = (box[0], box[1])
     crop = labels[box]
@@ -239,6 +239,15 @@ def apply_change(
         keep = painted(box) if callable(painted) else painted[box]
         new[keep] = crop[keep]
     return Refinement(box, new)
+
+
+def _at_least_one(start: int, stop: int, size: int) -> slice:
+    """``start:stop``, or one pixel where an image far smaller than the model's input along this axis
+    (1×1, 3×100000) rounds the box to nothing: a resize to zero pixels is a torch error, not a refinement."""
+    if stop > start:
+        return slice(start, stop)
+    start = min(start, size - 1)
+    return slice(start, start + 1)
 
 
 def _logit(probability: np.ndarray) -> np.ndarray:
