@@ -28,9 +28,9 @@ from scipy import ndimage
 from ..images.conventions import WHOLE_LUNG
 from ..images.labels import LEFT_LUNG, RIGHT_LUNG
 from .postprocess import clean_mask
-from .quality_card import FEATURE_NAMES, FLAG_BELOW, QualityCalibration
+from .quality_card import FEATURE_NAMES, FLAG_BELOW, QualityCalibration, is_flagged
 
-__all__ = ["FEATURE_NAMES", "FLAG_BELOW", "QualityCalibration", "expected_dice", "region_hint", "review_order_key"]
+__all__ = ["FEATURE_NAMES", "FLAG_BELOW", "QualityCalibration", "expected_dice", "is_flagged", "region_hint", "review_order_key"]
 _LOGGED = {"unsure", "area", "lungs_ratio"}  # features the model sees as log(x + LOG_FLOOR)
 LOG_FLOOR = 1e-4
 
@@ -71,11 +71,6 @@ def estimate(values: dict[str, float], calibration: QualityCalibration | None) -
 def expected_dice(prob: np.ndarray, convention: str, calibration: QualityCalibration | None, threshold: float = 0.5) -> float:
     """The Dice this mask expects against a clinician's mask in ``convention`` (0–1)."""
     return estimate(quality_features(prob, convention, threshold), calibration)
-
-
-def is_flagged(value: float | None, below: float = FLAG_BELOW) -> bool:
-    """A mask to look at: its expected Dice is under ``below``. No estimate (not proposed yet): not flagged."""
-    return value is not None and value < below
 
 
 def review_order_key(value: float | None) -> tuple[int, float]:
@@ -133,8 +128,8 @@ def _place(hint: np.ndarray, labels: np.ndarray) -> str:
     return f"the {_ROWS[third]} {_SIDES[lung]} lung"
 
 
-def hint_text(value: float | None, place: str) -> str:
-    """The dock's line, e.g. "expected Dice 0.93 — check the lower left lung"."""
+def hint_text(value: float | None, place: str, below: float = FLAG_BELOW) -> str:
+    """The dock's line, e.g. "expected Dice 0.93 — check the lower left lung" (the place only when flagged)."""
     if value is None:
         return ""
-    return f"expected Dice {value:.2f}" + (f" — check {place}" if place and is_flagged(value) else "")
+    return f"expected Dice {value:.2f}" + (f" — check {place}" if place and is_flagged(value, below) else "")

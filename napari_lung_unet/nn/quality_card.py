@@ -40,3 +40,8 @@ class QualityCalibration:
             raise ValueError("scale: every value must be positive")
         if not 0 < self.flag_below < 1:
             raise ValueError(f"flag_below: {self.flag_below} must lie between 0 and 1")
+
+
+def is_flagged(value: float | None, below: float = FLAG_BELOW) -> bool:
+    """A mask to look at: its expected Dice is under ``below``. No estimate (not proposed yet): not flagged."""
+    return value is not None and value < below

@@ -110,6 +110,8 @@ class CorrectionRecord:
     # a DICOM case's SEG of the accepted labels ("" for other cases, and for records before SEGs)
     seg_file: str = ""
     seg_file_sha256: str = ""
+    # the proposal's expected Dice (nn/quality.py) when the model proposed it; None for records before issue 29
+    proposal_expected_dice: float | None = None
 
 
 _RECORD = TypeAdapter(CorrectionRecord)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..images.conventions import DEFAULT_CONVENTION
 from ..images.read import list_images
+from ..nn.quality_card import FLAG_BELOW, is_flagged
 from ..settings import home_dir
 from .atomic import atomic_write_json, atomic_write_png
 from .corrections import safe_case_id
@@ -37,13 +38,14 @@ STATE_DIR_NAME = ".lung_unet"
 STATE_FILE = "worklist.json"
 STATE_FORMAT = 1
 CONVENTION = "convention"  # a case's ``extra`` key: the lung convention its cached proposal is drawn in
-#: proposals whose confidence (Prediction.confidence, 0..1) is below this are flagged for review first
-UNCERTAIN_BELOW = 0.8
+#: a proposal whose ``confidence`` (since issue 29 its expected Dice, Prediction.expected_dice) is below
+#: this is flagged for review first: the measured default of nn/quality_card.py
+UNCERTAIN_BELOW = FLAG_BELOW
 
 
 def is_uncertain(confidence: float | None) -> bool:
-    """The one rule for flagging a proposal for careful review (worklist marks, the dock's model line)."""
-    return confidence is not None and confidence < UNCERTAIN_BELOW
+    """The one rule for flagging a proposal for careful review (worklist marks, the dock's model line, results.csv)."""
+    return is_flagged(confidence, UNCERTAIN_BELOW)
 
 
 class WorklistError(ValueError):
