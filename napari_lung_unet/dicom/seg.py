@@ -58,7 +58,7 @@ def make_seg(
     ``convention``: the lung convention the labels are drawn in, said in each segment's and the
     series' description (None: not said, as in SEGs written before conventions existed).
     ``expected_dice``: the model's estimate of the mask's Dice (nn/quality.py), said in each segment's
-    description as ", expected Dice 0.973" (DICOM has no attribute for an estimated overlap;
+    description as ", expected Dice 0.9731" (DICOM has no attribute for an estimated overlap;
     :func:`seg_expected_dice` reads it back). None for a person's mask.
     """
     import highdicom as hd
@@ -85,7 +85,7 @@ def make_seg(
         )
         for lung in LUNGS
     ]
-    estimate = f"{EXPECTED_DICE_TEXT}{expected_dice:.3f}" if expected_dice is not None else ""
+    estimate = f"{EXPECTED_DICE_TEXT}{expected_dice:.4f}" if expected_dice is not None else ""
     for lung, segment in zip(LUNGS, segments):
         if note or estimate:  # highdicom has no argument for this optional attribute; it is a plain Dataset
             segment.SegmentDescription = f"{lung.name}{note}{estimate}"  # LO: at most 64 characters, ~56 here
