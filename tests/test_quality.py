@@ -137,3 +137,19 @@ def test_region_hint_names_the_unsure_part_and_the_order_puts_the_least_sure_fir
     assert sure_text == "" and not sure_hint.any()
     cases = {"a": 0.97, "b": None, "c": 0.91, "d": 0.95}
     assert sorted(cases, key=lambda k: review_order_key(cases[k])) == ["c", "d", "a", "b"]
+
+
+def test_a_worklist_orders_its_unreviewed_cases_least_sure_first(tmp_path: Path) -> None:
+    from napari_lung_unet.store.worklist import ACCEPTED, Worklist
+
+    folder = tmp_path / "xrays"
+    folder.mkdir()
+    for i in range(5):
+        iio.imwrite(folder / f"case{i}.png", np.full((64, 64), 40 * i, np.uint8))
+    worklist = Worklist(folder)
+    blank = np.zeros((64, 64), np.uint8)
+    for i, value in [(0, 0.97), (1, 0.91), (3, 0.95), (4, 0.80)]:
+        worklist.save_proposal(worklist.cases[i], blank, "v1", value)
+    worklist.set_status(worklist.cases[4], ACCEPTED)  # reviewed: out of the queue however unsure
+    again = Worklist(folder)  # the order survives a restart: it comes from the saved estimates
+    assert [again.cases[i].path.name for i in again.least_sure_first()] == ["case1.png", "case3.png", "case0.png", "case2.png"]

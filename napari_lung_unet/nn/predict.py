@@ -61,8 +61,10 @@ def prepare_for(card: ModelCard, image: np.ndarray | XRay) -> tuple[torch.Tensor
 def finish_for(card: ModelCard, prob: np.ndarray, shape: tuple[int, int], convention: str = DEFAULT_CONVENTION) -> Prediction:
     """Labels at ``shape`` from the network's probability. No model needed: batch workers call it."""
     labels = labels_from_probability(prob, shape, card.threshold)
-    return Prediction(labels=labels, small_probability=prob, model_version=card.version, convention=convention,
-                      quality=card.quality, threshold=card.threshold)
+    prediction = Prediction(labels=labels, small_probability=prob, model_version=card.version, convention=convention,
+                            quality=card.quality, threshold=card.threshold)
+    prediction.expected_dice  # noqa: B018 - now, on the worker's thread: the dock reads it on the GUI thread (~15 ms)
+    return prediction
 
 
 class Predictor:

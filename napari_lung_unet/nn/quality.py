@@ -28,7 +28,7 @@ from scipy import ndimage
 from ..images.conventions import WHOLE_LUNG
 from ..images.labels import LEFT_LUNG, RIGHT_LUNG
 from .postprocess import clean_mask
-from .quality_card import FEATURE_NAMES, FLAG_BELOW, QualityCalibration, is_flagged
+from .quality_card import FEATURE_NAMES, FLAG_BELOW, QualityCalibration, is_flagged, review_order_key
 
 __all__ = ["FEATURE_NAMES", "FLAG_BELOW", "QualityCalibration", "expected_dice", "is_flagged", "region_hint", "review_order_key"]
 _LOGGED = {"unsure", "area", "lungs_ratio"}  # features the model sees as log(x + LOG_FLOOR)
@@ -71,11 +71,6 @@ def estimate(values: dict[str, float], calibration: QualityCalibration | None) -
 def expected_dice(prob: np.ndarray, convention: str, calibration: QualityCalibration | None, threshold: float = 0.5) -> float:
     """The Dice this mask expects against a clinician's mask in ``convention`` (0–1)."""
     return estimate(quality_features(prob, convention, threshold), calibration)
-
-
-def review_order_key(value: float | None) -> tuple[int, float]:
-    """Sort key for "least sure first": lowest expected Dice first, cases without an estimate last."""
-    return (1, 0.0) if value is None else (0, float(value))
 
 
 # -- where the model is unsure --------------------------------------------------------------------

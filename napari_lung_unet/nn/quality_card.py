@@ -45,3 +45,8 @@ class QualityCalibration:
 def is_flagged(value: float | None, below: float = FLAG_BELOW) -> bool:
     """A mask to look at: its expected Dice is under ``below``. No estimate (not proposed yet): not flagged."""
     return value is not None and value < below
+
+
+def review_order_key(value: float | None) -> tuple[int, float]:
+    """Sort key for "least sure first": lowest expected Dice first, cases without an estimate last."""
+    return (1, 0.0) if value is None else (0, float(value))

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..images.conventions import DEFAULT_CONVENTION
 from ..images.read import list_images
-from ..nn.quality_card import FLAG_BELOW, is_flagged
+from ..nn.quality_card import FLAG_BELOW, is_flagged, review_order_key
 from ..settings import home_dir
 from .atomic import atomic_write_json, atomic_write_png
 from .corrections import safe_case_id
@@ -189,6 +189,11 @@ class Worklist:
         if uncertain_first:
             todo.sort(key=lambda i: not self.cases[i].uncertain)
         return todo[0] if todo else None
+
+    def least_sure_first(self) -> list[int]:
+        """Unreviewed cases' indices, lowest expected Dice first (``confidence`` holds it); not yet proposed last, in file order."""
+        todo = [i for i, c in enumerate(self.cases) if c.unreviewed]
+        return sorted(todo, key=lambda i: review_order_key(self.cases[i].confidence))
 
     def set_current(self, index: int, save: bool = True) -> Case:
         """``save=False``: the caller writes the state file itself (the dock, off its GUI thread)."""
