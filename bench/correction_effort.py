@@ -29,6 +29,7 @@ from skimage.measure import label
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import publish  # noqa: E402
+from _review_order import order_lines  # noqa: E402
 from _reviewer import AIM_S, LOOK_AND_ACCEPT_S, CaseEffort, Refiner, paint, review  # noqa: E402
 
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, read_xray  # noqa: E402
@@ -55,6 +56,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=0, help="only the first N cases (after --split and --cases)")
     ap.add_argument("--cases", default="", help="comma-separated case ids")
     ap.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    ap.add_argument("--orders", action="store_true",
+                    help="also: seconds to correct the worst 20 %% in file, random and least-sure-first order (bench/_review_order.py)")
     return ap.parse_args()
 
 
@@ -93,7 +96,7 @@ def select_cases(args: argparse.Namespace, predictor: Predictor) -> list[tuple[s
 
 def run_case(
     predictor: Predictor, image_path: Path, mask_path: Path, mode: str, target: float, learned: LoadedModel | None = None,
-    hybrid: bool = False,
+    hybrid: bool = False, expected: list[float] | None = None,
 ) -> CaseEffort:
     import imageio.v3 as iio
 
@@ -102,6 +105,8 @@ def run_case(
     if truth.ndim == 3:
         truth = truth.any(axis=-1)
     prediction = predictor.predict(xray)
+    if expected is not None:  # what the dock's least-sure-first order would sort this case by
+        expected.append(prediction.expected_dice)
     if mode == "paint":
         return review(prediction.labels, truth, target)
     if mode == "oracle":
@@ -174,9 +179,9 @@ def main() -> None:
     predictor = make_predictor(args.model, args.convention)
     cases = select_cases(args, predictor)
     learned = load_model(args.refiner) if args.refiner and args.mode == "refine" else None
-    efforts = []
+    efforts, expected = [], []
     for case_id, image_path, mask_path in cases:
-        effort = run_case(predictor, image_path, mask_path, args.mode, args.target, learned, args.hybrid)
+        effort = run_case(predictor, image_path, mask_path, args.mode, args.target, learned, args.hybrid, expected)
         efforts.append(effort)
         ms = f" refine ms {statistics.median(effort.refine_ms):.0f}" if effort.refine_ms else ""
         print(f"{case_id}: {effort.seconds:.1f} s, {effort.strokes} strokes, {effort.clicks} clicks, "
@@ -188,10 +193,12 @@ def main() -> None:
     floor = click_floor(efforts) if args.mode == "paint" else ""
     if floor:
         print(floor)
+    orders = order_lines(expected, [e.seconds for e in efforts], [e.dice_before for e in efforts]) if args.orders else []
+    print("\n".join(orders))
     if args.record:
         tool = f"{'hybrid' if args.hybrid else 'learned'} {learned.card.version}" if learned is not None else args.mode
         title = f"Correction effort: {args.images.parent.name} ({args.split}), {tool}, {predictor.version}"
-        publish(title, [f"`{line}`", *(["", floor] if floor else [])], record=True)
+        publish(title, [f"`{line}`", *(["", floor] if floor else []), *([""] + orders if orders else [])], record=True)
     print(line)
 
 
