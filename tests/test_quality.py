@@ -153,3 +153,27 @@ def test_a_worklist_orders_its_unreviewed_cases_least_sure_first(tmp_path: Path)
     worklist.set_status(worklist.cases[4], ACCEPTED)  # reviewed: out of the queue however unsure
     again = Worklist(folder)  # the order survives a restart: it comes from the saved estimates
     assert [again.cases[i].path.name for i in again.least_sure_first()] == ["case1.png", "case3.png", "case0.png", "case2.png"]
+
+
+def test_a_fine_tune_keeps_its_parents_calibration(isolated_home: Path, tmp_path: Path) -> None:
+    """A candidate's card carries the parent's expected_dice calibration, naming the weights it was fitted on."""
+    from phantom_models import TINY_BUDGET, wider_lungs_store
+
+    from napari_lung_unet.nn.card import ModelCard
+    from napari_lung_unet.nn.model import UNet
+    from napari_lung_unet.nn.quality_card import QualityCalibration
+    from napari_lung_unet.nn.registry import Registry
+    from training.finetune import FinetuneConfig, finetune
+    from conftest import TINY
+
+    calibration = QualityCalibration(features=["unsure", "whole_lung"], mean=[-3.0, 0.3], scale=[0.4, 0.5],
+                                     coef=[0.5, -0.2], intercept=-3.4, model_version="base", fitted_on="a test")
+    registry = Registry()
+    torch.manual_seed(0)
+    registry.add(UNet(TINY), ModelCard(version="base", architecture=TINY, input_size=64, status="trained", quality=calibration))
+    registry.set_current("base")
+    store = wider_lungs_store(tmp_path / "corrections")
+    result = finetune(FinetuneConfig(corrections=str(store), steps=5, batch_size=4, lr=3e-3, replay=[], device="cpu",
+                                     forgetting_budget=TINY_BUDGET))
+    card = registry.card(result.version)
+    assert card.parent == "base" and card.quality == calibration and card.quality.model_version == "base"
