@@ -8,6 +8,8 @@ each case's estimate comes from a fit that never saw it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy import stats
 
@@ -24,7 +26,7 @@ def _solve(x: np.ndarray, dice: np.ndarray, ridge: float) -> tuple[np.ndarray, n
     scale = np.where(scale > 0, scale, 1.0)
     z = np.column_stack([np.ones(len(x)), (x - mean) / scale])
     penalty = ridge * np.diag([0.0] + [1.0] * x.shape[1])  # the intercept is not shrunk
-    return mean, scale, np.linalg.solve(z.T @ z + penalty, z.T @ np.log(np.clip(1.0 - dice, 1e-4, None)))
+    return mean, scale, np.linalg.solve(z.T @ z + penalty, z.T @ _log_error(dice))
 
 
 def _apply(mean: np.ndarray, scale: np.ndarray, w: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -44,6 +46,27 @@ def fit(x: np.ndarray, dice: np.ndarray, names: list[str], model_version: str, r
 def predict(calibration: QualityCalibration, x: np.ndarray) -> np.ndarray:
     w = np.array([calibration.intercept, *calibration.coef])
     return _apply(np.array(calibration.mean), np.array(calibration.scale), w, x)
+
+
+def _log_error(dice: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(1.0 - dice, 1e-4, None))
+
+
+def with_intercept_from(calibration: QualityCalibration, x: np.ndarray, dice: np.ndarray) -> QualityCalibration:
+    """The same slopes, the intercept re-fitted on (x, dice): slopes learnt on many training cases, the level
+    on held-out ones (the network is better on its training cases, so their Dice alone would read optimistic)."""
+    z = (x - np.array(calibration.mean)) / np.array(calibration.scale)
+    shift = float(np.mean(_log_error(dice) - (calibration.intercept + z @ np.array(calibration.coef))))
+    return replace(calibration, intercept=calibration.intercept + shift)
+
+
+def leave_one_out_intercept(calibration: QualityCalibration, x: np.ndarray, dice: np.ndarray) -> np.ndarray:
+    """Each held-out case's estimate with the intercept re-fitted on all the other held-out cases."""
+    out = np.empty(len(dice))
+    for i in range(len(dice)):
+        keep = np.arange(len(dice)) != i
+        out[i] = predict(with_intercept_from(calibration, x[keep], dice[keep]), x[i : i + 1])[0]
+    return out
 
 
 def leave_one_out(x: np.ndarray, dice: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
