@@ -35,6 +35,7 @@ from skimage.measure import label
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import publish  # noqa: E402
+from _review_order import order_lines  # noqa: E402
 from _reviewer import AIM_S, LOOK_AND_ACCEPT_S, CaseEffort, Refiner, paint, review  # noqa: E402
 
 from napari_lung_unet.images.read import IMAGE_SUFFIXES, read_xray  # noqa: E402
@@ -62,6 +63,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=0, help="only the first N cases (after --split and --cases)")
     ap.add_argument("--cases", default="", help="comma-separated case ids")
     ap.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    ap.add_argument("--orders", action="store_true",
+                    help="also: seconds to correct the worst 20 %% in file, random and least-sure-first order (bench/_review_order.py)")
     args = ap.parse_args()
     if args.store is not None:
         if args.images is not None or args.masks is not None:
@@ -129,7 +132,7 @@ def _chosen(cases: list[tuple[str, Path, Path, Path | None]], args: argparse.Nam
 
 def run_case(
     predictor: Predictor, image_path: Path, mask_path: Path, mode: str, target: float, learned: LoadedModel | None = None,
-    hybrid: bool = False, proposal_path: Path | None = None,
+    hybrid: bool = False, proposal_path: Path | None = None, expected: list[float] | None = None,
 ) -> CaseEffort:
     """One case's review from the model's proposal: regenerated, or the one a store kept (``proposal_path``)."""
     import imageio.v3 as iio
@@ -140,9 +143,13 @@ def run_case(
         truth = truth.any(axis=-1)
     kept = np.asarray(iio.imread(proposal_path)) if proposal_path is not None else None
     if kept is not None and mode != "refine":  # nothing else needs the model
+        if expected is not None:
+            expected.append(float("nan"))  # no prediction: a kept proposal has no estimate to order by
         return review(kept, truth, target, exact_region_refiner(truth) if mode == "oracle" else None)
     prediction = predictor.predict(xray)
     start = prediction.labels if kept is None else kept
+    if expected is not None:  # what the dock's least-sure-first order would sort this case by
+        expected.append(prediction.expected_dice)
     if mode == "paint":
         return review(start, truth, target)
     if mode == "oracle":
@@ -215,9 +222,9 @@ def main() -> None:
     predictor = make_predictor(args.model, args.convention)
     cases = select_cases(args, predictor)
     learned = load_model(args.refiner) if args.refiner and args.mode == "refine" else None
-    efforts = []
+    efforts, expected = [], []
     for case_id, image_path, mask_path, proposal_path in cases:
-        effort = run_case(predictor, image_path, mask_path, args.mode, args.target, learned, args.hybrid, proposal_path)
+        effort = run_case(predictor, image_path, mask_path, args.mode, args.target, learned, args.hybrid, proposal_path, expected)
         efforts.append(effort)
         ms = f" refine ms {statistics.median(effort.refine_ms):.0f}" if effort.refine_ms else ""
         print(f"{case_id}: {effort.seconds:.1f} s, {effort.strokes} strokes, {effort.clicks} clicks, "
@@ -229,11 +236,13 @@ def main() -> None:
     floor = click_floor(efforts) if args.mode == "paint" else ""
     if floor:
         print(floor)
+    orders = order_lines(expected, [e.seconds for e in efforts], [e.dice_before for e in efforts]) if args.orders else []
+    print("\n".join(orders))
     if args.record:
         tool = f"{'hybrid' if args.hybrid else 'learned'} {learned.card.version}" if learned is not None else args.mode
         where = f"store {args.store.name}, kept proposals" if args.store is not None else f"{args.images.parent.name} ({args.split})"
         title = f"Correction effort: {where}, {tool}, {predictor.version}"
-        publish(title, [f"`{line}`", *(["", floor] if floor else [])], record=True)
+        publish(title, [f"`{line}`", *(["", floor] if floor else []), *([""] + orders if orders else [])], record=True)
     print(line)
 
 

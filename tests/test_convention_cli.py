@@ -185,10 +185,11 @@ def test_the_seg_says_its_convention_in_each_segment_and_the_series(
     path = out / "chest.seg.dcm"
     seg = pydicom.dcmread(path)
     descriptions = {int(s.SegmentNumber): (s.SegmentLabel, s.SegmentDescription) for s in seg.SegmentSequence}
-    assert descriptions == {lung.value: (lung.name, f"{lung.name} ({convention} convention)") for lung in LUNGS}
+    estimate = f", expected Dice {float(read_rows(out / RESULTS_NAME)[str(dicom_xray)]['expected_dice']):.4f}"  # the row's number
+    assert descriptions == {lung.value: (lung.name, f"{lung.name} ({convention} convention){estimate}") for lung in LUNGS}
     assert seg.SeriesDescription == f"Lung segmentation ({convention} convention)"
     read = hd.seg.segread(path)  # highdicom reads the optional attribute back too
-    assert read.get_segment_description(1).SegmentDescription == f"Right lung ({convention} convention)"
+    assert read.get_segment_description(1).SegmentDescription == f"Right lung ({convention} convention){estimate}"
     assert seg_convention(path) == convention
     labels, meta, kind = seg_layer(path)  # the napari reader hands it on with the layer
     assert kind == "labels" and meta["metadata"]["convention"] == convention

@@ -369,6 +369,8 @@ def _finetune(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, inpu
         version=version, architecture=card.architecture, input_size=card.input_size, normalisation=card.normalisation,
         threshold=card.threshold, training_data=[*card.training_data, f"corrections:{inputs.store}"], parent=card.version,
         created=utc_now(), status="candidate", conventions=list(card.conventions),
+        # expected_dice keeps the parent's calibration: its model_version names the weights it was fitted on
+        quality=card.quality,
         extra={**{k: v for k, v in card.extra.items() if k == "train_config"},
                "finetune": {"steps": steps, "lr": cfg.lr, "batch_size": batch, "replay_ratio": cfg.replay_ratio,
                             "train_layers": cfg.train_layers, "ewc": cfg.ewc, "n_train": len(inputs.train_pairs),

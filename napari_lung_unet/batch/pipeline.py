@@ -23,6 +23,7 @@ NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file system
 
 from ..images.read import is_dicom, list_images
 from ..nn.card import ModelCard
+from ..nn.quality_card import FLAG_BELOW
 from ..nn.model_io import load_card
 from ..nn.predict import Predictor
 from ..nn.registry import Registry
@@ -127,7 +128,7 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: Workers 
             print(f"note: --seg writes a SEG only for DICOM inputs: {dicom} of the {len(jobs)} input(s) here are DICOM", file=sys.stderr)
     predictor = None if args.scheduler else Predictor(loaded, device=args.device, convention=convention)
     settings = Settings(output=output, card=loaded.card, overlay=args.overlay, seg=bool(getattr(args, "seg", False)),
-                        convention=convention)
+                        convention=convention, flag_below=flag_below_for(loaded.card, args))
     output.mkdir(parents=True, exist_ok=True)
     with output_lock(output), ResultsTable(output / RESULTS_NAME) as table:
         remove_leftovers(output)  # temp files of a run killed before its renames (no other run writes here)
@@ -154,7 +155,27 @@ def _run(args: argparse.Namespace, jobs: list[Job], output: Path, pool: Workers 
         f"done {ok}, skipped {len(done)}, failed {failed} in {seconds:.1f} s "
         f"({ok / seconds if seconds > 0 else 0.0:.2f} images/s) -> {output}"
     ), file=sys.stderr)
+    _report_flags(table.rows, settings.flag_below, getattr(args, "report", None), loaded.card.version)
     return 1 if failed else 0
+
+
+def flag_below_for(card: ModelCard, args: argparse.Namespace) -> float:
+    """``--flag-below``, else the threshold measured with the card's calibration, else the measured default."""
+    given = getattr(args, "flag_below", None)
+    return given if given is not None else (card.quality.flag_below if card.quality else FLAG_BELOW)
+
+
+def _report_flags(rows: dict[str, dict[str, str]], below: float, report: str | None, version: str) -> None:
+    """Say how many masks (this run's and earlier runs' in the table) are flagged, and write the report page."""
+    from .report import flagged_rows, write_report
+
+    n_ok = sum(1 for r in rows.values() if r.get("status") == "ok")
+    flagged = flagged_rows(rows.values(), below)
+    print(printable(f"flagged {len(flagged)} of {n_ok} mask(s): expected Dice below {below:g} "
+                    f"(results.csv: expected_dice, uncertain)"), file=sys.stderr)
+    if report:
+        page = write_report(report, rows, below, title=f"lung-unet predict, model {version}")
+        print(printable(f"report: {page}"), file=sys.stderr)
 
 
 def _record(outcomes: Iterator[tuple[Job, Row | Failed]], table: ResultsTable, settings: Settings,

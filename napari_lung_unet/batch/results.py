@@ -9,7 +9,7 @@ A researcher feeds this table into the next analysis, so it stays plain CSV that
   atomically without it (and with one row per input, the newest) before appending again;
 - columns a user added are kept (empty in new rows); a table that cannot be used whole is copied
   to ``results.csv.unused`` first and the run says so in a note, so nothing is silently lost or redone;
-- a table written before a column existed (``convention``) is still ours: the column is added at
+- a table written before a column existed (``convention``, ``expected_dice``) is still ours: the column is added at
   its end, empty in the old rows, which then read as :data:`LEGACY` says.
 """
 
@@ -38,12 +38,13 @@ class Row:
     left_lung_px: int | None = None
     right_lung_cm2: float | None = None  # only when the file states its pixel spacing (DICOM)
     left_lung_cm2: float | None = None
-    confidence: float | None = None
-    uncertain: bool | None = None
+    confidence: float | None = None  # the same number as expected_dice (its name before issue 29), for older readers
+    uncertain: bool | None = None  # flagged for a look: expected_dice below --flag-below
     model_version: str = ""
     convention: str = ""  # the lung convention the mask is drawn in (napari_lung_unet/images/conventions.py)
     seconds: float | None = None  # worker time for this input: read, pre-process, post-process, write
     mask_sha256: str = ""  # of the mask file as written: lets a re-run verify the mask without decoding it
+    expected_dice: float | None = None  # the Dice this mask expects against a clinician's (nn/quality.py)
 
     def as_record(self) -> dict[str, str]:
         return {key: _cell(value) for key, value in asdict(self).items()}
@@ -52,7 +53,7 @@ class Row:
 FIELDS = [f.name for f in fields(Row)]
 # columns added after tables were already written: an old table lacks them and is still read
 # (they are appended to its header); an empty cell reads as the value every row had before
-LEGACY: dict[str, str] = {"convention": DEFAULT_CONVENTION}
+LEGACY: dict[str, str] = {"convention": DEFAULT_CONVENTION, "expected_dice": ""}
 
 
 def _cell(value: object) -> str:

@@ -24,7 +24,7 @@ from ..images.read import is_dicom, read_xray
 from ..nn.card import ModelCard
 from ..nn.predict import Predictor, finish_for, prepare_for
 from ..store.atomic import atomic_write_bytes, atomic_write_png, encode_png
-from ..store.worklist import is_uncertain
+from ..nn.quality_card import FLAG_BELOW, is_flagged
 from ..text import printable
 from .results import FAILED, OK, Row
 
@@ -48,6 +48,7 @@ class Settings:
     # the lung convention drawn: each worker's Predictor picks the card's output for it, and the
     # row and the SEG record it (checked against the card by the main process before any worker starts)
     convention: str = DEFAULT_CONVENTION
+    flag_below: float = FLAG_BELOW  # a row whose expected Dice is below this is marked ``uncertain`` (--flag-below)
 
     def mask_path(self, job: Job) -> Path:
         return self.output / f"{job.stem}.png"
@@ -116,18 +117,19 @@ def finish(job: Job, loaded: Loaded, prob: np.ndarray, network_seconds: float, s
     started = time.perf_counter()
     try:
         prediction = finish_for(settings.card, prob, loaded.shape, settings.convention)
-        digest = _write(job, settings, prediction.labels, loaded.pixels)
+        expected = round(prediction.expected_dice, 4)  # one number for the row and the SEG
+        digest = _write(job, settings, prediction.labels, loaded.pixels, expected)
     except Exception as exc:  # disk full, permissions: this file failed, the batch goes on
         return failure(job.path, exc)
     right = int(np.count_nonzero(prediction.labels == RIGHT_LUNG))
     left = int(np.count_nonzero(prediction.labels == LEFT_LUNG))
     cm2 = loaded.spacing[0] * loaded.spacing[1] / 100.0 if loaded.spacing else None  # mm² per pixel -> cm²
-    confidence = prediction.confidence
     return Row(
         input=input_key(job.path), output=path_text(os.path.abspath(settings.mask_path(job))), status=OK,
         right_lung_px=right, left_lung_px=left,
         right_lung_cm2=right * cm2 if cm2 else None, left_lung_cm2=left * cm2 if cm2 else None,
-        confidence=round(confidence, 4), uncertain=is_uncertain(confidence), model_version=settings.card.version,
+        expected_dice=expected, confidence=expected, uncertain=is_flagged(expected, settings.flag_below),
+        model_version=settings.card.version,
         convention=settings.convention, mask_sha256=digest,
         seconds=round(loaded.seconds + network_seconds + time.perf_counter() - started, 4),
     )
@@ -155,7 +157,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write(job: Job, settings: Settings, labels: np.ndarray, pixels: np.ndarray | None) -> str:
+def _write(job: Job, settings: Settings, labels: np.ndarray, pixels: np.ndarray | None, expected_dice: float) -> str:
     """Write every output of ``job`` atomically; a failure removes the ones already written. Returns the mask's hash."""
     targets = settings.outputs(job)
     data = encode_png(labels)
@@ -170,7 +172,8 @@ def _write(job: Job, settings: Settings, labels: np.ndarray, pixels: np.ndarray 
             else:
                 from ..dicom.seg import write_seg_for_image
 
-                written.append(write_seg_for_image(job.path, target, labels, settings.card.version, settings.convention))
+                written.append(write_seg_for_image(job.path, target, labels, settings.card.version, settings.convention,
+                                                   expected_dice=expected_dice))
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -3,8 +3,10 @@
 Writes OUTPUT/<stem>.png, a uint8 label image at the input's size (0 background,
 1 right lung, 2 left lung), with --overlay OUTPUT/<stem>_overlay.png, and with --seg
 OUTPUT/<stem>.seg.dcm, a DICOM Segmentation in the source's study, for every DICOM input.
-OUTPUT/results.csv gets one row per input as the run goes (status, lung areas, confidence,
-model version, lung convention, seconds). --convention whole-lung draws the lung behind the heart
+OUTPUT/results.csv gets one row per input as the run goes (status, lung areas, expected_dice,
+model version, lung convention, seconds). expected_dice is the Dice the mask expects against a
+clinician's (calibrated on the model's validation split); rows under --flag-below are marked
+uncertain and counted at the end; --report DIR writes an offline HTML page of them. --convention whole-lung draws the lung behind the heart
 and the domes too, with a model that knows it; each SEG segment's description says which was drawn.
 Bad files are reported as "FAILED <path>: <reason>" and skipped; the exit code is 1 if any failed.
 Running the same command again skips the inputs already done (in the same model and convention).
@@ -18,9 +20,10 @@ from ..batch.pipeline import run
 from ..batch.results import RESULTS_NAME
 from ..batch.threads import default_workers
 from ..nn.device import DEVICE_CHOICES
+from ..nn.quality_card import FLAG_BELOW
 
 from .convention_option import add_convention
-from .numbers import POSITIVE_INT
+from .numbers import POSITIVE_INT, ranged
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +55,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--store-seg", action="store_true",
         help="DICOMweb inputs: store each SEG back into its study (STOW-RS); implies --seg",
+    )
+    p.add_argument(
+        "--flag-below", type=ranged(float, 0, 1, low_open=True, high_open=True), default=None, metavar="D",
+        help="mark rows whose expected Dice is below D as uncertain and count them (default: the model card's "
+        f"measured threshold, {FLAG_BELOW:g} for the bundled model)",
+    )
+    p.add_argument(
+        "--report", default=None, metavar="DIR",
+        help="write DIR/index.html: the flagged masks as thumbnails, a histogram of expected Dice and the table (offline)",
     )
     p.add_argument("--batch-size", type=POSITIVE_INT, default=4, metavar="N", help="images per network call (default: 4)")
     p.add_argument(

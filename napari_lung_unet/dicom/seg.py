@@ -37,6 +37,8 @@ SEG_SUFFIX = ".seg.dcm"
 SERIES_NUMBER = 900  # a high number keeps the derived series after the modality's own in viewers
 ALGORITHM_NAME = "napari-lung-unet"
 SERIES_DESCRIPTION = "Lung segmentation"
+EXPECTED_DICE_TEXT = ", expected Dice "
+_EXPECTED_DICE = re.compile(re.escape(EXPECTED_DICE_TEXT) + r"([01]\.\d+)")
 _CONVENTION_NOTE = re.compile(r"\((" + "|".join(map(re.escape, NAMES)) + r") convention\)")
 
 
@@ -46,6 +48,7 @@ class SegError(ImageError):
 
 def make_seg(
     source: Dataset, labels: np.ndarray, model_version: str, reviewed: bool = False, convention: str | None = None,
+    expected_dice: float | None = None,
 ) -> Segmentation:
     """A highdicom Segmentation of ``labels`` (0/1/2 at the source's size) for the ``source`` header.
 
@@ -54,6 +57,9 @@ def make_seg(
     correcting the model's proposal: DICOM calls that SEMIAUTOMATIC, and viewers show it.
     ``convention``: the lung convention the labels are drawn in, said in each segment's and the
     series' description (None: not said, as in SEGs written before conventions existed).
+    ``expected_dice``: the model's estimate of the mask's Dice (nn/quality.py), said in each segment's
+    description as ", expected Dice 0.9731" (DICOM has no attribute for an estimated overlap;
+    :func:`seg_expected_dice` reads it back). None for a person's mask.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -79,9 +85,10 @@ def make_seg(
         )
         for lung in LUNGS
     ]
+    estimate = f"{EXPECTED_DICE_TEXT}{expected_dice:.4f}" if expected_dice is not None else ""
     for lung, segment in zip(LUNGS, segments):
-        if note:  # highdicom has no argument for this optional attribute; it is a plain Dataset
-            segment.SegmentDescription = f"{lung.name}{note}"
+        if note or estimate:  # highdicom has no argument for this optional attribute; it is a plain Dataset
+            segment.SegmentDescription = f"{lung.name}{note}{estimate}"  # LO: at most 64 characters, ~56 here
     software = _software_version()
     seg = hd.seg.Segmentation(
         source_images=[_with_empty_type2(source)],
@@ -147,6 +154,7 @@ _SOURCE_IDENTITY = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "
 
 def seg_for_image(
     image_path: str | Path, labels: np.ndarray, model_version: str, reviewed: bool = False, convention: str | None = None,
+    expected_dice: float | None = None,
 ) -> Segmentation:
     """The SEG of ``labels`` for the DICOM X-ray at ``image_path`` (its header is re-read, not its pixels)."""
     from .read import read_header
@@ -156,7 +164,7 @@ def seg_for_image(
     if missing:
         raise SegError(f"{image_path}: cannot make a DICOM SEG: the image has no {', '.join(missing)}")
     try:
-        return make_seg(source, labels, model_version, reviewed, convention)
+        return make_seg(source, labels, model_version, reviewed, convention, expected_dice)
     except SegError:  # already says why
         raise
     except Exception as exc:  # highdicom validates the source in many ways; each is this image's failure
@@ -165,9 +173,10 @@ def seg_for_image(
 
 def write_seg_for_image(
     image_path: str | Path, target: str | Path, labels: np.ndarray, model_version: str, convention: str | None = None,
+    expected_dice: float | None = None,
 ) -> Path:
     """Write the SEG of ``labels`` for the DICOM X-ray at ``image_path`` atomically to ``target``."""
-    return save_seg(seg_for_image(image_path, labels, model_version, convention=convention), target)
+    return save_seg(seg_for_image(image_path, labels, model_version, convention=convention, expected_dice=expected_dice), target)
 
 
 def seg_bytes(seg: Segmentation) -> bytes:
@@ -238,6 +247,18 @@ def seg_convention(path: str | Path) -> str | None:
 # a lung SEG has one frame per segment (two); other tools' projection SEGs have a few more.
 # Frames decode to a byte per pixel each: 16 frames of the largest image the budget admits is 400 MB
 MAX_SEG_FRAMES = 16
+
+
+def seg_expected_dice(path: str | Path) -> float | None:
+    """The expected Dice a SEG's segment descriptions state (the first that says one); None when none does."""
+    from .read import read_header
+
+    header = read_header(Path(path))
+    for item in getattr(header, "SegmentSequence", []):
+        found = _EXPECTED_DICE.search(str(getattr(item, "SegmentDescription", "")))
+        if found:
+            return float(found.group(1))
+    return None
 
 
 def _check_seg_header(path: Path) -> None:

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..images.conventions import DEFAULT_CONVENTION, ConventionName, default_for, output_index
 from .model import UNetConfig
+from .quality_card import QualityCalibration
 
 CARD_NAME = "card.json"
 WEIGHTS_NAME = "weights.safetensors"
@@ -71,6 +72,9 @@ class ModelCard:
     format: int = CARD_FORMAT
     # one per output channel, in order; cards written before conventions existed drew lung fields
     conventions: list[ConventionName] = field(default_factory=lambda: [DEFAULT_CONVENTION])
+    # how expected_dice is computed from this model's outputs (nn/quality.py), and the model it was
+    # fitted on: a fine-tune keeps its parent's until re-calibrated. None: uncalibrated (soft self-Dice)
+    quality: QualityCalibration | None = None
 
     def __post_init__(self) -> None:
         if self.format > CARD_FORMAT:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from .device import autocast_dtype, resolve_device, uses_channels_last
 from .model import UNet
 from .model_io import LoadedModel
 from .postprocess import labels_from_probability
+from .quality import expected_dice
+from .quality_card import QualityCalibration
 from .preprocess import prepare_input, resize
 from .registry import Registry
 
@@ -28,6 +30,9 @@ class Prediction:
     small_probability: np.ndarray  # float32 at the network's input size
     model_version: str
     convention: str = DEFAULT_CONVENTION
+    quality: QualityCalibration | None = None  # the card's calibration of expected_dice (None: uncalibrated)
+    threshold: float = 0.5
+    _expected: float | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def probability(self) -> np.ndarray:
@@ -35,13 +40,16 @@ class Prediction:
         return resize(self.small_probability, self.labels.shape).numpy()
 
     @property
+    def expected_dice(self) -> float:
+        """The Dice this mask expects against a clinician's mask in its convention (nn/quality.py); computed once."""
+        if self._expected is None:
+            self._expected = expected_dice(self.small_probability, self.convention, self.quality, self.threshold)
+        return self._expected
+
+    @property
     def confidence(self) -> float:
-        """Mean certainty (|2p − 1|) over pixels near the lung boundary; low values flag a case for review."""
-        p = self.small_probability
-        band = (p > 0.05) & (p < 0.95) | (p > 0.5)
-        if not band.any():
-            return 0.0
-        return float(np.abs(2.0 * p[band] - 1.0).mean())
+        """Older name of :attr:`expected_dice` (the ⚠ flag and the worklist read it); the same number."""
+        return self.expected_dice
 
 
 def prepare_for(card: ModelCard, image: np.ndarray | XRay) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -53,7 +61,10 @@ def prepare_for(card: ModelCard, image: np.ndarray | XRay) -> tuple[torch.Tensor
 def finish_for(card: ModelCard, prob: np.ndarray, shape: tuple[int, int], convention: str = DEFAULT_CONVENTION) -> Prediction:
     """Labels at ``shape`` from the network's probability. No model needed: batch workers call it."""
     labels = labels_from_probability(prob, shape, card.threshold)
-    return Prediction(labels=labels, small_probability=prob, model_version=card.version, convention=convention)
+    prediction = Prediction(labels=labels, small_probability=prob, model_version=card.version, convention=convention,
+                            quality=card.quality, threshold=card.threshold)
+    prediction.expected_dice  # noqa: B018 - now, on the worker's thread: the dock reads it on the GUI thread (~15 ms)
+    return prediction
 
 
 class Predictor:

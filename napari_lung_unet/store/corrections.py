@@ -126,6 +126,8 @@ class CorrectionRecord:
     proposal_file_sha256: str = ""
     proposal_model_version: str = ""
     proposal_convention: ConventionName | None = None
+    # the proposal's expected Dice (nn/quality.py) when the model proposed it; None for records before issue 29
+    proposal_expected_dice: float | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..images.conventions import DEFAULT_CONVENTION, check_convention
 from ..images.read import list_images
+from ..nn.quality_card import FLAG_BELOW, is_flagged, review_order_key
 from ..settings import home_dir
 from .atomic import atomic_write_png
 from .claims import Claim, Claims
@@ -42,13 +43,14 @@ UNREVIEWED = frozenset({NEW, PROPOSED, EDITED})
 STATE_DIR_NAME = ".lung_unet"
 STATE_FILE = "worklist.json"
 STATE_FORMAT = 1
-#: proposals whose confidence (Prediction.confidence, 0..1) is below this are flagged for review first
-UNCERTAIN_BELOW = 0.8
+#: a proposal whose ``confidence`` (since issue 29 its expected Dice, Prediction.expected_dice) is below
+#: this is flagged for review first: the measured default of nn/quality_card.py
+UNCERTAIN_BELOW = FLAG_BELOW
 
 
 def is_uncertain(confidence: float | None) -> bool:
-    """The one rule for flagging a proposal for careful review (worklist marks, the dock's model line)."""
-    return confidence is not None and confidence < UNCERTAIN_BELOW
+    """The one rule for flagging a proposal for careful review (worklist marks, the dock's model line, results.csv)."""
+    return is_flagged(confidence, UNCERTAIN_BELOW)
 
 
 class WorklistError(ValueError):
@@ -298,6 +300,11 @@ class Worklist:
         if uncertain_first:
             todo.sort(key=lambda i: not self.cases[i].uncertain)
         return todo[0] if todo else None
+
+    def least_sure_first(self) -> list[int]:
+        """Unreviewed cases' indices, lowest expected Dice first (``confidence`` holds it); not yet proposed last, in file order."""
+        todo = [i for i, c in enumerate(self.cases) if c.unreviewed]
+        return sorted(todo, key=lambda i: review_order_key(self.cases[i].confidence))
 
     def set_current(self, index: int, save: bool = True) -> Case:
         """``save=False``: the caller writes the state file itself (the dock, off its GUI thread)."""
