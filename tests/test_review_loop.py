@@ -219,7 +219,7 @@ def test_single_image_without_worklist_still_works(widget: LungUNetWidget, qtbot
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS) as blocker:
         widget.propose_button.click()
     assert blocker.args[0] is not None
-    assert widget.model_info.text().startswith("Proposal by tiny, confidence")
+    assert widget.model_info.text().startswith("Proposal by tiny, expected Dice")
     lungs = widget.viewer.layers["lungs (phantom)"]
     paint_stroke(lungs, (64, 64), 1)
     assert "px" in widget.readouts.text()

@@ -107,6 +107,7 @@ class Decide:
             image_sha256="",  # hashed on the writer
             model_version=case.model_version or "none",
             fraction_changed=state.stats.fraction_changed,
+            proposal_expected_dice=case.confidence,  # the estimate the proposal came with (nn/quality.py)
             convention=state.mask_convention(),  # the one the mask was drawn in (edits keep it)
         )
         state.writer.save_mask(worklist.draft_path(case.case_id), labels)  # what reopening the case shows
@@ -123,7 +124,7 @@ class Decide:
         """Any other open image becomes an ad-hoc case with the same record as a worklist case."""
         state = self.state
         source, stem = source_of(image)
-        version, _confidence = state.proposed_by()
+        version, expected = state.proposed_by()
         corrected = state.labels_layer()
         record = CorrectionRecord(
             case_id="",  # named on the writer, from the pixels' hash
@@ -131,6 +132,7 @@ class Decide:
             image_sha256="",
             model_version=version or "none",
             fraction_changed=state.stats.fraction_changed if corrected is not None and corrected.unique_id == layer.unique_id else 0.0,
+            proposal_expected_dice=expected,
             convention=state.mask_convention(),  # what its proposal was drawn in
         )
         state.writer.submit(
