@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--plot", type=Path, help="write the payoff plot here (e.g. docs/payoff.png)")
     ap.add_argument("--json", type=Path, help="write the rows here (the plot can be redrawn from them with --replot)")
     ap.add_argument("--replot", type=Path, help="only redraw --plot from a --json file")
+    ap.add_argument("--references", type=Path, help="take the two reference rows from an earlier run's --json (same site and "
+                    "--next/--others), instead of scoring them again: for comparing levers")
     ap.add_argument("--keep", action="store_true", help="keep the temporary home (registry) and print where")
     ap.add_argument("--no-record", action="store_true")
     return ap.parse_args(argv)
@@ -189,10 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     ks = steps_of(args.steps, len(cases) // 2, len(pool))
     print(f"{args.site}: {len(cases)} cases drawn {convention}; {len(next_pairs)} next cases; corrections in steps {ks}", flush=True)
     scorer = Scorer(next_pairs, convention, other_collections(args.site, base, args.others))
-    rows = [{"label": f"starting model ({base.card.version})", "k": 0, **scorer.score(base)}]
-    print(rows[-1], flush=True)
-    rows.append({"label": f"upper bound ({upper.card.version}, trained with the site)", "k": None, **scorer.score(upper)})
-    print(rows[-1], flush=True)
+    if args.references:
+        rows = json.loads(args.references.read_text())["rows"][:2]
+    else:
+        rows = [{"label": f"starting model ({base.card.version})", "k": 0, **scorer.score(base)},
+                {"label": f"upper bound ({upper.card.version}, trained with the site)", "k": None, **scorer.score(upper)}]
+    print(*rows, sep="\n", flush=True)
     work = Path(tempfile.mkdtemp(prefix="new_site_"))
     extra = shlex.split(args.finetune_args)
     try:
