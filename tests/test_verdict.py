@@ -146,3 +146,17 @@ def test_the_gain_test_promotes_noise_at_most_one_time_in_twenty_and_agrees_with
         p = stats.ttest_rel(after, before, alternative="greater").pvalue
         if p < 0.01 or p > 0.2:
             assert gain_test(list(before), list(after)).gained == (p < 0.01), (trial, n, p)
+
+
+def test_the_next_fine_tune_holds_out_corrections_its_parent_never_trained_on(base_registry: Registry, tmp_path: Path) -> None:
+    """In the loop each fine-tune starts from the last: a held-out case the parent learnt would hide the gain."""
+    base = str(_folder(tmp_path / "base", 24, seed=100))
+    first = _run(_folder(tmp_path / "first", 8, seed=30), replay=[base])
+    assert first["status"] == "promoted", first["summary"]
+    learnt = set(Registry().card(first["version"]).extra["finetune"]["train_cases"])
+    more = _folder(tmp_path / "more", 12, seed=30)  # the same 8 cases and 4 new ones
+    second = _run(more, replay=[base], lr=0.0, steps=2, train_layers="decoder")
+    split = Registry().card(second["version"]).extra["finetune"]
+    assert Registry().card(second["version"]).parent == first["version"]
+    assert split["holdout_cases"] and not set(split["holdout_cases"]) & learnt
+    assert len(split["holdout_cases"]) == 3 and len(split["train_cases"]) == 9  # still a quarter of 12, none lost

@@ -33,7 +33,7 @@ from .data import ArrayData, DatasetError, Pair, load_arrays
 from .evaluate import CaseScore, LoadedCase, load_cases, mean_dice
 from .finetune_data import (
     HOLDOUT_FRACTION, Reference, base_roots, base_split, correction_cases, correction_pairs, every, fair_subset, find_reference,
-    mixed_conventions, prepare_unlabeled, split_corrections, unlabeled_images,
+    lineage_trained, mixed_conventions, prepare_unlabeled, split_for_parent, unlabeled_images,
 )
 from .feature_cache import REUSE
 from .gate_scores import encode, paired_scores
@@ -151,7 +151,7 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
     if not pairs:
         raise DatasetError(f"no corrections to fine-tune on: {card.version} knows only {', '.join(known)}, and all "
                            f"{len(left_out)} corrections were accepted as {', '.join(sorted({p.convention for p in left_out}))}")
-    train_pairs, holdout_pairs, holdout_trained = split_corrections(pairs, cfg.holdout_fraction)
+    train_pairs, holdout_pairs, holdout_trained = split_for_parent(pairs, cfg.holdout_fraction, lineage_trained(registry, card))
     warnings = [w for w in [mixed_conventions(correction_cases(pairs))] if w]
     for warning in warnings:
         emit({"stage": "loading", "message": f"warning: {warning}"})
