@@ -265,18 +265,22 @@ def plot(data: dict, path: Path) -> None:
     start, upper = rows[0], rows[1]
     steps = [rows[0]] + [r for r in rows[2:]]
     x = [r["k"] for r in steps]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     for ax, key, name in ((axes[0], "dice", f"Dice on the next cases ({data['convention']})"), (axes[1], "seconds", "seconds per case (simulated, paint)")):
-        ax.plot(x, [r[key] for r in steps], "o-", color="C0", label="after lung-unet finetune")
+        ax.plot(x, [r[key] for r in steps], "o-", color="C0", label="current model after lung-unet finetune")
+        if key == "dice" and any("candidate_dice" in r for r in steps):
+            kept_out = [r for r in steps if "candidate_dice" in r]
+            ax.plot([r["k"] for r in kept_out], [r["candidate_dice"] for r in kept_out], "x", color="C3", ms=8,
+                    label="candidate the verdict did not promote")
         ax.axhline(start[key], color="C7", ls="--", label=start["label"])
         ax.axhline(upper[key], color="C2", ls=":", label=upper["label"])
         ax.set_xlabel("corrections accepted")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"The learning loop at a site the model never saw: {data['site']}", fontsize=11)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
