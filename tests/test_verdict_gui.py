@@ -87,7 +87,7 @@ def test_verdict_first_checks_folded_and_a_rejected_model_asks_first(make_napari
     # Model history: version, status and Dice in view, no sideways scrolling
     version = result["version"]
     row = history.versions().index(version)
-    assert history.table.item(row, 1).text().splitlines() == [version, f"rejected · Dice {held['before']:.3f} → {held['after']:.3f}"]
+    assert history.table.item(row, 1).text().splitlines() == [version, "rejected", f"Dice {held['before']:.3f} → {held['after']:.3f}"]
     table = history.table
     assert sum(table.columnWidth(c) for c in range(table.columnCount())) <= table.viewport().width()
     assert not table.horizontalScrollBar().isVisible()

@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="weights to train: decoder (default), all, norm (decoder normalisation only), last (last stage + head)")
     p.add_argument("--tolerance", type=of_range(LIMITS["tolerance"]), default=d.tolerance, help="allowed base-validation Dice loss")
     p.add_argument("--dataset-tolerance", type=of_range(LIMITS["dataset_tolerance"]), default=d.dataset_tolerance,
-                   help="allowed Dice loss on any one base dataset (e.g. Montgomery alone) and on your held-out corrections")
+                   help="allowed Dice loss on any one base dataset (e.g. Montgomery alone)")
     p.add_argument("--forgetting-budget", type=of_range(LIMITS["forgetting_budget"]), default=d.forgetting_budget,
                    help="allowed estimated drift of predictions on the original training X-rays (Fisher check, nats per pixel)")
     p.add_argument("--device", default=d.device)

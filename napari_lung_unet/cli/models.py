@@ -16,6 +16,8 @@ from typing import Any
 
 from ..nn.card import ModelCard
 from ..nn.registry import DamagedPointer, Registry
+from ..settings import corrections_dir
+from ..store.payoff import VersionPayoff, by_version, payoff_by_version
 from ..text import printable
 
 KEY_METRICS = ("dice", "iou")  # the headline numbers; the card keeps the rest
@@ -58,23 +60,36 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cards, unreadable = registry.read_cards()
     current = registry.current_version()
-    print(format_table(cards, current, unreadable))
+    payoff, _ = payoff_by_version(corrections_dir())
+    print(format_table(cards, current, unreadable, by_version(payoff)))
     for version, reason in unreadable.items():
         print(f"unreadable: {printable(version)}: {printable(reason)}", file=sys.stderr)
     return 1 if unreadable else 0
 
 
-def format_table(cards: list[ModelCard], current: str, unreadable: dict[str, str] | None = None) -> str:
-    """One row per version; an unreadable one still gets its row (and its * when current)."""
-    header = ("", "VERSION", "STATUS", "CREATED", "PARENT", "METRICS")
+def format_table(
+    cards: list[ModelCard], current: str, unreadable: dict[str, str] | None = None, payoff: dict[str, VersionPayoff] | None = None,
+) -> str:
+    """One row per version; an unreadable one still gets its row (and its * when current). REVIEWED and
+    CHANGED: the cases accepted from its proposals in the corrections store, and the share of each
+    proposal the clinician changed (median / mean): the loop's payoff on the clinician's own work."""
+    header = ("", "VERSION", "STATUS", "CREATED", "PARENT", "REVIEWED", "CHANGED (MEDIAN/MEAN)", "METRICS")
+    payoff = payoff or {}
     rows = [header] + [
-        ("*" if c.version == current else "", c.version, c.status, c.created, c.parent or "-", key_metrics(c.metrics) or "-")
+        ("*" if c.version == current else "", c.version, c.status, c.created, c.parent or "-", *_payoff_cells(payoff.get(c.version)),
+         key_metrics(c.metrics) or "-")
         for c in cards
-    ] + [("*" if v == current else "", v, "UNREADABLE", "-", "-", "-") for v in (unreadable or {})]
+    ] + [("*" if v == current else "", v, "UNREADABLE", "-", "-", *_payoff_cells(payoff.get(v)), "-") for v in (unreadable or {})]
     rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _payoff_cells(row: VersionPayoff | None) -> tuple[str, str]:
+    if row is None:
+        return "-", "-"
+    return f"{row.cases} case{'s' if row.cases != 1 else ''}", f"{row.median_changed:.1%} / {row.mean_changed:.1%}"
 
 
 def key_metrics(metrics: dict[str, Any]) -> str:

@@ -26,8 +26,17 @@ def result_status(result: dict[str, Any]) -> str:
     return PROMOTED if result.get("promoted") else REJECTED
 
 
+# The gate promotes only a candidate whose held-out corrections gained more than their noise
+# (training/gain_test.py); these lines are this module's, the rest of the panel's words are in strings.
+NO_GAIN = "No measurable gain on your cases: kept {parent}"
+ACCEPT_MORE = ". Accept {more} more cases to measure a smaller gain"
+PROMOTED_EARLIER_RULE = ("Promoted by an earlier rule, with no measurable gain on your held-out corrections "
+                         "({before:.3f} → {after:.3f})")
+
+
 def verdict(result: dict[str, Any]) -> str:
-    """The one line shown first: promoted or not, and the plainest reason, with its numbers."""
+    """The one line shown first: promoted or not, and the plainest reason, with its numbers. A
+    promotion always gained: "Promoted" never stands next to held-out numbers that fell."""
     status = result_status(result)
     checks = [c for c in result.get("checks") or [] if isinstance(c, dict)]
     held = next((c for c in checks if c.get("kind") == "holdout"), None) or _holdout_from_numbers(result)
@@ -36,7 +45,9 @@ def verdict(result: dict[str, Any]) -> str:
         line = strings.VERDICT_PROMOTED_BY_YOU if by_hand else strings.VERDICT_PROMOTED
         if not held or held.get("before") is None:
             return line
-        return line + (strings.VERDICT_HELD_KEPT if held["after"] < held["before"] else strings.VERDICT_HELD).format(**held)
+        if held["after"] <= held["before"]:  # a result from before the gain test: say what it was
+            return PROMOTED_EARLIER_RULE.format(**held)
+        return line + strings.VERDICT_HELD.format(**held)
     if status == UNVERIFIED:
         return strings.VERDICT_UNVERIFIED
     failed = next((c for c in checks if c.get("passed") is False), None)
@@ -45,6 +56,9 @@ def verdict(result: dict[str, Any]) -> str:
     if failed is None:  # e.g. the current model changed while it trained
         reason = str(result.get("reason", "")).removeprefix("not promoted: ").rstrip(".")
         return strings.VERDICT_REJECTED.format(why=reason)
+    if failed.get("kind") == "holdout" and "worse" in failed and not failed["worse"]:
+        more = failed.get("more_cases")
+        return NO_GAIN.format(parent=result.get("parent") or "the current model") + (ACCEPT_MORE.format(more=more) if more else "")
     return strings.VERDICT_REJECTED.format(why=_why(failed))
 
 

@@ -47,10 +47,13 @@ def heldout_dice(card: ModelCard) -> str:
     return f"{before:.3f} → {after:.3f}"
 
 
+HELDOUT_LINE = "Dice {dice}"  # a line of its own: beside the status, the 240-px dock elided its middle
+
+
 def row_text(card: ModelCard) -> str:
-    """The version's name, then its status and held-out Dice on a second line."""
+    """The version's name, its status, then a fine-tune's held-out Dice before → after on a third line."""
     dice = heldout_dice(card)
-    return f"{card.version}\n{card.status}" + (strings.HISTORY_DICE.format(dice=dice) if dice else "")
+    return f"{card.version}\n{card.status}" + (f"\n{HELDOUT_LINE.format(dice=dice)}" if dice else "")
 
 
 class HistoryPanel(QWidget):
