@@ -224,6 +224,13 @@ class Navigator:
         state.set_case(xray, image, proposal)
         self.display.show_labels(image, labels if labels is not None else np.zeros(shape, np.uint8), undoable=False)
         layers.raise_pair(state.viewer, image)  # image layers opened earlier must not cover the case
+        for layer in (image, state.labels_layer()):
+            # napari 0.9.2 keeps the extent a layer had when its data changed while hidden (making it
+            # visible refreshes without the extent): this case was hidden while it was read, so a
+            # case of another size would be fitted to the last one's. Only the cached extent is cleared.
+            clear_extent = getattr(layer, "_clear_extent", None)
+            if clear_extent is not None:
+                clear_extent()
         self.display.isolate_case()  # one patient on screen
         self.display.fit_case(case.case_id, image)
         if draft is not None and case.status in (NEW, PROPOSED, EDITED) and proposal is not None:
