@@ -143,7 +143,8 @@ def test_status_resumes_after_restart(make_napari_viewer, tiny_current, qtbot, x
     open_and_wait(qtbot, widget, xray_folder)
     with qtbot.waitSignals([widget.proposal_finished, widget.review.case_accepted], timeout=WAIT_MS):
         widget.review.accept()
-    viewer.close()
+    viewer.close()  # returns at once; a restart is another process, which starts after this one's writer ends
+    widget.writer.wait()
 
     viewer2 = make_napari_viewer()
     _dock, widget2 = viewer2.window.add_plugin_dock_widget(PLUGIN, WIDGET)
