@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QEvent, QObject, Qt, Signal
+from qtpy.QtWidgets import QWidget
 
 from ..store.worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError
 from . import layers, strings
@@ -39,6 +40,36 @@ class _Arrivals(QObject):
     arrived = Signal(object)  # a callable, run on the GUI thread
 
 
+class _CloseWatch(QObject):
+    """Sees napari's window close: a read arriving after it must not add layers to a closed viewer
+    (napari aborts in its layer controls). A close napari refuses (the user cancels) is told apart by
+    the window still being visible."""
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self.window: QWidget | None = None
+        self.close_seen = False
+
+    def watch(self, window: QWidget) -> None:
+        if window is not self.window:
+            if self.window is not None:
+                self.window.removeEventFilter(self)
+            self.window, self.close_seen = window, False
+            window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if watched is self.window:
+            if event.type() == QEvent.Type.Close:
+                self.close_seen = True
+            elif event.type() == QEvent.Type.Show:
+                self.close_seen = False
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self.close_seen and self.window is not None and not self.window.isVisible()
+
+
 class Navigator:
     def __init__(self, state: DockState, display: Display, edits: Edits, propose: Callable[[], object]) -> None:
         self.state, self.display, self.edits = state, display, edits
@@ -49,6 +80,7 @@ class Navigator:
         self._folder_token = 0  # the newest folder request
         self._folder_reading = False  # a folder is being listed
         self._arrivals = _Arrivals(state)  # goes with the dock: a read finishing after it closed is not delivered
+        self._close_watch = _CloseWatch(state)
         # queued even when emitted on the GUI thread (a read already finished): a request always
         # returns before its case is shown, whatever the cache held
         self._arrivals.arrived.connect(lambda run: run(), Qt.ConnectionType.QueuedConnection)
@@ -59,9 +91,19 @@ class Navigator:
         return not self._folder_reading and self.opening is None
 
     def _when_done(self, future: Future, then: Callable[[Future], None]) -> None:
+        dock = self.state.parent()
+        if isinstance(dock, QWidget):
+            self._close_watch.watch(dock.window())  # napari's main window, once docked
+
+        def deliver(done: Future) -> None:
+            if self._close_watch.closed:
+                log.info("dropped a read that finished after napari's window closed")
+                return
+            then(done)
+
         def arrived(done: Future) -> None:
             try:
-                self._arrivals.arrived.emit(lambda: then(done))
+                self._arrivals.arrived.emit(lambda: deliver(done))
             except RuntimeError:  # the dock was closed meanwhile: nobody to show it to
                 pass
 
