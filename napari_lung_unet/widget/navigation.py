@@ -15,6 +15,7 @@ writes a file itself.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
@@ -47,14 +48,18 @@ class _CloseWatch(QObject):
 
     def __init__(self, parent: QObject) -> None:
         super().__init__(parent)
-        self.window: QWidget | None = None
+        self._window: weakref.ref[QWidget] | None = None  # weak: the dock must not keep napari's window alive
         self.close_seen = False
+
+    @property
+    def window(self) -> QWidget | None:
+        return self._window() if self._window is not None else None
 
     def watch(self, window: QWidget) -> None:
         if window is not self.window:
             if self.window is not None:
                 self.window.removeEventFilter(self)
-            self.window, self.close_seen = window, False
+            self._window, self.close_seen = weakref.ref(window), False
             window.installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
@@ -67,7 +72,8 @@ class _CloseWatch(QObject):
 
     @property
     def closed(self) -> bool:
-        return self.close_seen and self.window is not None and not self.window.isVisible()
+        window = self.window
+        return self.close_seen and (window is None or not window.isVisible())
 
 
 class Navigator:
@@ -269,10 +275,9 @@ class Navigator:
         for layer in (image, state.labels_layer()):
             # napari 0.9.2 keeps the extent a layer had when its data changed while hidden (making it
             # visible refreshes without the extent): this case was hidden while it was read, so a
-            # case of another size would be fitted to the last one's. Only the cached extent is cleared.
-            clear_extent = getattr(layer, "_clear_extent", None)
-            if clear_extent is not None:
-                clear_extent()
+            # case of another size would be fitted to the last one's. The extent only; no new upload.
+            if layer is not None:
+                layer.refresh(thumbnail=False, data_displayed=False, highlight=False, extent=True)
         self.display.isolate_case()  # one patient on screen
         self.display.fit_case(case.case_id, image)
         if draft is not None and case.status in (NEW, PROPOSED, EDITED) and proposal is not None:
