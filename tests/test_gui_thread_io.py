@@ -199,7 +199,7 @@ def test_a_read_that_finishes_after_napari_closed_is_dropped(docked_widget, qtbo
     widget.auto_propose.setChecked(False)
     assert review.open_folder(xray_folder)
     wait_case_open(qtbot, widget, "case0")
-    caplog.set_level("INFO", logger="napari_lung_unet.widget.navigation")
+    caplog.set_level("INFO", logger="napari_lung_unet.widget")
     review.read_ahead.cancel()  # case1 is read from now on
     review.open_case(1)
     viewer.close()

@@ -8,72 +8,29 @@ or takes them from the cache of neighbours read ahead. Until its pixels are read
 picture is hidden, so no other patient stands under its name), and it is not open (Accept and Skip
 refuse). Every request carries a token; a newer request supersedes an older one still reading (the
 latest click wins), and a result that arrives for a superseded request is dropped, with a line in
-the log. The open case's edits are queued as its draft before another case opens; nothing here
+the log. Results reach the GUI thread through :mod:`.delivery` (never after napari's window closed). The open case's edits are queued as its draft before another case opens; nothing here
 writes a file itself.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, QObject, Qt, Signal
-from qtpy.QtWidgets import QWidget
 
 from ..store.worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError
 from . import layers, strings
 from .display import Display
 from .dock_state import DockState
 from .edits import Edits
+from .delivery import Delivery
 from .read_ahead import CaseFiles, CaseRead, ReadAhead
 
 log = logging.getLogger(__name__)
-
-
-class _Arrivals(QObject):
-    """Carries a finished read from a reader thread to the GUI thread (always queued)."""
-
-    arrived = Signal(object)  # a callable, run on the GUI thread
-
-
-class _CloseWatch(QObject):
-    """Sees napari's window close: a read arriving after it must not add layers to a closed viewer
-    (napari aborts in its layer controls). A close napari refuses (the user cancels) is told apart by
-    the window still being visible."""
-
-    def __init__(self, parent: QObject) -> None:
-        super().__init__(parent)
-        self._window: weakref.ref[QWidget] | None = None  # weak: the dock must not keep napari's window alive
-        self.close_seen = False
-
-    @property
-    def window(self) -> QWidget | None:
-        return self._window() if self._window is not None else None
-
-    def watch(self, window: QWidget) -> None:
-        if window is not self.window:
-            if self.window is not None:
-                self.window.removeEventFilter(self)
-            self._window, self.close_seen = weakref.ref(window), False
-            window.installEventFilter(self)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if watched is self.window:
-            if event.type() == QEvent.Type.Close:
-                self.close_seen = True
-            elif event.type() == QEvent.Type.Show:
-                self.close_seen = False
-        return False
-
-    @property
-    def closed(self) -> bool:
-        window = self.window
-        return self.close_seen and (window is None or not window.isVisible())
 
 
 class Navigator:
@@ -85,35 +42,13 @@ class Navigator:
         self._case_token = 0  # the newest case request; an older one's read is dropped
         self._folder_token = 0  # the newest folder request
         self._folder_reading = False  # a folder is being listed
-        self._arrivals = _Arrivals(state)  # goes with the dock: a read finishing after it closed is not delivered
-        self._close_watch = _CloseWatch(state)
-        # queued even when emitted on the GUI thread (a read already finished): a request always
-        # returns before its case is shown, whatever the cache held
-        self._arrivals.arrived.connect(lambda run: run(), Qt.ConnectionType.QueuedConnection)
+        self._delivery = Delivery(state)  # goes with the dock: a read finishing after it closed is not delivered
+        self._when_done = self._delivery.when_done
 
     @property
     def settled(self) -> bool:
         """No folder or case is being read: what is on screen is what was asked for last."""
         return not self._folder_reading and self.opening is None
-
-    def _when_done(self, future: Future, then: Callable[[Future], None]) -> None:
-        dock = self.state.parent()
-        if isinstance(dock, QWidget):
-            self._close_watch.watch(dock.window())  # napari's main window, once docked
-
-        def deliver(done: Future) -> None:
-            if self._close_watch.closed:
-                log.info("dropped a read that finished after napari's window closed")
-                return
-            then(done)
-
-        def arrived(done: Future) -> None:
-            try:
-                self._arrivals.arrived.emit(lambda: deliver(done))
-            except RuntimeError:  # the dock was closed meanwhile: nobody to show it to
-                pass
-
-        future.add_done_callback(arrived)
 
     # -- folders ------------------------------------------------------------------------
     def open_folder(self, folder: str | Path) -> bool:
