@@ -5,6 +5,10 @@ there is still a viewer to show it in. Delivery is always queued, even when the 
 finished as it was asked for, so a request returns before its result is used, whatever a cache held.
 A result finishing after napari's window closed is dropped: added to the closed viewer, a layer made
 napari abort in its layer controls.
+
+Worker threads never emit a signal of an object the GUI thread may be deleting (the dock, as napari
+closes): that race crashed the test process at teardown. They post through one dispatcher that
+lives as long as the process, and the GUI thread checks that the receiver still exists.
 """
 
 from __future__ import annotations
@@ -20,10 +24,43 @@ from qtpy.QtWidgets import QWidget
 log = logging.getLogger(__name__)
 
 
-class _Arrivals(QObject):
-    """Carries a finished read from a reader thread to the GUI thread (always queued)."""
+class _Dispatcher(QObject):
+    """Runs callables posted from any thread on the GUI thread (always queued)."""
 
-    arrived = Signal(object)  # a callable, run on the GUI thread
+    posted = Signal(object)  # a callable
+
+
+_dispatcher: _Dispatcher | None = None
+
+
+def _dispatch() -> _Dispatcher:
+    """The process's one dispatcher, made on the GUI thread on first use and never deleted."""
+    global _dispatcher
+    if _dispatcher is None:
+        _dispatcher = _Dispatcher()
+        _dispatcher.posted.connect(lambda run: run(), Qt.ConnectionType.QueuedConnection)
+    return _dispatcher
+
+
+def alive(obj: QObject) -> bool:
+    """Whether the Qt object behind ``obj`` still exists (napari deletes the dock as it closes)."""
+    try:
+        obj.objectName()
+    except RuntimeError:
+        return False
+    return True
+
+
+def on_gui_thread(receiver: QObject, run: Callable[[], None]) -> None:
+    """From any thread: ``run()`` on the GUI thread, if ``receiver`` still exists then.
+    The dispatcher must exist first (:class:`Delivery` or :func:`prepare` made it, on the GUI thread)."""
+    assert _dispatcher is not None, "prepare() on the GUI thread first"
+    _dispatcher.posted.emit(lambda: run() if alive(receiver) else None)
+
+
+def prepare() -> None:
+    """Make the dispatcher (call on the GUI thread, before any worker posts)."""
+    _dispatch()
 
 
 class _CloseWatch(QObject):
@@ -69,9 +106,8 @@ class Delivery(QObject):
 
     def __init__(self, parent: QObject) -> None:
         super().__init__(parent)
-        self._arrivals = _Arrivals(self)
+        prepare()
         self._watch = _CloseWatch(self)
-        self._arrivals.arrived.connect(lambda run: run(), Qt.ConnectionType.QueuedConnection)
 
     def when_done(self, future: Future, then: Callable[[Future], None]) -> None:
         dock = self.parent().parent() if self.parent() is not None else None  # the state's parent: the dock
@@ -84,10 +120,4 @@ class Delivery(QObject):
                 return
             then(done)
 
-        def arrived(done: Future) -> None:
-            try:
-                self._arrivals.arrived.emit(lambda: deliver(done))
-            except RuntimeError:  # the dock was closed meanwhile: nobody to show it to
-                pass
-
-        future.add_done_callback(arrived)
+        future.add_done_callback(lambda done: on_gui_thread(self, lambda: deliver(done)))
