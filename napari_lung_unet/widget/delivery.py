@@ -55,7 +55,14 @@ def on_gui_thread(receiver: QObject, run: Callable[[], None]) -> None:
     """From any thread: ``run()`` on the GUI thread, if ``receiver`` still exists then.
     The dispatcher must exist first (:class:`Delivery` or :func:`prepare` made it, on the GUI thread)."""
     assert _dispatcher is not None, "prepare() on the GUI thread first"
-    _dispatcher.posted.emit(lambda: run() if alive(receiver) else None)
+
+    def run_if_alive() -> None:
+        if alive(receiver):
+            run()
+        else:
+            log.info("dropped a result that finished after napari's window closed (its dock is gone)")
+
+    _dispatcher.posted.emit(run_if_alive)
 
 
 def prepare() -> None:
