@@ -189,3 +189,19 @@ def test_closing_napari_queues_the_draft_and_never_waits_for_the_writer(make_nap
         busy.set()  # (a writer held for ever would also hold the test process at exit, as it should a user's)
     qtbot.waitUntil(lambda: np.array_equal(Worklist(xray_folder).load_draft("case0", painted.shape), painted),
                     timeout=WAIT_MS)
+
+
+def test_a_read_that_finishes_after_napari_closed_is_dropped(docked_widget, qtbot, xray_folder: Path, caplog):
+    """Closing napari while a case is being read: the read is not shown in the closed viewer (napari
+    aborted adding a layer to it)."""
+    widget = docked_widget
+    review, viewer = widget.review, widget.viewer
+    widget.auto_propose.setChecked(False)
+    assert review.open_folder(xray_folder)
+    wait_case_open(qtbot, widget, "case0")
+    caplog.set_level("INFO", logger="napari_lung_unet.widget")
+    review.read_ahead.cancel()  # case1 is read from now on
+    review.open_case(1)
+    viewer.close()
+    qtbot.waitUntil(lambda: "after napari's window closed" in caplog.text, timeout=WAIT_MS)
+    assert len(viewer.layers) == 0 and review.case is None

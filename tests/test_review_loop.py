@@ -100,7 +100,7 @@ def test_review_loop_end_to_end(widget: LungUNetWidget, qtbot, xray_folder: Path
     assert store.case_ids() == [case_id]
 
     # 5. edit case 1, go next, come back: status and draft are restored
-    assert review.case.case_id == "case1"
+    wait_case_open(qtbot, widget, "case1")  # the accept opened it, off the GUI thread
     paint_stroke(lungs, (40, 100), 2)
     draft = lungs.data.copy()
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
@@ -146,7 +146,8 @@ def test_status_resumes_after_restart(make_napari_viewer, tiny_current, qtbot, x
     open_and_wait(qtbot, widget, xray_folder)
     with qtbot.waitSignals([widget.proposal_finished, widget.review.case_accepted], timeout=WAIT_MS):
         widget.review.accept()
-    viewer.close()
+    viewer.close()  # returns at once; a restart is another process, which starts after this one's writer ends
+    widget.writer.wait()
 
     viewer2 = make_napari_viewer()
     _dock, widget2 = viewer2.window.add_plugin_dock_widget(PLUGIN, WIDGET)
@@ -354,8 +355,8 @@ def test_worklist_and_single_image_accepts_store_the_source_pixels(widget: LungU
     qtbot.waitUntil(lambda: len(store.case_ids()) == 1, timeout=WAIT_MS)
     open_and_wait(qtbot, widget, xray_folder)
     source = widget.review.case.path
-    with qtbot.waitSignal(widget.review.case_accepted, timeout=WAIT_MS):
-        widget.accept_button.click()
+    with qtbot.waitSignals([widget.review.case_accepted, widget.proposal_finished], timeout=WAIT_MS):
+        widget.accept_button.click()  # the next case opens and is proposed before the test ends (not in its teardown)
     qtbot.waitUntil(lambda: len(store.case_ids()) == 2, timeout=WAIT_MS)
     for path in (single, source):
         raw = read_source_pixels(path)

@@ -30,6 +30,7 @@ from ..nn.card import ModelCard
 from ..nn.registry import Registry, RegistryError
 from . import strings
 from .current import read_current
+from .delivery import on_gui_thread, prepare
 
 CURRENT_MARK = "●"
 MIN_ROWS = 3  # rows always visible, however much the result text above grows
@@ -58,7 +59,6 @@ def row_text(card: ModelCard) -> str:
 
 class HistoryPanel(QWidget):
     current_changed = Signal(str)  # the version made current by a rollback
-    _switched = Signal(str, object)  # (version, error or None): emitted on the worker, run on the GUI thread
 
     def __init__(self) -> None:
         super().__init__()
@@ -66,7 +66,7 @@ class HistoryPanel(QWidget):
         self.confirm: QMessageBox | None = None  # the open "make it current anyway?" question
         self.switching: str | None = None  # the version being made current (on the worker)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lung-unet-registry")
-        self._switched.connect(self._on_switched)
+        prepare()  # the worker hands its result back through the dispatcher
         self.wait_label = QLabel("")
         self.wait_label.setWordWrap(True)
         self.wait_bar = QProgressBar()
@@ -196,10 +196,7 @@ class HistoryPanel(QWidget):
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - an unexpected failure still ends the wait, in one line
             error = f"cannot make {version!r} current: {exc}"
-        try:
-            self._switched.emit(version, error)
-        except RuntimeError:  # the panel was closed meanwhile
-            pass
+        on_gui_thread(self, lambda: self._on_switched(version, error))  # dropped if the panel was closed meanwhile
 
     def _on_switched(self, version: str, error: str | None) -> None:
         self.switching = None

@@ -8,7 +8,7 @@ or takes them from the cache of neighbours read ahead. Until its pixels are read
 picture is hidden, so no other patient stands under its name), and it is not open (Accept and Skip
 refuse). Every request carries a token; a newer request supersedes an older one still reading (the
 latest click wins), and a result that arrives for a superseded request is dropped, with a line in
-the log. The open case's edits are queued as its draft before another case opens; nothing here
+the log. Results reach the GUI thread through :mod:`.delivery` (never after napari's window closed). The open case's edits are queued as its draft before another case opens; nothing here
 writes a file itself.
 """
 
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QObject, Qt, Signal
 
 from ..store.worklist import ACCEPTED, EDITED, NEW, PROPOSED, SKIPPED, Case, Worklist, WorklistError
 from . import layers, strings
@@ -29,15 +28,10 @@ from .case_life import SKIPPED as SKIPPED_PHASE
 from .display import Display
 from .dock_state import DockState
 from .edits import Edits
+from .delivery import Delivery
 from .read_ahead import CaseFiles, CaseRead, ReadAhead
 
 log = logging.getLogger(__name__)
-
-
-class _Arrivals(QObject):
-    """Carries a finished read from a reader thread to the GUI thread (always queued)."""
-
-    arrived = Signal(object)  # a callable, run on the GUI thread
 
 
 class Navigator:
@@ -48,24 +42,13 @@ class Navigator:
         self.opening: Case | None = None  # the case being read, not yet shown
         self._folder_token = 0  # the newest folder request
         self._folder_reading = False  # a folder is being listed
-        self._arrivals = _Arrivals(state)  # goes with the dock: a read finishing after it closed is not delivered
-        # queued even when emitted on the GUI thread (a read already finished): a request always
-        # returns before its case is shown, whatever the cache held
-        self._arrivals.arrived.connect(lambda run: run(), Qt.ConnectionType.QueuedConnection)
+        self._delivery = Delivery(state)  # goes with the dock: a read finishing after it closed is not delivered
+        self._when_done = self._delivery.when_done
 
     @property
     def settled(self) -> bool:
         """No folder or case is being read: what is on screen is what was asked for last."""
         return not self._folder_reading and self.opening is None
-
-    def _when_done(self, future: Future, then: Callable[[Future], None]) -> None:
-        def arrived(done: Future) -> None:
-            try:
-                self._arrivals.arrived.emit(lambda: then(done))
-            except RuntimeError:  # the dock was closed meanwhile: nobody to show it to
-                pass
-
-        future.add_done_callback(arrived)
 
     # -- folders ------------------------------------------------------------------------
     def open_folder(self, folder: str | Path) -> bool:
@@ -230,6 +213,12 @@ class Navigator:
             state.mask_shown(image.unique_id, case.proposal_convention if labels is not None else None,
                              edited=edited or (proposal is None and draft is not None))
         layers.raise_pair(state.viewer, image)  # image layers opened earlier must not cover the case
+        for layer in (image, state.labels_layer()):
+            # napari 0.9.2 keeps the extent a layer had when its data changed while hidden (making it
+            # visible refreshes without the extent): this case was hidden while it was read, so a
+            # case of another size would be fitted to the last one's. The extent only; no new upload.
+            if layer is not None:
+                layer.refresh(thumbnail=False, data_displayed=False, highlight=False, extent=True)
         self.display.isolate_case()  # one patient on screen
         self.display.fit_case(case.case_id, image)
         if draft is not None and case.status in (NEW, PROPOSED, EDITED) and proposal is not None:
