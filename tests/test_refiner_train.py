@@ -23,26 +23,26 @@ def run_args(tmp_path: Path) -> list[str]:
     torch.manual_seed(0)
     config = UNetConfig(base_channels=4, depth=2)
     parent = save_model(tmp_path / "parent", UNet(config), ModelCard(version="tiny", architecture=config, input_size=64))
-    data = phantom_folder(tmp_path / "cases", 8, seed=300)
-    return ["--data", str(data), "--parent", str(parent), "--steps", "6", "--batch-size", "2", "--eval-every", "3",
+    data = phantom_folder(tmp_path / "cases", 6, seed=300)
+    return ["--data", str(data), "--parent", str(parent), "--steps", "4", "--batch-size", "2", "--eval-every", "2",
             "--checkpoint-every", "2", "--max-clicks", "3", "--self-share", "0.5", "--cache", str(tmp_path / "prepared.pt")]
 
 
 def test_stopped_and_resumed_run_ends_as_an_uninterrupted_one(run_args: list[str], tmp_path: Path) -> None:
     whole = main([*run_args, "--output", str(tmp_path / "whole")])
-    main([*run_args, "--output", str(tmp_path / "parts"), "--stop-at", "3"])
+    main([*run_args, "--output", str(tmp_path / "parts"), "--stop-at", "2"])
     stopped = torch.load(tmp_path / "parts" / CHECKPOINT_NAME, weights_only=True)
-    assert stopped["step"] == 3
+    assert stopped["step"] == 2
     parts = main([*run_args, "--output", str(tmp_path / "parts"), "--resume"])
     a = torch.load(whole / CHECKPOINT_NAME, weights_only=True)
     b = torch.load(parts / CHECKPOINT_NAME, weights_only=True)
-    assert a["step"] == b["step"] == 6
+    assert a["step"] == b["step"] == 4
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), f"{name} differs after resuming"
     assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"], "the schedule moved"
     assert [{k: v for k, v in h.items() if k != "hours"} for h in a["history"]] == \
         [{k: v for k, v in h.items() if k != "hours"} for h in b["history"]]
-    assert [h["step"] for h in b["history"]] == [0, 3, 6]
+    assert [h["step"] for h in b["history"]] == [0, 2, 4]
     refiner = load_model(parts)  # the folder is a refiner the dock and the benches load
     assert refiner.card.extra["window"] == "side" and refiner.card.architecture.in_channels == 4
 
