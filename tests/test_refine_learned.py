@@ -124,6 +124,8 @@ def test_redraw_merges_every_big_difference_and_the_click_not_its_noise() -> Non
     out = redrawn(drawn, current, (55, 15), positive=True)
     assert out[50:60, 5:25].all() and not out[20:30, 5:10].any() and not out[2:5, 40:43].any()
     assert 9 < MIN_CHANGE <= 50
+    signed = redrawn(drawn, current, (55, 15), positive=True, signed=True)  # a positive click only adds lung
+    assert signed[50:60, 5:25].all() and signed[20:30, 5:10].all()
     # a click whose answer the redraw does not give still sets its own pixel, and nothing else
     lone = redrawn(current, current, (0, 0), positive=True)
     assert lone[0, 0] and (lone != current).sum() == 1

@@ -85,12 +85,15 @@ def side_window(col: int, size: tuple[int, int], overlap: int = SIDE_OVERLAP) ->
     return slice(0, size[0]), slice(start, start + width)
 
 
-def redrawn(drawn: np.ndarray, current: np.ndarray, at: tuple[int, int], positive: bool) -> np.ndarray:
+def redrawn(drawn: np.ndarray, current: np.ndarray, at: tuple[int, int], positive: bool, signed: bool = False) -> np.ndarray:
     """``current`` with the redraw ``drawn`` merged where it differs: in pieces of at least ``MIN_CHANGE`` px
-    and the piece at the click, whose pixel takes the click's answer (lung for a positive click)."""
+    and the piece at the click, whose pixel takes the click's answer (lung for a positive click);
+    ``signed``: only the click's kind of change (a positive click adds lung, never removes it)."""
     want = drawn.copy()
     want[at] = positive
     differs = want != current
+    if signed:
+        differs &= want if positive else ~want
     pieces, _ = ndimage.label(differs, structure=EIGHT)
     keep = np.bincount(pieces.ravel()) >= MIN_CHANGE
     keep[0] = False
@@ -120,6 +123,7 @@ class LearnedRefineContext:
         self.shape = (int(shape[0]), int(shape[1]))
         self.crop = int(crop or refiner.card.extra.get("crop", DEFAULT_CROP))
         self.side = refiner.card.extra.get("window") == "side"  # issue 30: redraws the clicked side
+        self.signed = refiner.card.extra.get("merge") == "signed"  # ...and merges only the click's kind of change
         self.clicks: list[Click] = []  # every click keeps speaking to the refiner (RITM's click maps)
         self.heuristic = heuristic
 
@@ -155,7 +159,7 @@ class LearnedRefineContext:
             box = side_window(cc, size)
             current = sample_labels(labels, size, box) > 0
             at = (cr - box[0].start, cc - box[1].start)
-            new = redrawn(self._draw(box, current), current, at, click.positive)
+            new = redrawn(self._draw(box, current), current, at, click.positive, self.signed)
             add, remove = np.zeros(size, bool), np.zeros(size, bool)
             add[box], remove[box] = new & ~current, ~new & current
             add[cr, cc] |= click.positive  # the clicked pixel bounds the box even where nothing changes
