@@ -49,6 +49,7 @@ REFINER_INPUTS = 4  # image, current mask, positive clicks, negative clicks
 DEFAULT_CROP = 192  # px at the model's input size (384): half its side
 SIDE_OVERLAP = 16  # px at the input size past the midline: a lung that crosses it a little is still seen whole
 MIN_CHANGE = 20  # px at the input size: a redraw's smaller differences are its noise, not a fix
+THIN = 5  # px at the input size: a difference thinner than this is a border that moved, not a fix
 
 
 def is_refiner(loaded: LoadedModel) -> bool:
@@ -87,18 +88,22 @@ def side_window(col: int, size: tuple[int, int], overlap: int = SIDE_OVERLAP) ->
 
 def redrawn(drawn: np.ndarray, current: np.ndarray, at: tuple[int, int], positive: bool, signed: bool = False) -> np.ndarray:
     """``current`` with the redraw ``drawn`` merged where it differs: in pieces of at least ``MIN_CHANGE`` px
-    and the piece at the click, whose pixel takes the click's answer (lung for a positive click);
-    ``signed``: only the click's kind of change (a positive click adds lung, never removes it)."""
+    once thinner than ``THIN`` px is cut away (a redraw's border that moved by a pixel or two along the whole
+    lung is its noise, not a fix) and the click's own piece, whose pixel takes the click's answer (lung for
+    a positive click); ``signed``: only the click's kind of change (a positive click adds lung, never removes it)."""
     want = drawn.copy()
     want[at] = positive
     differs = want != current
     if signed:
         differs &= want if positive else ~want
-    pieces, _ = ndimage.label(differs, structure=EIGHT)
+    core = ndimage.binary_opening(differs, structure=np.ones((THIN, THIN), bool))
+    pieces, _ = ndimage.label(core, structure=EIGHT)
     keep = np.bincount(pieces.ravel()) >= MIN_CHANGE
     keep[0] = False
-    keep[pieces[at]] = pieces[at] != 0
-    return np.where(keep[pieces], want, current)
+    merged = keep[pieces]
+    if not merged[at]:  # the click's own piece is always taken, thin or small (a narrow missed sliver)
+        merged |= piece_at(differs, at)
+    return np.where(merged, want, current)
 
 
 class LearnedRefineContext:
