@@ -15,14 +15,13 @@ import torch
 from napari_lung_unet.images.labels import LEFT_LUNG, RIGHT_LUNG
 from napari_lung_unet.images.phantom_radiograph import make_radiograph_phantom
 from napari_lung_unet.nn.card import ModelCard
-from napari_lung_unet.nn.clicks import click_maps, click_point, largest_region
+from napari_lung_unet.nn.clicks import click_maps, largest_region
 from napari_lung_unet.nn.model import UNet, UNetConfig
 from napari_lung_unet.nn.model_io import LoadedModel, load_model, save_model
 from napari_lung_unet.nn.predict import Predictor
 from napari_lung_unet.nn.refine import Click, RefineContext
 from napari_lung_unet.nn.refine_learned import MIN_CHANGE, LearnedRefineContext, crop_at, redrawn, refiner_from_parent, side_window
 from napari_lung_unet.settings import bundled_model_dir
-from training.data import ArrayData
 from training.refiner_train import Episode, play_earlier_clicks, training_batch
 
 from test_refine import apply, deepest, dice, extra_below_lung, missed_lower_lung  # apply: nothing changes outside the box
