@@ -20,7 +20,9 @@ the rest of the mask, and painting, stay as they are (:func:`redrawn`).
 
 Measured (docs/benchmarks.md, bench/correction_effort.py --refiner): refiner-1 (32 min on 2 cores) costs
 11.60 s/case on covid_v7labs against region growing's 10.16 (paint 13.56), 5.03 on Shenzhen validation
-against 5.34 (paint 4.50): it does not replace region growing, which stays the dock's refiner. A click
+against 5.34 (paint 4.50): it does not replace region growing, which stays the dock's refiner. refiner-h
+(the clicked side, iterative clicks; 100 steps on a third of a core), signed with the thin cut: covid_v7labs
+whole-lung 10.88 against region growing's 8.70 (paint 7.08), Shenzhen 5.49 against 5.34 (docs/benchmarks.md, issue 30). A click
 takes ~40-50 ms on a 20-Mpx image.
 """
 
