@@ -234,31 +234,3 @@ def test_the_widgets_writers_pass_the_proposal_to_the_store(tmp_path: Path) -> N
     assert count == 2
     np.testing.assert_array_equal(iio.imread(store.case("worklist-xray").proposal), proposal)
     np.testing.assert_array_equal(iio.imread(store.case(case_id).proposal), labels)  # accepted unedited
-
-
-def test_the_refiners_training_starts_stored_cases_from_their_kept_proposal(tmp_path: Path) -> None:
-    import random
-
-    from napari_lung_unet.nn.model_io import load_model
-    from napari_lung_unet.settings import bundled_model_dir
-    from training.refiner_train import sample, stored_proposals
-
-    parent = load_model(bundled_model_dir())
-    store = CorrectionsStore(tmp_path / "store")
-    image, labels, _ = _case(5)
-    box = np.zeros(SHAPE, np.uint8)
-    box[24:72, 20:60] = 1  # no model draws this: a kept proposal is recognisable at the parent's size
-    store.add(image, labels, _record("kept"), proposal=ProposalKept(box, "base-3", "whole-lung"))
-    store.add(*_case(6)[:2], _record("none"))  # accepted without a proposal: not a real review to learn from
-
-    data, props, slots = stored_proposals(parent, store.root)
-    size = parent.card.input_size
-    assert data.case_ids == ["kept"] and slots.tolist() == [parent.card.conventions.index("whole-lung")]
-    kept = props[0, slots[0]].numpy()
-    inside = kept[size * 24 // 96 + 1 : size * 72 // 96 - 1, size * 20 // 80 + 1 : size * 60 // 80 - 1]
-    outside = kept.copy()
-    outside[size * 24 // 96 - 1 : size * 72 // 96 + 1, size * 20 // 80 - 1 : size * 60 // 80 + 1] = False
-    assert inside.all() and not outside.any()
-    assert not np.array_equal(props[0, 0].numpy(), kept)  # the other slot: the parent's own proposal
-    # every sample of it starts from the kept proposal's convention, never a random one
-    assert {sample(data, props, 0, random.Random(seed), 96, False, slot=int(slots[0]))[2] for seed in range(12)} == {int(slots[0])}

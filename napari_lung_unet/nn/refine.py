@@ -220,21 +220,35 @@ def apply_change(
 ) -> Refinement:
     """The full-size box under ``change`` (a model-resolution mask of the pixels the click changes) and its
     new labels: a positive click adds lung on its side, a negative one removes it; painted pixels stay."""
+    return apply_small(change if click.positive else None, None if click.positive else change, labels, click, painted)
+
+
+def apply_small(
+    add: np.ndarray | None, remove: np.ndarray | None, labels: np.ndarray, click: Click,
+    painted: np.ndarray | Callable[[tuple[slice, slice]], np.ndarray] | None = None,
+) -> Refinement:
+    """Model-resolution masks of lung to add and to remove (either may be None), as the full-size box under
+    them and its new labels; added lung takes the click's side, painted pixels stay."""
+    masks = [m for m in (add, remove) if m is not None]
+    change = masks[0] | masks[1] if len(masks) == 2 else masks[0]
     rows, cols = np.flatnonzero(change.any(1)), np.flatnonzero(change.any(0))
     small = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
     box = tuple(_at_least_one(int(round(s.start * N / n)), int(round(s.stop * N / n)), N)
                 for s, n, N in zip(small, change.shape, labels.shape))
     box = (box[0], box[1])
     crop = labels[box]
-    full = resize(change[small].astype(np.float32), (crop.shape[0], crop.shape[1])).numpy() > 0.5
-    if click.positive:
-        full &= crop == 0
+
+    def full(mask: np.ndarray) -> np.ndarray:
+        return resize(mask[small].astype(np.float32), (crop.shape[0], crop.shape[1])).numpy() > 0.5
+
+    new = crop.copy()
+    if add is not None:
         # the label added lung takes: the click's half of the image (the patient's right is the image's left)
         side = RIGHT_LUNG if click.col < labels.shape[1] / 2 else LEFT_LUNG
-        new = np.where(full, side, crop).astype(np.uint8)
-    else:
-        full &= crop > 0
-        new = np.where(full, 0, crop).astype(np.uint8)
+        new[full(add) & (crop == 0)] = side
+    if remove is not None:
+        new[full(remove) & (crop > 0)] = 0
+    new = new.astype(np.uint8)
     if painted is not None:
         keep = painted(box) if callable(painted) else painted[box]
         new[keep] = crop[keep]
