@@ -6,7 +6,7 @@
 Each reference image is accepted with its reference mask in ``--truth-convention`` (the clinician's *final*
 labels, split into right/left lung where the proposal says which), and keeps ``--model``'s proposal in
 ``--proposal-convention`` (the *original*): the store a review of that site would leave. It feeds
-``bench/correction_effort.py --store DIR`` and ``python -m training.refiner_train --store DIR``; with the
+``bench/correction_effort.py --store DIR``; with the
 model that proposed them, ``--store`` must give the same numbers as regenerating the proposals.
 """
 
