@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         env.deadline = time.monotonic() + 60 * args.minutes
 
     def progress(steps: int, problems: list[str] | None) -> None:
-        print(f"sequence {env.examples}: {steps} steps, " + ("ok" if problems is None else "FAILED " + kind_of(problems[0])), flush=True)
+        print(f"sequence {env.examples}: {steps} steps, " + ("ok" if problems is None else "FAILED " + kind_of(problems[0]) + ": " + "; ".join(problems)), flush=True)
 
     env.on_sequence = progress
     delays.install()

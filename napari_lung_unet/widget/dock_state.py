@@ -275,11 +275,14 @@ class DockState(QObject):
             case.error = error
             self.save_worklist()
 
-    def record_proposal(self, case: Case, labels: np.ndarray, version: str, confidence: float, convention: str) -> None:
+    def record_proposal(self, case: Case, labels: np.ndarray, version: str, confidence: float, convention: str,
+                        drop_draft: bool = False) -> None:
         """A proposal for a worklist case: cached on disk with its convention, so reopening or restarting
         does not re-run the model (unless the worklist's convention changed since)."""
         assert self.worklist is not None
         self.writer.save_mask(self.worklist.proposal_path(case.case_id), labels)
+        if drop_draft:  # an untouched draft is the earlier proposal's copy: never shown over this one
+            self.writer.remove_mask(self.worklist.draft_path(case.case_id))
         self.worklist.record_proposal(case, version, confidence, convention)
         self.save_worklist()
         self.case_refreshed.emit(case)

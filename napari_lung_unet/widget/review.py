@@ -20,7 +20,7 @@ from napari.layers import Image
 from napari.qt.threading import GeneratorWorker
 from qtpy.QtCore import QObject
 
-from ..store.worklist import EDITED, NEW, Case, Worklist
+from ..store.worklist import EDITED, NEW, PROPOSED, Case, Worklist
 from . import layers, strings
 from .ask import ask_to_replace
 from .decide import Decide
@@ -168,9 +168,15 @@ class ReviewController(QObject):
         if case is not None and not self._current(result):
             return  # asked before the worklist's convention changed: never shown or cached; one is owed
         if case is not None:
-            state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence, prediction.convention)
             if case is not state.case or state.life.stale(f"proposal for {case.case_id}", result.token, result.image_id, result.generation):
-                return  # the clinician moved on (it waits on disk for their return), or painted meanwhile
+                # the clinician moved on, or painted meanwhile: it waits on disk for their return, unless
+                # their mask (an edit, an accept) was drawn on an earlier proposal, which must stay its base:
+                # a draft is always read in the convention of the proposal cached beside it
+                if case.status in (NEW, PROPOSED):
+                    state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence,
+                                          prediction.convention, drop_draft=True)
+                return
+            state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence, prediction.convention)
             self.navigation.read_next()
         image = layers.find_layer(self.viewer, result.image_id)
         if not isinstance(image, Image):
