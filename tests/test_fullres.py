@@ -121,7 +121,8 @@ def test_full_resolution_switching_painting_and_accept(widget, qtbot, folder: Pa
         accept_gui_s = time.perf_counter() - t0  # how long the clinician waits: validation + next case
     accept_s = time.perf_counter() - t0
     store = CorrectionsStore(corrections_dir())
-    assert iio.imread(store.mask_path("fullres-full0")).shape == FULL
+    (stored,) = store.case_ids()  # named by its source: fullres-full0-<hash of the path>
+    assert stored.startswith("fullres-full0-") and iio.imread(store.mask_path(stored)).shape == FULL
     assert Worklist(folder).load_draft("full0", FULL) is not None
     settle(qtbot, widget)
 

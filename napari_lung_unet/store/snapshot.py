@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from .corrections import IMAGES, MASKS, RECORDS, SEGS, CorrectionsError, CorrectionsStore
+from .corrections import IMAGES, MASKS, PROPOSALS, RECORDS, SEGS, CorrectionsError, CorrectionsStore
 from .lockfile import HOST, PROCESS_TOKEN, owner_gone, read_owner
 
 SNAPSHOTS = ".snapshots"
@@ -88,9 +88,7 @@ def take_snapshot(store_root: str | os.PathLike[str]) -> Snapshot:
                 except CorrectionsError:
                     continue
                 newest = max(newest or record.accepted, record.accepted)
-                files = ([(IMAGES, record.image_file), (MASKS, record.mask_file), (SEGS, record.seg_file)] if record.image_file
-                         else [(IMAGES, f"{case_id}.png"), (MASKS, f"{case_id}.png")])
-                for folder, name in files:
+                for folder, name in CorrectionsStore._files_of(record, case_id):  # the store's own list: proposals too
                     if name and "/" not in name and "\\" not in name:
                         with contextlib.suppress(FileNotFoundError):  # missing: the snapshot's check names it
                             _link(store.root / folder / name, root / folder / name)
@@ -111,7 +109,7 @@ def _new_folder(store_root: Path) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="lung_unet_snapshot_"))
     (folder / OWNER_FILE).write_text(json.dumps({"host": HOST, "pid": os.getpid(), "token": PROCESS_TOKEN}) + "\n")
     root = folder / (store_root.resolve().name or "corrections")
-    for sub in (IMAGES, MASKS, SEGS, RECORDS):
+    for sub in (IMAGES, MASKS, SEGS, PROPOSALS, RECORDS):
         (root / sub).mkdir(parents=True)
     return root
 

@@ -174,19 +174,25 @@ class RefineTool(QObject):
             # snapshots: the brush and undo change the live arrays on this thread while the worker reads
             snapshot = np.array(layer.data, copy=True)
             said = np.array(source.said.said, copy=True) if source.said is not None else None
+            generation = self.state.life.generation(source.image_id)
             worker = create_worker(
                 run_refine, source, click, snapshot, layer_id, said, _start_thread=False,
-                _connect={"returned": lambda answer, t=clicked, k=token: self._write(answer, t, k), "errored": self._failed,
+                _connect={"returned": lambda answer, t=clicked, k=token, g=generation: self._write(answer, t, k, g),
+                          "errored": self._failed,
                           "finished": self._finished},
             )
             self.worker = worker
             worker.start()
 
-    def _write(self, answer: RefineAnswer, clicked: float, token: int) -> None:
+    def _write(self, answer: RefineAnswer, clicked: float, token: int, generation: int) -> None:
         layer = layers.find_layer(self.state.viewer, answer.layer_id)
         source = answer.source
         if not isinstance(layer, Labels) or self._sources.get(source.image_id) is not source or token != self.state.life.token:
             log.info("refine at %s dropped: its mask or case was replaced while it ran", (answer.click.row, answer.click.col))
+            self.refined.emit(None)
+            return
+        if self.state.life.stale("refine", None, source.image_id, generation):  # a stroke or an undo came first
+            self.state.status.emit(strings.REFINE_DROPPED)
             self.refined.emit(None)
             return
         # merged only where the mask still holds what the refine saw: a stroke painted meanwhile wins
