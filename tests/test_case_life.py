@@ -31,6 +31,13 @@ sys.stdin.read()
 """
 
 
+def wait_quiet(qtbot, widget) -> None:  # noqa: ANN001
+    """Until the next case is shown and proposed: a viewer closed while a case opens or proposes can take
+    Mesa down in teardown (seen under Xvfb)."""
+    qtbot.waitUntil(lambda: widget.review.navigation.settled and not widget.state.running, timeout=WAIT_MS)
+    widget.review.save_draft_now()
+
+
 def stored_ids() -> list[str]:
     store_dir = corrections_dir()
     return CorrectionsStore(store_dir).case_ids() if store_dir.exists() else []
@@ -66,6 +73,7 @@ def test_a_case_another_reviewer_has_open_says_so_and_accept_asks(docked_widget,
         widget.accept_button.click()
         answer(widget, act=True)
     assert len(stored_ids()) == 1
+    wait_quiet(qtbot, widget)
 
 
 def test_an_empty_mask_is_stored_only_after_a_yes(docked_widget, qtbot, xray_folder: Path):
@@ -86,6 +94,7 @@ def test_an_empty_mask_is_stored_only_after_a_yes(docked_widget, qtbot, xray_fol
         answer(widget, act=True)
     (case_id,) = stored_ids()
     assert not iio.imread(CorrectionsStore(corrections_dir()).case(case_id).mask).any()
+    wait_quiet(qtbot, widget)
 
 
 def test_accept_while_the_case_is_proposing_is_ignored_and_says_why(docked_widget, qtbot, xray_folder: Path):
@@ -95,6 +104,5 @@ def test_accept_while_the_case_is_proposing_is_ignored_and_says_why(docked_widge
     assert widget.state.life.phase == "proposing"
     assert widget.review.accept() is False
     assert "Accept waits until its mask is shown" in widget.status_label.text()
-    qtbot.waitUntil(lambda: not widget.state.running, timeout=WAIT_MS)
-    widget.review.save_draft_now()
+    wait_quiet(qtbot, widget)
     assert stored_ids() == []
