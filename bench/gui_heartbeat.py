@@ -169,15 +169,33 @@ class GapSampler:
         return "\n".join(lines)
 
 
-def measure(rounds: int, profile: bool = False) -> dict[str, float]:
+def docked_with_heartbeat():  # noqa: ANN201 - napari and Qt load lazily
+    """A 1366×768 napari with the dock on the CPU, and a heartbeat timer (not started) recording into ``beats``.
+    Imported here, not at the top: ``--src`` puts another tree first on the path before any of it loads."""
     import napari
-    import numpy as np
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
+    from napari_lung_unet.widget import LungUNetWidget
+
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    viewer.window.resize(1366, 768)
+    widget = LungUNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Lung U-Net", area="right")
+    widget.device_combo.setCurrentText("cpu")
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setInterval(BEAT_MS)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    return viewer, app, widget, beats, timer
+
+
+def measure(rounds: int, profile: bool = False) -> dict[str, float]:
+    import numpy as np
+
     import napari_lung_unet
     from napari_lung_unet.settings import HOME_ENV, data_dir
-    from napari_lung_unet.widget import LungUNetWidget
 
     print("package:", napari_lung_unet.__file__, file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="lung-unet-heartbeat-"))
@@ -190,16 +208,7 @@ def measure(rounds: int, profile: bool = False) -> dict[str, float]:
     for path in sources:
         (folder / path.name).symlink_to(path)
 
-    viewer = napari.Viewer(show=True)
-    app = QApplication.instance()
-    viewer.window.resize(1366, 768)
-    widget = LungUNetWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Lung U-Net", area="right")
-    widget.device_combo.setCurrentText("cpu")
-    beats: list[float] = []
-    timer = QTimer()
-    timer.setInterval(BEAT_MS)
-    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    viewer, app, widget, beats, timer = docked_with_heartbeat()
 
     def wait_until(done) -> None:
         deadline = time.monotonic() + WAIT_S
@@ -255,14 +264,10 @@ def measure(rounds: int, profile: bool = False) -> dict[str, float]:
 
 def navigate(images: Path, profile: bool = False) -> dict[str, float]:
     """Issue 33's heartbeat: open the folder, Next, Next, Previous, Previous, a case-list click."""
-    import napari
     import numpy as np
-    from qtpy.QtCore import QTimer
-    from qtpy.QtWidgets import QApplication
 
     import napari_lung_unet
     from napari_lung_unet.settings import HOME_ENV
-    from napari_lung_unet.widget import LungUNetWidget
 
     print("package:", napari_lung_unet.__file__, file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="lung-unet-heartbeat-"))
@@ -271,16 +276,7 @@ def navigate(images: Path, profile: bool = False) -> dict[str, float]:
     folder.mkdir()
     for path in sorted(images.glob("*.png")):
         (folder / path.name).symlink_to(path)
-    viewer = napari.Viewer(show=True)
-    app = QApplication.instance()
-    viewer.window.resize(1366, 768)
-    widget = LungUNetWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Lung U-Net", area="right")
-    widget.device_combo.setCurrentText("cpu")
-    beats: list[float] = []
-    timer = QTimer()
-    timer.setInterval(BEAT_MS)
-    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    viewer, app, widget, beats, timer = docked_with_heartbeat()
     sampler = GapSampler(beats) if profile else None
     opened: list[object] = []
     finished: list[object] = []

@@ -162,11 +162,8 @@ class DockState(QObject):
         """A proposal or draft drawn in ``convention`` is now the image's mask."""
         self.life.bump(image_id)
         self.life.set_drawn_in(image_id, convention)
-        if self.is_case_image(self.image_by_id(image_id)):
+        if self.is_case_image(layers.find_layer(self.viewer, image_id)):
             self.life.move(EDITED if edited else SHOWN)
-
-    def image_by_id(self, image_id: str) -> Any:
-        return layers.find_layer(self.viewer, image_id)
 
     def case_waits_for_proposal(self) -> None:
         """The open case is shown with an empty mask while the model draws one."""

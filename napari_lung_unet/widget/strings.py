@@ -177,7 +177,6 @@ HISTORY_TITLE = "Model history"
 TAB_REVIEW, TAB_MODEL = "Review", "Model"
 WORKLIST_TITLE, CORRECT_TITLE = "Worklist", "Correct"
 HISTORY_COLUMNS = ["", "Version · status · Dice"]
-HISTORY_DICE = " · Dice {dice}"  # held-out Dice, before → after
 HISTORY_TIP = "{version}: {status}, created {created}"
 ROLLBACK = "Make selected current"
 ROLLBACK_TIP = "Roll back (or forward) to the selected model version; new proposals will use it."
