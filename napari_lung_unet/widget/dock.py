@@ -53,6 +53,7 @@ from .qt_bits import RefreshingComboBox, column, device_available, group, narrow
 from .readouts import ReadoutsLabel
 from .review import ReviewController
 from .worklist_panel import WorklistPanel
+from .warm_up import warm_up
 from .writer import DiskWriter
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class LungUNetWidget(QWidget):
             emitter.connect(self._on_layers_changed)
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
         self._bind_keys()
+        warm_up(self)
 
     @property
     def worker(self) -> GeneratorWorker | None:

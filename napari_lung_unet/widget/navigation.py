@@ -68,6 +68,7 @@ class Navigator:
         self._folder_reading = True
         self.state.status.emit(strings.OPENING_FOLDER.format(folder=Path(folder).name or folder))
         self._when_done(self.read_ahead.submit(read), lambda done: self._folder_read(token, done))
+        self.display.prepare_pair(self._delivery.later)  # while the folder and its first case are read
         return True
 
     def _folder_read(self, token: int, done: Future) -> None:
