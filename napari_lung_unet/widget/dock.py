@@ -150,7 +150,7 @@ class LungUNetWidget(QWidget):
                                  tools=(self.controls.refine, self.controls.reset))
 
         self.finetune = FinetunePanel(self.state.store_dir, device=lambda: self.state.device)
-        self.history = HistoryPanel()
+        self.history = HistoryPanel(self.state.store_dir)
 
         review_tab = column(
             group(strings.WORKLIST_TITLE, self.worklist_panel, self.convention),
@@ -224,6 +224,7 @@ class LungUNetWidget(QWidget):
         self.finetune.promoted.connect(lambda _version: state.registry_changed())
         self.finetune.repropose_requested.connect(lambda version: review.propose(model=version))
         self.history.current_changed.connect(lambda _version: state.registry_changed())
+        state.stored.connect(lambda _case_id: self.history.refresh_payoff())
 
     def _bind_keys(self) -> None:
         controls = self.controls

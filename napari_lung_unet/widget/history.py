@@ -12,11 +12,17 @@ The switch itself runs on a worker thread: the registry loads the version's weig
 points CURRENT at them, and waits for the registry's lock (up to 60 s while a fine-tune promotes).
 Meanwhile the panel shows a wait and refuses a second switch; the rows and the model box follow
 once it is done.
+
+Below the rows, the loop's payoff on the clinician's own cases (:mod:`.payoff_view`): per proposing
+version, the cases accepted and how much of each proposal was changed. It is read from the store's
+records on the same worker, after every accept and every change of the registry.
 """
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, Signal
@@ -28,9 +34,13 @@ from qtpy.QtWidgets import (
 
 from ..nn.card import ModelCard
 from ..nn.registry import Registry, RegistryError
+from ..store.payoff import VersionPayoff, payoff_by_version
 from . import strings
 from .current import read_current
 from .delivery import on_gui_thread, prepare
+from .payoff_view import PayoffView
+
+log = logging.getLogger(__name__)
 
 CURRENT_MARK = "●"
 MIN_ROWS = 3  # rows always visible, however much the result text above grows
@@ -59,9 +69,15 @@ def row_text(card: ModelCard) -> str:
 
 class HistoryPanel(QWidget):
     current_changed = Signal(str)  # the version made current by a rollback
+    payoff_shown = Signal()  # the payoff rows were read and shown
 
-    def __init__(self) -> None:
+    def __init__(self, store_dir: Path | None = None) -> None:
         super().__init__()
+        self.store_dir = store_dir  # the corrections store whose records give the payoff (None: not shown)
+        self.payoff = PayoffView()
+        self.payoff.setVisible(store_dir is not None)
+        self.payoff_rows: list[VersionPayoff] = []
+        self._payoff_asked = 0  # the newest read asked for: an older one finishing later is dropped
         self.cards: dict[str, ModelCard] = {}
         self.confirm: QMessageBox | None = None  # the open "make it current anyway?" question
         self.switching: str | None = None  # the version being made current (on the worker)
@@ -96,6 +112,7 @@ class HistoryPanel(QWidget):
         layout.addWidget(self.rollback)
         layout.addWidget(self.wait_label)
         layout.addWidget(self.wait_bar)
+        layout.addWidget(self.payoff)
         self.refresh()
 
     def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
@@ -125,6 +142,29 @@ class HistoryPanel(QWidget):
                     item.setFont(font)
                 self.table.setItem(row, col, item)
         self._fit_height()
+        self.refresh_payoff()
+
+    def refresh_payoff(self) -> None:
+        """Read the payoff rows again on the worker (an accept, a fine-tune, a rollback)."""
+        if self.store_dir is None:
+            return
+        self._payoff_asked += 1
+        self._pool.submit(self._read_payoff, self.store_dir, self._payoff_asked)
+
+    def _read_payoff(self, store_dir: Path, asked: int) -> None:
+        try:
+            rows = payoff_by_version(store_dir)[0] if store_dir.exists() else []
+        except Exception:  # noqa: BLE001 - the payoff is a view: a store it cannot read leaves the last rows
+            log.exception("could not read the payoff rows from %s", store_dir)
+            return
+        on_gui_thread(self, lambda: self._show_payoff(rows, asked))
+
+    def _show_payoff(self, rows: list[VersionPayoff], asked: int) -> None:
+        if asked != self._payoff_asked:
+            return  # a newer read is on its way
+        self.payoff_rows = rows
+        self.payoff.show_rows(rows)
+        self.payoff_shown.emit()
 
     def _fit_height(self) -> None:
         self.table.resizeRowsToContents()
