@@ -84,6 +84,14 @@ def canvas_click(qtbot, widget, row: int, col: int, right: bool = False) -> None
     assert beat.worst_gap < MAX_GAP_S, f"the GUI froze for {beat.worst_gap * 1000:.0f} ms during a refine"
 
 
+def marks_ready(qtbot, widget) -> None:  # noqa: ANN001
+    """Until Refine mode's click-marks layer is made and drawn once (a person moves to the canvas meanwhile):
+    the heartbeat of a click then measures the click, not the mode switch just before it."""
+    marks = widget.review.refine.marks
+    qtbot.waitUntil(lambda: (layer := marks.layer_of(widget.state.image_id)) is not None and layer.opacity == 1.0,
+                    timeout=WAIT_MS)
+
+
 def counts(labels: np.ndarray) -> np.ndarray:
     return np.bincount(np.asarray(labels).ravel(), minlength=3)[:3]
 
@@ -100,6 +108,7 @@ def test_a_click_grows_a_missed_region_and_undo_takes_it_back(widget, qtbot):
     widget.controls.refine.click()  # Refine mode on (Shift-F)
     assert widget.review.refine.on and lungs.mode == "pan_zoom"
     before, text_before = lungs.data.copy(), widget.readouts.text()
+    marks_ready(qtbot, widget)
     canvas_click(qtbot, widget, *deepest(missed))
 
     assert (lungs.data[missed] > 0).mean() > 0.6, "the click did not grow the mask in the missed region"
@@ -107,10 +116,17 @@ def test_a_click_grows_a_missed_region_and_undo_takes_it_back(widget, qtbot):
     np.testing.assert_array_equal(widget.state.stats.areas, counts(lungs.data))  # readouts in step
     assert widget.readouts.text() != text_before
 
+    marks = widget.review.refine.marks.layer_of(widget.state.image_id)  # the click on screen, green: a grow
+    assert marks is not None and len(marks.data) == 1 and tuple(np.round(marks.face_color[0][:3], 2)) == (0.0, 0.88, 0.0)
+    assert widget.viewer.layers.selection.active.unique_id == lungs.unique_id  # the mask keeps the clicks
+
     lungs.undo()
     np.testing.assert_array_equal(lungs.data, before)  # the mask from before the refine
     np.testing.assert_array_equal(widget.state.stats.areas, counts(before))
     assert widget.readouts.text() == text_before
+    assert len(marks.data) == 0  # undo takes the click's point away with its refine
+    lungs.redo()
+    assert len(marks.data) == 1
 
 
 def test_a_right_click_shrinks_an_extra_region(widget, qtbot):
@@ -132,6 +148,7 @@ def test_a_right_click_shrinks_an_extra_region(widget, qtbot):
     before = lungs.data.copy()
 
     widget.review.refine.toggle()  # Shift-F
+    marks_ready(qtbot, widget)
     canvas_click(qtbot, widget, r, c, right=True)
 
     assert (lungs.data[extra & ~painted] == 0).mean() > 0.6, "the right click did not shrink the extra region"

@@ -75,6 +75,8 @@ class Display:
         image = layers.find_layer(self.viewer, self.state.xray_id)
         mask = layers.labels_of(self.viewer, image)
         keep = {layer.unique_id for layer in (image, mask) if layer is not None}
+        if image is not None:  # what else is paired with the case's image (its refine clicks)
+            keep |= {layer.unique_id for layer in self.viewer.layers if layer.metadata.get(layers.PAIR_KEY) == image.unique_id}
         for layer in self.viewer.layers:
             if layer.unique_id not in keep and layer.visible:
                 layer.visible = False

@@ -24,6 +24,11 @@ class ModelMask:
         self._undone: list[tuple[Indices, np.ndarray, np.ndarray]] = []  # refines undone, latest last
 
     @property
+    def live(self) -> int:
+        """How many refines the mask holds now (undone ones not counted)."""
+        return len(self._done)
+
+    @property
     def shape(self) -> tuple[int, ...]:
         return self.said.shape
 

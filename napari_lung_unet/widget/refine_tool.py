@@ -31,6 +31,7 @@ from qtpy.QtCore import QObject, Signal
 from ..nn.refine import Click
 from . import layers, strings
 from .case_life import log
+from .click_marks import ClickMarks
 from .dock_state import DockState
 from .proposals import request_for
 from .refine_work import RefineAnswer, RefineSource, run_refine
@@ -56,7 +57,8 @@ class RefineTool(QObject):
         # clicks waiting for the running one: (source, click, labels layer, time clicked, case token)
         self._queue: deque[tuple[RefineSource, Click, str, float, int]] = deque()
         state.labels_shown.connect(lambda _layer: self.set_on(False))  # a new mask opens ready to paint
-        state.case_changed.connect(self.cancel)  # clicks are never carried to another patient
+        self.marks = ClickMarks(state)
+        state.case_changed.connect(self._case_changed)  # clicks are never carried to another patient
 
     # -- the mode ---------------------------------------------------------------------------
     def toggle(self) -> None:
@@ -65,6 +67,10 @@ class RefineTool(QObject):
     def cancel(self) -> None:
         """Drop the queued clicks (a case switch, Refine mode left); a running one is dropped when it returns."""
         self._queue.clear()
+
+    def _case_changed(self) -> None:
+        self.cancel()
+        self.marks.clear(self.state.xray_id)  # the worklist's reused layers: another patient's clicks start afresh
 
     def set_on(self, on: bool) -> None:
         if not on:
@@ -83,6 +89,9 @@ class RefineTool(QObject):
         self.mode_changed.emit(on)
 
     def _attach(self, layer: Labels) -> None:
+        image_id = layer.metadata.get(layers.PAIR_KEY)
+        if image_id:
+            self.marks.ensure(image_id)  # before the mask is made active: adding a layer selects it
         self._layer_id = layer.unique_id
         self.state.viewer.layers.selection.active = layer  # napari sends clicks to the selected layer only
         layer.mode = PAN_ZOOM
@@ -123,6 +132,7 @@ class RefineTool(QObject):
         """A proposal is in its image's mask: its Prediction serves that mask's clicks."""
         image = layers.find_layer(self.state.viewer, result.image_id)
         if image is not None:
+            self.marks.clear(result.image_id)  # a new mask: the clicks were on the old one
             request = request_for(self.state, image, result.model_version)
             self._sources[result.image_id] = RefineSource(
                 result.image_id, self.state.proposed[result.image_id].labels if result.image_id in self.state.proposed else None,
@@ -131,6 +141,7 @@ class RefineTool(QObject):
     def forget(self, image_id: str | None) -> None:
         """Back to the proposal (Reset): earlier clicks and refines no longer count."""
         self._sources.pop(image_id or "", None)
+        self.marks.clear(image_id)
 
     def click(self, row: int, col: int, positive: bool) -> bool:
         """Refine the reviewed image's mask around (row, col), full-size pixels; False if there is no mask."""
@@ -192,7 +203,10 @@ class RefineTool(QObject):
         if values.size:
             layer.data_setitem(indices, values)  # one undoable step; its paint event updates the readouts
         assert source.said is not None
+        del source.clicks[source.said.live:]  # clicks undone before this one are gone from napari's redo list too
         source.said.refined(indices, old, values)
+        source.clicks.append(answer.click)
+        self.marks.show(source.image_id, source.clicks[: source.said.live])
         if layer.unique_id not in self._by_layer:
             layer.events.set_data.connect(self._on_history)
         self._by_layer[layer.unique_id] = source
@@ -207,6 +221,7 @@ class RefineTool(QObject):
         source = self._by_layer.get(layer.unique_id)
         if source is not None and source.said is not None and source.said.shape == layer.data.shape:
             source.said.follow_history(layer.data)
+            self.marks.show(source.image_id, source.clicks[: source.said.live])
 
     def _failed(self, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"

@@ -35,6 +35,7 @@ class RefineSource:
     context: RefineContext | None = None  # built on the first click, kept for the next ones (it remembers clicks)
     said: ModelMask | None = None
     other_known: bool = field(default=False)  # whether the other convention was asked of the model
+    clicks: list[Click] = field(default_factory=list)  # the clicks written, in order (the marks show those the mask holds)
 
 
 @dataclass(frozen=True)
