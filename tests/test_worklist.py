@@ -121,6 +121,22 @@ def test_uncertain_cases_come_first(folder: Path):
     assert wl.first_unreviewed(uncertain_first=True) == 2
 
 
+def test_least_sure_first_order_and_steps(folder: Path):
+    wl = Worklist(folder)
+    blank = np.zeros((96, 80), np.uint8)
+    wl.save_proposal(wl.cases[0], blank, "v1", 0.97)  # case1 is not proposed yet: no estimate
+    wl.save_proposal(wl.cases[2], blank, "v1", 0.91)
+    assert wl.order() == [0, 1, 2]
+    assert wl.order(least_sure_first=True) == [2, 0, 1]  # lowest expected Dice first, unknown after
+    assert wl.step(2, 1, least_sure_first=True) == 0
+    assert wl.step(0, -1, least_sure_first=True) == 2
+    assert wl.step(1, 1, least_sure_first=True) is None
+    wl.set_status(wl.cases[2], ACCEPTED)
+    assert wl.order(least_sure_first=True) == [0, 1, 2]  # reviewed cases go to the end, in file order
+    assert wl.step(2, 1, least_sure_first=True) == 0  # from a reviewed case: the least sure one left
+    assert wl.step(1, 1, least_sure_first=True, unreviewed_only=True) is None
+
+
 def test_damaged_state_file_is_set_aside(folder: Path):
     wl = Worklist(folder)
     wl.set_status(wl.cases[0], ACCEPTED)

@@ -31,9 +31,10 @@ import numpy as np
 
 from ..images.conventions import DEFAULT_CONVENTION, check_convention
 from ..images.read import list_images
-from ..nn.quality_card import FLAG_BELOW, is_flagged, review_order_key
+from ..nn.quality_card import FLAG_BELOW, is_flagged
 from ..settings import home_dir
 from .atomic import atomic_write_png
+from . import worklist_order as ordering
 from .claims import Claim, Claims
 from .corrections import safe_case_id
 from .worklist_file import CHANGED, CONVENTION, SETTINGS_CHANGED, STATUSES, merge_state, read_state, set_aside, stamp_of
@@ -286,14 +287,13 @@ class Worklist:
                 return i
         return -1
 
-    def step(self, start: int, direction: int, unreviewed_only: bool = False) -> int | None:
-        """The next index from ``start`` in ``direction`` (+1/-1), or None at the end of the list."""
-        i = start + direction
-        while 0 <= i < len(self.cases):
-            if not unreviewed_only or self.cases[i].unreviewed:
-                return i
-            i += direction
-        return None
+    def step(self, start: int, direction: int, unreviewed_only: bool = False, least_sure_first: bool = False) -> int | None:
+        """The next index from ``start`` in ``direction`` (+1/-1) in :meth:`order`, or None at its end."""
+        return ordering.step(self.cases, start, direction, unreviewed_only, least_sure_first)
+
+    def order(self, least_sure_first: bool = False) -> list[int]:
+        """The cases' indices as the list shows them (:func:`.worklist_order.review_order`)."""
+        return ordering.review_order(self.cases, least_sure_first)
 
     def first_unreviewed(self, uncertain_first: bool = False) -> int | None:
         todo = [i for i, c in enumerate(self.cases) if c.unreviewed]
@@ -302,9 +302,8 @@ class Worklist:
         return todo[0] if todo else None
 
     def least_sure_first(self) -> list[int]:
-        """Unreviewed cases' indices, lowest expected Dice first (``confidence`` holds it); not yet proposed last, in file order."""
-        todo = [i for i, c in enumerate(self.cases) if c.unreviewed]
-        return sorted(todo, key=lambda i: review_order_key(self.cases[i].confidence))
+        """Unreviewed cases' indices, lowest expected Dice first; not yet proposed last, in file order."""
+        return ordering.least_sure_first(self.cases)
 
     def set_current(self, index: int, save: bool = True) -> Case:
         """``save=False``: the caller writes the state file itself (the dock, off its GUI thread)."""

@@ -208,6 +208,7 @@ class LungUNetWidget(QWidget):
         self.worklist_panel.case_clicked.connect(review.open_case)
         self.worklist_panel.step_clicked.connect(review.step)
         self.worklist_panel.only_unreviewed.toggled.connect(lambda on: setattr(state, "only_unreviewed", on))
+        self.worklist_panel.least_sure_first.toggled.connect(lambda on: setattr(state, "least_sure_first", on))
         self.auto_propose.toggled.connect(lambda on: setattr(state, "auto_propose", on))
         self.accept_button.clicked.connect(review.accept)
         self.skip_button.clicked.connect(review.skip)

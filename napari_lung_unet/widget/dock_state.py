@@ -85,6 +85,7 @@ class DockState(QObject):
         self.device = "auto"
         self.auto_propose = True
         self.only_unreviewed = False
+        self.least_sure_first = False  # Previous/Next and the case list follow the expected Dice, lowest first
         self.running = False  # a proposal is running
         self.life = CaseLife()  # the open case's phase, token, and each mask's generation and convention
         self.question: Any = None  # the open "replace your edits?" question (a QMessageBox), if any

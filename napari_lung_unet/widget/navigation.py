@@ -104,7 +104,8 @@ class Navigator:
         """The case Next (+1) or Previous (-1) opens, honouring "Only unreviewed"."""
         worklist = self.state.worklist
         assert worklist is not None
-        return worklist.step(worklist.current, direction, unreviewed_only=self.state.only_unreviewed)
+        return worklist.step(worklist.current, direction, unreviewed_only=self.state.only_unreviewed,
+                             least_sure_first=self.state.least_sure_first)
 
     def read_next(self) -> None:
         """Start reading the cases Next and Previous open, while the clinician works on this one.
@@ -263,7 +264,11 @@ class Navigator:
         """After Accept or Skip: the next case, else the first unreviewed one (uncertain first)."""
         worklist = self.state.worklist
         assert worklist is not None
-        index = self.neighbour(1)
+        if self.state.least_sure_first:  # the least sure case still to review, wherever it is in the list
+            todo = [i for i in worklist.least_sure_first() if worklist.cases[i] is not leaving and i != worklist.current]
+            index = todo[0] if todo else None
+        else:
+            index = self.neighbour(1)
         if index is None:
             index = worklist.first_unreviewed(uncertain_first=True)
         if index is not None and worklist.cases[index] is leaving:

@@ -1,4 +1,5 @@
-"""The worklist list view: cases with their status, Previous/Next, and the unreviewed filter.
+"""The worklist list view: cases with their status, Previous/Next, the unreviewed filter, and the
+order (file order, or least sure first: the proposals' expected Dice, lowest first).
 
 It only displays a :class:`~napari_lung_unet.store.worklist.Worklist` and reports clicks; the review
 controller decides what opening a case means.
@@ -49,6 +50,9 @@ class WorklistPanel(QWidget):
         self.only_unreviewed = QCheckBox(strings.ONLY_UNREVIEWED)
         self.only_unreviewed.setToolTip(strings.ONLY_UNREVIEWED_TIP)
         self.only_unreviewed.toggled.connect(self._apply_filter)
+        self.least_sure_first = QCheckBox(strings.LEAST_SURE_FIRST)
+        self.least_sure_first.setToolTip(strings.LEAST_SURE_FIRST_TIP)
+        self.least_sure_first.toggled.connect(lambda _on: self.refresh())
         self.auto_propose = QCheckBox(strings.AUTO_PROPOSE)
         self.auto_propose.setToolTip(strings.AUTO_PROPOSE_TIP)
         self.auto_propose.setChecked(True)
@@ -67,38 +71,56 @@ class WorklistPanel(QWidget):
         layout.addWidget(self.pacs_button)
         layout.addWidget(self.list)
         layout.addWidget(self.only_unreviewed)  # each on its own row: side by side they widen the dock past 250 px
+        layout.addWidget(self.least_sure_first)
         layout.addWidget(self.auto_propose)
         layout.addWidget(self.summary)
         # Previous and Next live in the dock's action bar, which never scrolls away
         layout.addWidget(self.case_info)
         self._worklist: Worklist | None = None
+        self._rows: list[int] = []  # the case index shown on each row
+        self._row_of: dict[int, int] = {}
 
     def show_worklist(self, worklist: Worklist) -> None:
         self._worklist = worklist
+        self._rows = []
+        self.refresh()
+
+    def _order_rows(self) -> None:
+        """Lay the rows out in the worklist's order (it moves as proposals and reviews come in)."""
+        wl = self._worklist
+        assert wl is not None
+        order = wl.order(self.least_sure_first.isChecked())
+        if order == self._rows:
+            return
         self.list.clear()
-        for index, case in enumerate(worklist.cases):
+        for index in order:
             item = QListWidgetItem()
             item.setData(Qt.ItemDataRole.UserRole, index)
             self.list.addItem(item)
-            self._style(item, case)
-        self.refresh()
+            self._style(item, wl.cases[index])
+        self._rows, self._row_of = order, {index: row for row, index in enumerate(order)}
+
+    def row_of(self, index: int) -> int:
+        """The list row that shows case ``index``."""
+        return self._row_of[index]
 
     def refresh(self, case: Case | None = None) -> None:
         """Re-draw one case (or all) after a status change, and the summary and selection."""
         wl = self._worklist
         if wl is None:
             return
+        self._order_rows()
         for index, c in enumerate(wl.cases):
             if case is None or c is case:
-                self._style(self.list.item(index), c)
+                self._style(self.list.item(self._row_of[index]), c)
         counts = wl.counts()
         todo = sum(c.unreviewed for c in wl.cases)
         # only what changed: a new text re-lays out the dock's wrapping labels, on the GUI thread
         _set_text(self.summary, strings.WORKLIST_SUMMARY.format(cases=strings.n_cases(len(wl)), accepted=counts["accepted"], skipped=counts["skipped"], todo=todo))
         current = wl.cases[wl.current]
         _set_text(self.case_info, strings.CASE_INFO.format(index=wl.current + 1, n=len(wl), case_id=current.case_id, status=current.status))
-        if self.list.currentRow() != wl.current:
-            self.list.setCurrentRow(wl.current)
+        if self.list.currentRow() != self._row_of[wl.current]:
+            self.list.setCurrentRow(self._row_of[wl.current])
         self._apply_filter()
 
     def _style(self, item: QListWidgetItem, case: Case) -> None:
@@ -122,8 +144,9 @@ class WorklistPanel(QWidget):
         for index, case in enumerate(self._worklist.cases):
             # the open case stays visible so the clinician never loses sight of what they edit
             hidden = only and not case.unreviewed and index != self._worklist.current
-            if self.list.item(index).isHidden() != hidden:
-                self.list.item(index).setHidden(hidden)
+            item = self.list.item(self._row_of[index])
+            if item.isHidden() != hidden:
+                item.setHidden(hidden)
 
 
 def _set_text(label: QLabel, text: str) -> None:
