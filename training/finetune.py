@@ -34,7 +34,7 @@ from .data import ArrayData, DatasetError, Pair, load_arrays
 from .evaluate import LoadedCase, load_cases
 from .finetune_data import (
     HOLDOUT_FRACTION, Reference, base_roots, base_split, correction_cases, correction_pairs, every, fair_subset, find_reference,
-    lineage_trained, mixed_conventions, prepare_unlabeled, split_for_parent, unlabeled_images,
+    lineage_trained, mixed_conventions, prepare_unlabeled, replay_subset, split_for_parent, unlabeled_images,
 )
 from .feature_cache import REUSE
 from .gate_scores import encode
@@ -61,6 +61,9 @@ class FinetuneConfig:
     batch_size: int | None = None
     lr: float = 7e-4
     replay_ratio: float = 1.5  # replay images per correction in each batch, when the base data is on disk
+    # share of the replayed base images drawn in the corrections' own convention(s), where the base data has
+    # some (0: an even spread over all of it): those are the cases the gate checks a convention's forgetting on
+    replay_match: float = 0.0
     replay: list[str] | None = None  # base dataset folders; default: the parent's training data if found
     unlabeled: list[str] | None = None  # the user's uncorrected X-rays: pseudo-labelled replay and an agreement check
     max_unlabeled: int = 24
@@ -177,7 +180,8 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
     size, norm = card.input_size, card.normalisation
     corrections = load_arrays(train_pairs, size, norm, show_progress=False, conventions=known)
     n_replay = min(len(base_train), math.ceil(len(train_pairs) * cfg.replay_ratio * 4))
-    replay = load_arrays(every(base_train, n_replay), size, norm, show_progress=False, conventions=known) if n_replay else None
+    chosen = replay_subset(base_train, n_replay, {p.convention for p in train_pairs}, cfg.replay_match)
+    replay = load_arrays(chosen, size, norm, show_progress=False, conventions=known) if n_replay else None
     unlabeled = unlabeled_images(cfg.unlabeled, pairs, cfg.max_unlabeled) if cfg.unlabeled else []
     return Inputs(store, train_pairs, holdout_pairs, holdout_trained, corrections, replay, n_replay,
                   load_cases(holdout_pairs), load_cases(fair_subset(base_val, cfg.max_base_val)), unlabeled,

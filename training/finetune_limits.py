@@ -30,6 +30,7 @@ LIMITS: dict[str, Range] = {
     "batch_size": WHOLE,
     "lr": AMOUNT,
     "replay_ratio": AMOUNT,
+    "replay_match": FRACTION,
     "max_unlabeled": WHOLE,
     "ewc": AMOUNT,
     "feature_reuse": AMOUNT,

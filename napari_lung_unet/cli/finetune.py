@@ -51,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay", action="append", metavar="DIR", help="base data to replay (default: the model's training data)")
     p.add_argument("--no-replay", action="store_true", help="train on the corrections only")
     p.add_argument("--replay-ratio", type=of_range(LIMITS["replay_ratio"]), default=d.replay_ratio)
+    p.add_argument("--replay-match", type=of_range(LIMITS["replay_match"]), default=d.replay_match,
+                   help="share of the replayed base images drawn in the corrections' convention (default %(default)s)")
     p.add_argument("--train-layers", choices=sorted(TRAINABLE), default=d.train_layers,
                    help="weights to train: decoder (default), all, norm (decoder normalisation only), last (last stage + head)")
     p.add_argument("--tolerance", type=of_range(LIMITS["tolerance"]), default=d.tolerance, help="allowed base-validation Dice loss")
@@ -66,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
     return FinetuneConfig(
         corrections=args.corrections, base_version=args.base_version, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio, unlabeled=args.unlabeled, ewc=args.ewc,
+        replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio, replay_match=args.replay_match, unlabeled=args.unlabeled, ewc=args.ewc,
         train_layers=args.train_layers, tolerance=args.tolerance, dataset_tolerance=args.dataset_tolerance,
         forgetting_budget=args.forgetting_budget, promote=args.promote, device=args.device, convention=args.convention,
         crop=args.crop, keep_others=args.keep_others,
