@@ -57,10 +57,17 @@ class Display:
 
         later(mask)
 
-    def show_image(self, xray: XRay) -> Image:
-        """The case's pixels in the worklist's one reused Image layer."""
+    def new_texture(self, xray: XRay) -> bool:
+        """Whether showing ``xray`` gives the worklist's image layer a new size (a new texture to allocate)."""
         layer = layers.find_layer(self.viewer, self.state.xray_id)
-        reshaped = layer is None or layer.data.shape != xray.pixels.shape
+        return isinstance(layer, Image) and layer.data.shape != xray.pixels.shape
+
+    def show_image(self, xray: XRay) -> Image:
+        """The case's pixels in the worklist's one reused Image layer (already there: nothing is redone)."""
+        layer = layers.find_layer(self.viewer, self.state.xray_id)
+        if isinstance(layer, Image) and layer.data is xray.pixels:
+            layers.follow(layer, scale=xray.scale, visible=True)
+            return layer
         if isinstance(layer, Image) and layer.ndim == 2 and not layer.rgb:
             layer.data = xray.pixels
             layer.reset_contrast_limits()

@@ -166,6 +166,19 @@ class Navigator:
             self.read_ahead.forget(read.files)
             self._read(token, worklist, case)
             return
+        if read.xray is not None and self.display.new_texture(read.xray):
+            # A new size: the X-ray's texture is allocated at the next paint (130-190 ms of the GUI thread for
+            # 20 Mpx in software GL), and the mask's at the same paint if it were shown in this turn too. The
+            # pixels go up first, the case is shown on the next turn (still opening: Accept waits).
+            self.display.show_image(read.xray)
+            self._delivery.later(lambda: self._case_ready(token, worklist, case, read, cached))
+            return
+        self._case_ready(token, worklist, case, read, cached)
+
+    def _case_ready(self, token: int, worklist: Worklist, case: Case, read: CaseRead, cached: bool) -> None:
+        if token != self.state.life.token or self.state.worklist is not worklist:
+            log.info("dropped a superseded read of %s", case.case_id)
+            return
         self.opening = None
         if read.xray is None:
             self._show_unreadable(case, read.error or "unreadable")
