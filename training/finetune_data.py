@@ -207,7 +207,7 @@ def replay_subset(pairs: list[Pair], limit: int, conventions: set[str], match: f
     few of them, and the candidate lost 0.7-1.0 points there (docs/benchmarks.md)."""
     same = [p for p in pairs if p.convention in conventions]
     n_same = min(len(same), round(match * limit))
-    if n_same == 0 or len(pairs) <= limit:
+    if n_same == 0 or len(pairs) <= limit or len(same) == len(pairs):  # nothing to favour: the even spread
         return every(pairs, limit)
     chosen = every(same, n_same)
     taken = set(chosen)
