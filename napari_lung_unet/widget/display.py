@@ -177,5 +177,8 @@ class Display:
             self.state.model_info.emit(strings.MODEL_INFO_NONE)
             return
         flag = strings.UNCERTAIN_FLAG if is_uncertain(confidence) else ""
+        place = self.state.unsure_place()
+        if flag and place:
+            flag = strings.CHECK_PLACE.format(place=place)
         version = strings.short_name(version)  # a long fine-tune name must not widen the dock
         self.state.model_info.emit(strings.MODEL_INFO.format(version=version, confidence=confidence or 0.0, flag=flag))

@@ -49,6 +49,7 @@ class Proposed:
     model_version: str | None
     confidence: float | None
     convention: str | None = None  # the lung convention it is drawn in (None: not known, lung fields)
+    place: str = ""  # where the model was unsure ("the lower left lung"); "" when not known (a cached proposal)
 
 
 class DockState(QObject):
@@ -121,11 +122,16 @@ class DockState(QObject):
         return (entry.model_version, entry.confidence) if entry is not None else (None, None)
 
     def set_proposal(self, image_id: str, labels: np.ndarray | None, version: str | None = None,
-                     confidence: float | None = None, convention: str | None = None) -> None:
+                     confidence: float | None = None, convention: str | None = None, place: str = "") -> None:
         if labels is None:
             self.proposed.pop(image_id, None)
         else:
-            self.proposed[image_id] = Proposed(labels, version, confidence, convention)
+            self.proposed[image_id] = Proposed(labels, version, confidence, convention, place)
+
+    def unsure_place(self) -> str:
+        """Where the reviewed image's proposal was unsure, as its worker said ("" when not known)."""
+        entry = self.proposed.get(self.image_id) if self.image_id else None
+        return entry.place if entry is not None else ""
 
     def mask_convention(self) -> str:
         """The lung convention the reviewed image's mask is drawn in, which its record says.

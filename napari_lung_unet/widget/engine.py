@@ -20,6 +20,7 @@ from ..nn.model_io import load_model
 from ..nn.predict import Predictor
 from ..nn.registry import Registry
 from . import strings
+from .quality_hint import quality_hint
 from .state import ProposalRequest, ProposalResult
 
 _CACHE_SIZE = 2  # the current model and one alternative; each can be hundreds of MB on a GPU
@@ -95,4 +96,5 @@ def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResul
         image_id=request.image_id,
         token=request.token,
         generation=request.generation,
+        place=quality_hint(prediction).place,  # a few ms at the network's size, here on the worker
     )

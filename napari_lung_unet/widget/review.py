@@ -192,7 +192,8 @@ class ReviewController(QObject):
         # undo may bring back the mask it replaces only when that was drawn in the same convention:
         # an undone convention switch would otherwise put one convention's mask under the other's name
         same = state.life.drawn_in.get(image.unique_id) in (None, prediction.convention)
-        state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence, prediction.convention)
+        state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence, prediction.convention,
+                           result.place)
         self.refine.proposed(result)  # its Prediction serves the clicks on this mask
         layer = self.display.show_labels(image, result.labels, undoable=edited and same)
         state.mask_shown(image.unique_id, prediction.convention)

@@ -38,6 +38,7 @@ class ProposalResult:
     image_id: str = ""  # copied from the request
     token: int | None = None  # copied from the request
     generation: int = 0  # copied from the request
+    place: str = ""  # where the model was unsure, e.g. "the lower left lung" (widget/quality_hint.py)
 
     @property
     def labels(self) -> Any:

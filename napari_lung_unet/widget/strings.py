@@ -90,6 +90,7 @@ CASE_INFO = "Case {index}/{n}: {case_id} — {status}"
 MODEL_INFO = "Proposal by {version}, expected Dice {confidence:.2f}{flag}"
 MODEL_INFO_NONE = "No proposal yet."
 UNCERTAIN_FLAG = "  ⚠ uncertain: check carefully"
+CHECK_PLACE = "  ⚠ check {place}"  # the flag, where the proposal's worker found where the model was unsure
 RGB_CONVERTED = "{case_id}: colour image converted to grey."
 NO_CASE = "Open a worklist folder and a case first."
 NO_IMAGE_TO_ACCEPT = "Pick an image or open a worklist folder first."
