@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..nn.quality import FLAG_BELOW, hint_text, region_hint
-from ..nn.preprocess import resize
 
 if TYPE_CHECKING:
     from ..nn.predict import Prediction
@@ -36,8 +35,12 @@ class QualityHint:
 def quality_hint(prediction: Prediction, below: float = FLAG_BELOW) -> QualityHint:
     """Everything the dock shows about the proposal's quality, computed off the GUI thread."""
     prob = np.asarray(prediction.small_probability, dtype=np.float32)
-    # the labels at the network's size: the place is named from them, cheaply
-    small_labels = resize(prediction.labels.astype(np.float32), prob.shape, mode="nearest").numpy().astype(np.uint8)
+    # the labels at the network's size, nearest neighbour as torch picks it (source = floor(target · in / out)),
+    # by indexing: resizing a 20-Mpx mask as floats cost 170 ms of the proposal's worker
+    height, width = prediction.labels.shape
+    rows = np.arange(prob.shape[0]) * height // prob.shape[0]
+    cols = np.arange(prob.shape[1]) * width // prob.shape[1]
+    small_labels = np.asarray(prediction.labels)[np.ix_(rows, cols)].astype(np.uint8)
     place, region = region_hint(prob, small_labels)
     heat = np.where(region, 2.0 * np.minimum(prob, 1.0 - prob), 0.0).astype(np.float32)
     value = prediction.expected_dice
