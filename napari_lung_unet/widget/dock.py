@@ -86,7 +86,7 @@ class LungUNetWidget(QWidget):
             emitter.connect(self._on_layers_changed)
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
         self._bind_keys()
-        warm_up(self)
+        warm_up()
 
     @property
     def worker(self) -> GeneratorWorker | None:

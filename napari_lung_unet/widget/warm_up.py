@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from qtpy.QtCore import QObject
+from qtpy.QtWidgets import QApplication
 
 from .delivery import on_gui_thread, prepare
 
@@ -41,7 +41,7 @@ def _install(registry: object) -> None:
         pint.set_application_registry(registry)
 
 
-def _warm(receiver: QObject) -> None:
+def _warm() -> None:
     try:
         import pandas  # noqa: F401 - napari's labels import it on their first feature table
         from vispy.visuals.line.dash_atlas import DashAtlas
@@ -57,17 +57,18 @@ def _warm(receiver: QObject) -> None:
         _install(registry)
         _done.set()
 
-    on_gui_thread(receiver, install)
+    # posted to the application, not to the dock that started it: the dock may be closed by then
+    on_gui_thread(QApplication.instance(), install)
 
 
-def warm_up(receiver: QObject) -> None:
-    """Start the warm-up once per process (call on the GUI thread); ``receiver`` outlives it or drops it."""
+def warm_up() -> None:
+    """Start the warm-up once per process (call on the GUI thread, with a QApplication)."""
     global _started
     if _started:
         return
     _started = True
     prepare()
-    threading.Thread(target=_warm, args=(receiver,), name="lung-unet-warm-up", daemon=True).start()
+    threading.Thread(target=_warm, name="lung-unet-warm-up", daemon=True).start()
 
 
 def warmed_up() -> bool:
