@@ -154,6 +154,15 @@ def notes():
 
 
 @pytest.fixture
+def bundled_dock(make_napari_viewer):  # noqa: ANN001, ANN201 - napari and Qt types load lazily
+    """A viewer with the Lung U-Net dock on the CPU; the bundled model is current (an empty home)."""
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-lung-unet", "Lung U-Net")
+    widget.device_combo.setCurrentText("cpu")
+    return widget
+
+
+@pytest.fixture
 def docked_widget(make_napari_viewer, tiny_current):  # noqa: ANN001, ANN201 - napari and Qt types load lazily
     """A viewer with the Lung U-Net dock on the CPU and a tiny current model."""
     viewer = make_napari_viewer()

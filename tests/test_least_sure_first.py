@@ -16,21 +16,14 @@ pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_predictor_cache")]
 WAIT_MS = 120_000
 
 
-@pytest.fixture
-def widget(make_napari_viewer):  # noqa: ANN001, ANN201 - the bundled model is current in an empty home
-    viewer = make_napari_viewer()
-    _dock, widget = viewer.window.add_plugin_dock_widget("napari-lung-unet", "Lung U-Net")
-    widget.device_combo.setCurrentText("cpu")
-    return widget
-
-
 def rows(widget) -> list[str]:  # noqa: ANN001
     panel = widget.worklist_panel
     worklist = widget.state.worklist
     return [worklist.cases[panel.list.item(row).data(Qt.ItemDataRole.UserRole)].case_id for row in range(panel.list.count())]
 
 
-def test_least_sure_first_orders_the_list_and_accept_opens_the_least_sure_case(widget, qtbot, xray_folder: Path) -> None:  # noqa: ANN001
+def test_least_sure_first_orders_the_list_and_accept_opens_the_least_sure_case(bundled_dock, qtbot, xray_folder: Path) -> None:  # noqa: ANN001
+    widget = bundled_dock
     review = widget.review
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
         review.open_folder(xray_folder)

@@ -18,15 +18,8 @@ REFERENCE = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "referenc
 CASE = "3fd337c1"  # CC BY 3.0 (attribution.csv): the bundled model is unsure of its left lung
 
 
-@pytest.fixture
-def widget(make_napari_viewer):  # noqa: ANN001, ANN201 - the bundled model is current in an empty home
-    viewer = make_napari_viewer()
-    _dock, widget = viewer.window.add_plugin_dock_widget("napari-lung-unet", "Lung U-Net")
-    widget.device_combo.setCurrentText("cpu")
-    return widget
-
-
-def test_an_unsure_proposal_names_the_lung_to_check(widget, qtbot) -> None:  # noqa: ANN001
+def test_an_unsure_proposal_names_the_lung_to_check(bundled_dock, qtbot) -> None:  # noqa: ANN001
+    widget = bundled_dock
     xray = read_xray(REFERENCE / f"{CASE}.png")
     widget.viewer.add_image(xray.pixels, name=CASE, colormap="gray")
     with qtbot.waitSignal(widget.proposal_finished, timeout=WAIT_MS):
