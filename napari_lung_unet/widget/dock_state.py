@@ -177,16 +177,7 @@ class DockState(QObject):
         self.life.move(PROPOSING)
 
     def case_edited(self, edited: bool) -> None:
-        if self.life.phase == PROPOSING:
-            # strokes on the empty mask of a case still proposing: it stays proposing (Accept waits), and
-            # its proposal goes under the strokes when it comes (ReviewController.on_proposal)
-            return
         self.life.move(EDITED if edited else SHOWN)
-
-    def case_proposal_failed(self) -> None:
-        """The open case's proposal failed: its mask (empty, or the clinician's strokes) is what there is."""
-        if self.life.phase == PROPOSING:
-            self.life.move(SHOWN)
 
     def case_stored(self, case: Case) -> None:
         """``case``'s accept is on disk: if it is still the one on screen (the end of a worklist), it is accepted."""

@@ -83,7 +83,6 @@ class ProposalRunner(QObject):
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         self.state.status.emit(strings.STATUS_FAILED.format(message=message))
         show_error(strings.ERROR_PREFIX + message)
-        self.state.case_proposal_failed()
 
     def _on_finished(self) -> None:
         self.state.set_running(False)

@@ -23,7 +23,6 @@ from qtpy.QtCore import QObject
 from ..store.worklist import EDITED, NEW, PROPOSED, Case, Worklist
 from . import layers, strings
 from .ask import ask_to_replace
-from .case_life import PROPOSING
 from .decide import Decide
 from .display import Display
 from .dock_state import DockState
@@ -168,10 +167,8 @@ class ReviewController(QObject):
         prediction = result.prediction
         if case is not None and not self._current(result):
             return  # asked before the worklist's convention changed: never shown or cached; one is owed
-        under_strokes = self._under_strokes(result)
         if case is not None:
-            if not under_strokes and (case is not state.case or state.life.stale(
-                    f"proposal for {case.case_id}", result.token, result.image_id, result.generation)):
+            if case is not state.case or state.life.stale(f"proposal for {case.case_id}", result.token, result.image_id, result.generation):
                 # the clinician moved on, or painted meanwhile: it waits on disk for their return, unless
                 # their mask (an edit, an accept) was drawn on an earlier proposal, which must stay its base:
                 # a draft is always read in the convention of the proposal cached beside it
@@ -186,14 +183,10 @@ class ReviewController(QObject):
             return  # the image was closed while its proposal ran
         if case is not None and not state.is_case_image(image):
             return
-        if not under_strokes and state.life.stale(f"proposal for {image.name}", None, image.unique_id, result.generation):
+        if state.life.stale(f"proposal for {image.name}", None, image.unique_id, result.generation):
             state.status.emit(strings.PROPOSAL_DROPPED.format(name=strings.short_name(image.name)))
             return
         layer = layers.labels_of(self.viewer, image)
-        shown = result.labels
-        if under_strokes and layer is not None and layer.data.shape == shown.shape:
-            strokes = np.asarray(layer.data)
-            shown = np.where(strokes > 0, strokes, shown).astype(np.uint8)  # what the clinician painted wins
         had_mask = layer is not None and image.unique_id in state.proposed
         edited = had_mask or (case is not None and case.status == EDITED)
         # undo may bring back the mask it replaces only when that was drawn in the same convention:
@@ -202,7 +195,7 @@ class ReviewController(QObject):
         state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence, prediction.convention,
                            result.place)
         self.refine.proposed(result)  # its Prediction serves the clicks on this mask
-        layer = self.display.show_labels(image, shown, undoable=edited and same)
+        layer = self.display.show_labels(image, result.labels, undoable=edited and same)
         state.mask_shown(image.unique_id, prediction.convention)
         self._written = result
         # for people reading the layer; never read back
@@ -210,13 +203,6 @@ class ReviewController(QObject):
         if edited:
             self.edits.edited(layer)  # against the new proposal: edited, or not (a re-proposal that changed nothing)
         self.display.refresh_info()
-
-    def _under_strokes(self, result: ProposalResult) -> bool:
-        """Whether ``result`` is the open case's own proposal, which the clinician painted over while it ran:
-        the case is still proposing (its mask was empty), so the proposal goes under their strokes."""
-        state = self.state
-        return (result.token is not None and result.token == state.life.token and state.life.phase == PROPOSING
-                and state.is_case_image(layers.find_layer(self.viewer, result.image_id)))
 
     def _of_open_worklist(self, result: ProposalResult) -> bool:
         worklist = self.state.worklist
