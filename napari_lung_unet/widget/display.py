@@ -65,12 +65,10 @@ class Display:
     def show_image(self, xray: XRay) -> Image:
         """The case's pixels in the worklist's one reused Image layer (already there: nothing is redone)."""
         layer = layers.find_layer(self.viewer, self.state.xray_id)
-        if isinstance(layer, Image) and layer.data is xray.pixels:
-            layers.follow(layer, scale=xray.scale, visible=True)
-            return layer
         if isinstance(layer, Image) and layer.ndim == 2 and not layer.rgb:
-            layer.data = xray.pixels
-            layer.reset_contrast_limits()
+            if layer.data is not xray.pixels:  # a new size's pixels went up a turn earlier (Navigator._case_read)
+                layer.data = xray.pixels
+                layer.reset_contrast_limits()
         else:
             layer = self.viewer.add_image(xray.pixels, name=strings.XRAY_LAYER, colormap="gray")
         layers.follow(layer, scale=xray.scale, visible=True)

@@ -278,7 +278,7 @@ class Navigator:
         worklist = self.state.worklist
         assert worklist is not None
         if self.state.least_sure_first:  # the least sure case still to review, wherever it is in the list
-            todo = [i for i in worklist.least_sure_first() if worklist.cases[i] is not leaving and i != worklist.current]
+            todo = [i for i in worklist.least_sure_first() if i != worklist.current]
             index = todo[0] if todo else None
         else:
             index = self.neighbour(1)

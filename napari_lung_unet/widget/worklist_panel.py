@@ -100,10 +100,6 @@ class WorklistPanel(QWidget):
             self._style(item, wl.cases[index])
         self._rows, self._row_of = order, {index: row for row, index in enumerate(order)}
 
-    def row_of(self, index: int) -> int:
-        """The list row that shows case ``index``."""
-        return self._row_of[index]
-
     def refresh(self, case: Case | None = None) -> None:
         """Re-draw one case (or all) after a status change, and the summary and selection."""
         wl = self._worklist
