@@ -19,10 +19,18 @@ import imageio.v3 as iio
 import numpy as np
 import psutil
 import pytest
+import torch
+from concurrent.futures.process import BrokenProcessPool
 
+from napari_lung_unet.batch.local import run_local, start_workers
+from napari_lung_unet.batch.pipeline import plan_outputs
 from napari_lung_unet.batch.results import RESULTS_NAME, read_rows
-from napari_lung_unet.batch.worker_pool import NAME
+from napari_lung_unet.batch.steps import Failed, Settings
+from napari_lung_unet.batch.threads import plan
+from napari_lung_unet.batch.worker_pool import NAME, Workers
 from napari_lung_unet.images.phantom import make_phantom
+from napari_lung_unet.nn.predict import Predictor
+from napari_lung_unet.nn.registry import Registry
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
 
@@ -154,3 +162,31 @@ def test_the_main_process_sigkilled_takes_every_child_with_it(tmp_path: Path, ti
             child.kill()
         if proc.poll() is None:
             proc.kill()
+
+
+def _refuses_work(pool: Workers) -> bool:
+    try:
+        pool.submit(int)
+    except BrokenProcessPool:
+        return True
+    return False
+
+
+def test_a_worker_that_died_between_images_costs_no_image(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The race CI met once: a worker dies after one result came back and before the next image is
+    handed out, so the pool refuses new work. No image was in flight on it: every image still gets its mask."""
+    inputs = _inputs(tmp_path / "in", 6, 200)
+    loaded = Registry().load(str(tiny_model_dir))
+    predictor = Predictor(loaded, device="cpu")
+    settings = Settings(output=tmp_path / "out", card=loaded.card, convention=loaded.card.default_convention)
+    settings.output.mkdir()
+    jobs, _ = plan_outputs(inputs, settings.output, overlay=False)
+    with start_workers(2) as pool:
+        _wait(lambda: len(_workers(psutil.Process())) == 2, 60, "two workers")
+        _workers(psutil.Process())[0].kill()
+        _wait(lambda: _refuses_work(pool), 30, "the pool to notice its dead worker")
+        outcomes = list(run_local(jobs, predictor, loaded.path, settings, plan(2, torch.device("cpu")), 1, pool))
+    assert sorted(job.path for job, _ in outcomes) == sorted(inputs)
+    assert [o for _, o in outcomes if isinstance(o, Failed)] == []
+    assert pool.replaced == 1
+    assert sorted(p.name for p in settings.output.iterdir()) == sorted(p.name for p in inputs)  # the masks, no temp file

@@ -120,22 +120,29 @@ def _batches_in_workers(
     pending: deque[tuple[int, Future[list[tuple[Job, Row | Failed]]]]] = deque()
     deaths: dict[int, int] = {}  # token -> deaths it was in flight at
     while queue or pending:
-        while queue and len(pending) < 2 * workers:  # bounds memory and lets a kill drop the queue, as with --workers 1
-            token = queue.popleft()
-            pending.append((token, pool.submit_job(token, in_worker.run_batch, [jobs[token]], folder, settings)))
-        token, future = pending.popleft()
+        broken = False
         try:
-            outcomes = future.result()
-        except BrokenProcessPool:  # a worker died: below
-            outcomes = None
-        except Exception as exc:  # the task itself failed to come back (run_batch never raises)
-            outcomes = [(jobs[token], Failed(f"{type(exc).__name__}: {exc}", ""))]
-        if outcomes is not None:
-            yield from outcomes
-            continue
+            while queue and len(pending) < 2 * workers:  # bounds memory and lets a kill drop the queue, as with --workers 1
+                token = queue[0]
+                pending.append((token, pool.submit_job(token, in_worker.run_batch, [jobs[token]], folder, settings)))
+                queue.popleft()
+        except BrokenProcessPool:  # a worker died since the last result came back: the pool refuses new work
+            broken = True
+        if not broken:
+            token, future = pending[0]
+            try:
+                outcomes = future.result()
+            except BrokenProcessPool:  # a worker died: below
+                broken = True
+            except Exception as exc:  # the task itself failed to come back (run_batch never raises)
+                outcomes = [(jobs[token], Failed(f"{type(exc).__name__}: {exc}", ""))]
+            if not broken:
+                pending.popleft()
+                yield from outcomes
+                continue
         lost = pool.replace()
         again = []
-        for token, future in [(token, future), *pending]:
+        for token, future in pending:
             if future.done() and not future.cancelled() and future.exception() is None:
                 yield from future.result()  # finished before the death
                 continue
