@@ -94,7 +94,7 @@ def region_hint(prob: np.ndarray, labels: np.ndarray) -> tuple[str, np.ndarray]:
         return "", np.zeros(labels.shape, bool)
     sizes = np.bincount(patches.ravel())[1:]
     hint = patches == int(np.argmax(sizes)) + 1
-    return _place(hint, labels), hint
+    return name_place(hint, labels), hint
 
 
 def _at_shape(p: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -105,7 +105,8 @@ def _at_shape(p: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return resize(p, (int(shape[0]), int(shape[1]))).numpy()
 
 
-def _place(hint: np.ndarray, labels: np.ndarray) -> str:
+def name_place(hint: np.ndarray, labels: np.ndarray) -> str:
+    """"the lower left lung": the lung ``hint`` (a boolean patch) lies in or next to, and the third of its height."""
     # the lung the patch lies in or next to: grow the patch until it meets a lung
     grown, touched = hint, labels[hint]
     for _ in range(8):

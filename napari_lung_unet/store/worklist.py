@@ -329,6 +329,10 @@ class Worklist:
     def draft_path(self, case_id: str) -> Path:
         return self.state_dir / "drafts" / f"{case_id}.png"
 
+    def unsure_path(self, case_id: str) -> Path:
+        """The cached proposal's doubt map (widget/quality_hint.py), as 0-255 at the network's size."""
+        return self.state_dir / "unsure" / f"{case_id}.png"
+
     def save_proposal(self, case: Case, labels: np.ndarray, model_version: str, confidence: float,
                       convention: str = DEFAULT_CONVENTION) -> None:
         atomic_write_png(self.proposal_path(case.case_id), np.asarray(labels, dtype=np.uint8))

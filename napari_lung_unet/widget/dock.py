@@ -52,6 +52,7 @@ from .proposals import ProposalRunner
 from .qt_bits import RefreshingComboBox, column, device_available, group, narrow, wrapping
 from .readouts import ReadoutsLabel
 from .review import ReviewController
+from .unsure_overlay import UnsureOverlay
 from .worklist_panel import WorklistPanel
 from .warm_up import warm_up
 from .writer import DiskWriter
@@ -138,6 +139,7 @@ class LungUNetWidget(QWidget):
         self.auto_propose.setChecked(self.state.auto_propose)
         self.convention = ConventionBox(self.state, self.review.choose_convention)  # the worklist's lung convention, a view of the state
         self.model_info = wrapping(QLabel(strings.MODEL_INFO_NONE))
+        self.unsure = UnsureOverlay(self.state, self.review.display.refresh_info)  # its box: "Show where unsure"
         self.controls = QuickControls(self.state.labels_layer, self.review.reset_to_proposal)
         self.readouts = ReadoutsLabel()
         self.accept_button = QPushButton(strings.ACCEPT)
@@ -154,7 +156,7 @@ class LungUNetWidget(QWidget):
 
         review_tab = column(
             group(strings.WORKLIST_TITLE, self.worklist_panel, self.convention),
-            group(strings.CORRECT_TITLE, self.model_info, self.controls, self.readouts),
+            group(strings.CORRECT_TITLE, self.model_info, self.unsure.toggle, self.controls, self.readouts),
         )
         model_tab = column(group(strings.FINETUNE, self.finetune), group(strings.HISTORY_TITLE, self.history))
         self.tabs = QTabWidget()
@@ -365,9 +367,6 @@ class LungUNetWidget(QWidget):
         if index >= 0:
             return self.model_combo.itemData(index)
         return text or None
-
-    def selected_device(self) -> str:
-        return self.state.device
 
     def _show_device(self, device: str) -> None:
         if self.device_combo.currentText() != device:

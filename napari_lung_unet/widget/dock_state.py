@@ -32,6 +32,7 @@ from ..store.claims import Claim
 from ..store.worklist import Case, Worklist, read_labels
 from . import layers, strings
 from .case_life import ACCEPTED, ACCEPTING, EDITED, PROPOSING, SHOWN, CaseLife, log
+from .quality_hint import heat_to_png
 from .readouts import LungStats
 from .writer import DiskWriter
 
@@ -49,7 +50,10 @@ class Proposed:
     model_version: str | None
     confidence: float | None
     convention: str | None = None  # the lung convention it is drawn in (None: not known, lung fields)
-    place: str = ""  # where the model was unsure ("the lower left lung"); "" when not known (a cached proposal)
+    place: str = ""  # where the model was unsure ("the lower left lung"); "" when not known (yet)
+    # the doubt map at the network's size (widget/quality_hint.py); None: not known (yet: a cached proposal's
+    # is read back from the worklist by widget/unsure_overlay.py)
+    heat: np.ndarray | None = None
 
 
 class DockState(QObject):
@@ -122,15 +126,20 @@ class DockState(QObject):
         return (entry.model_version, entry.confidence) if entry is not None else (None, None)
 
     def set_proposal(self, image_id: str, labels: np.ndarray | None, version: str | None = None,
-                     confidence: float | None = None, convention: str | None = None, place: str = "") -> None:
+                     confidence: float | None = None, convention: str | None = None, place: str = "",
+                     heat: np.ndarray | None = None) -> None:
         if labels is None:
             self.proposed.pop(image_id, None)
         else:
-            self.proposed[image_id] = Proposed(labels, version, confidence, convention, place)
+            self.proposed[image_id] = Proposed(labels, version, confidence, convention, place, heat)
+
+    def reviewed_proposal(self) -> Proposed | None:
+        """The reviewed image's proposal entry (its labels, who made it, where it was unsure), or None."""
+        return self.proposed.get(self.image_id) if self.image_id else None
 
     def unsure_place(self) -> str:
         """Where the reviewed image's proposal was unsure, as its worker said ("" when not known)."""
-        entry = self.proposed.get(self.image_id) if self.image_id else None
+        entry = self.reviewed_proposal()
         return entry.place if entry is not None else ""
 
     def mask_convention(self) -> str:
@@ -280,11 +289,16 @@ class DockState(QObject):
             self.save_worklist()
 
     def record_proposal(self, case: Case, labels: np.ndarray, version: str, confidence: float, convention: str,
-                        drop_draft: bool = False) -> None:
-        """A proposal for a worklist case: cached on disk with its convention, so reopening or restarting
-        does not re-run the model (unless the worklist's convention changed since)."""
+                        drop_draft: bool = False, heat: np.ndarray | None = None) -> None:
+        """A proposal for a worklist case: cached on disk with its convention (and its doubt map, ``heat``),
+        so reopening or restarting does not re-run the model (unless the worklist's convention changed since)."""
         assert self.worklist is not None
         self.writer.save_mask(self.worklist.proposal_path(case.case_id), labels)
+        unsure = self.worklist.unsure_path(case.case_id)
+        if heat is None:
+            self.writer.remove_mask(unsure)  # never an older proposal's map beside this one
+        else:
+            self.writer.save_mask(unsure, heat_to_png(heat))
         if drop_draft:  # an untouched draft is the earlier proposal's copy: never shown over this one
             self.writer.remove_mask(self.worklist.draft_path(case.case_id))
         self.worklist.record_proposal(case, version, confidence, convention)
@@ -303,6 +317,7 @@ class DockState(QObject):
         assert self.worklist is not None
         self.writer.remove_mask(self.worklist.proposal_path(case.case_id))
         self.writer.remove_mask(self.worklist.draft_path(case.case_id))
+        self.writer.remove_mask(self.worklist.unsure_path(case.case_id))
         self.worklist.forget_proposal(case)
         self.save_worklist()
         self.case_refreshed.emit(case)

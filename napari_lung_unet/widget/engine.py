@@ -87,6 +87,7 @@ def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResul
     predictor = get_predictor(request.model, request.device, request.convention)
     yield strings.STATUS_PREDICTING.format(version=strings.short_name(predictor.version), device=predictor.device)
     prediction = predictor.predict(XRay(image))  # already grey and checked: not converted twice
+    hint = quality_hint(prediction)  # a few ms at the network's size, here on the worker
     return ProposalResult(
         prediction=prediction,
         device=str(predictor.device),
@@ -96,5 +97,6 @@ def run_proposal(request: ProposalRequest) -> Generator[str, None, ProposalResul
         image_id=request.image_id,
         token=request.token,
         generation=request.generation,
-        place=quality_hint(prediction).place,  # a few ms at the network's size, here on the worker
+        place=hint.place,
+        heat=hint.heat,
     )

@@ -174,9 +174,10 @@ class ReviewController(QObject):
                 # a draft is always read in the convention of the proposal cached beside it
                 if case.status in (NEW, PROPOSED):
                     state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence,
-                                          prediction.convention, drop_draft=True)
+                                          prediction.convention, drop_draft=True, heat=result.heat)
                 return
-            state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence, prediction.convention)
+            state.record_proposal(case, prediction.labels, prediction.model_version, prediction.confidence, prediction.convention,
+                                  heat=result.heat)
             self.navigation.read_next()
         image = layers.find_layer(self.viewer, result.image_id)
         if not isinstance(image, Image):
@@ -193,7 +194,7 @@ class ReviewController(QObject):
         # an undone convention switch would otherwise put one convention's mask under the other's name
         same = state.life.drawn_in.get(image.unique_id) in (None, prediction.convention)
         state.set_proposal(image.unique_id, result.labels, prediction.model_version, prediction.confidence, prediction.convention,
-                           result.place)
+                           result.place, result.heat)
         self.refine.proposed(result)  # its Prediction serves the clicks on this mask
         layer = self.display.show_labels(image, result.labels, undoable=edited and same)
         state.mask_shown(image.unique_id, prediction.convention)

@@ -39,6 +39,7 @@ class ProposalResult:
     token: int | None = None  # copied from the request
     generation: int = 0  # copied from the request
     place: str = ""  # where the model was unsure, e.g. "the lower left lung" (widget/quality_hint.py)
+    heat: Any = None  # the doubt map at the network's size (QualityHint.heat), for the dock's overlay
 
     @property
     def labels(self) -> Any:

@@ -91,6 +91,9 @@ MODEL_INFO = "Proposal by {version}, expected Dice {confidence:.2f}{flag}"
 MODEL_INFO_NONE = "No proposal yet."
 UNCERTAIN_FLAG = "  ⚠ uncertain: check carefully"
 CHECK_PLACE = "  ⚠ check {place}"  # the flag, where the proposal's worker found where the model was unsure
+SHOW_UNSURE = "Show where unsure"
+SHOW_UNSURE_TIP = ("Overlay a heat map of where the model doubted its proposal of this X-ray (brighter: less sure), "
+                   "to point you at the part to check. Untick to hide it.")
 RGB_CONVERTED = "{case_id}: colour image converted to grey."
 NO_CASE = "Open a worklist folder and a case first."
 NO_IMAGE_TO_ACCEPT = "Pick an image or open a worklist folder first."
