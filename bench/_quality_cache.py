@@ -21,7 +21,7 @@ from napari_lung_unet.nn.model_io import LoadedModel
 from napari_lung_unet.nn.predict import Predictor
 from napari_lung_unet.nn.preprocess import resize
 from napari_lung_unet.settings import data_dir
-from training.data import read_pair, split_of_run
+from training.data import discover_pairs, read_pair, split_of_run
 from training.metrics import binary_metrics
 
 DATASETS = ("montgomery", "shenzhen", "covid_v7labs")
@@ -33,18 +33,25 @@ def _dice(labels: np.ndarray, mask: np.ndarray) -> float:
     return float(m["dice"][0])
 
 
-def validation_outputs(loaded: LoadedModel, cache: Path = CACHE, split: str = "val") -> dict[str, np.ndarray]:
+def validation_outputs(loaded: LoadedModel, cache: Path = CACHE, split: str = "val",
+                       datasets: tuple[str, ...] = DATASETS) -> dict[str, np.ndarray]:
     """Arrays keyed by name, one row per validation case (see the module docstring). ``split="train"``:
-    the training split's cases instead, own convention only (no flip, no other convention)."""
-    path = cache / (f"{loaded.card.version}.npz" if split == "val" else f"{loaded.card.version}-{split}.npz")
+    the training split's cases instead, own convention only (no flip, no other convention); ``split="all"``:
+    every case of ``datasets`` (a site a leave-one-site-out model never saw: its errors are out of sample)."""
+    tag = "" if split == "val" else f"-{split}" + (f"-{'+'.join(datasets)}" if split == "all" else "")
+    path = cache / f"{loaded.card.version}{tag}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     predictor = Predictor(loaded, device="cpu")
     rows: dict[str, list] = {k: [] for k in ("case_id", "dataset", "convention", "dice", "prob", "other", "flip", "truth", "shape")}
-    for name in DATASETS:
-        train, val = split_of_run(loaded.card, data_dir() / name)
-        for pair in val if split == "val" else train:
+    for name in datasets:
+        if split == "all":
+            pairs = discover_pairs(data_dir() / name)
+        else:
+            train, val = split_of_run(loaded.card, data_dir() / name)
+            pairs = val if split == "val" else train
+        for pair in pairs:
             image, mask = read_pair(pair)
             own = predictor.for_convention(pair.convention)
             other = predictor.for_convention(WHOLE_LUNG if pair.convention == LUNG_FIELDS else LUNG_FIELDS)

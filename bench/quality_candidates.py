@@ -17,7 +17,10 @@ Candidates:
 - (a+) learned, plus flip agreement and the two conventions' disagreement (two more decoder passes);
 - (b) atlas RCA: the mask, normalised to its lungs' bounding box, against the shipped CC BY reference
   masks of the same convention (napari_lung_unet/reference/); the best Dice, calibrated by a fit;
-- (c) shape plausibility: solidity (mean and worst lung), lungs' area ratio, area, component count.
+- (c) shape plausibility: solidity (mean and worst lung), lungs' area ratio, area, component count;
+- (d) (a)'s features, slopes fitted on out-of-sample errors: the leave-one-site-out models (cache/site-base,
+  when present) on every case of the site each never saw (realistic errors, unlike the training split's);
+- (e) (a)'s features plus ten more of the same map (bench/_quality_extra.py), and (d+e) both.
 
 ``--write-card`` stores (a, train), its intercept from every validation case, in the model folder's card.json (``quality``).
 """
@@ -33,57 +36,28 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _quality_cache import validation_outputs  # noqa: E402
+from _quality_extra import EXTRA_NAMES, atlas, boxed, extra_features, shape
+from _quality_extra import dice as overlap  # noqa: E402
 from _report import publish  # noqa: E402
 
 from napari_lung_unet.images.conventions import WHOLE_LUNG  # noqa: E402
 from napari_lung_unet.nn.card import CARD_NAME, ModelCard  # noqa: E402
 from napari_lung_unet.nn.model_io import load_model  # noqa: E402
 from napari_lung_unet.nn.postprocess import clean_mask  # noqa: E402
-from napari_lung_unet.nn.preprocess import resize  # noqa: E402
 from napari_lung_unet.nn.quality import FEATURE_NAMES, feature_vector, quality_features  # noqa: E402
 from napari_lung_unet.settings import bundled_model_dir  # noqa: E402
 from napari_lung_unet.store.atomic import atomic_write_json  # noqa: E402
 from training.quality_fit import (  # noqa: E402
-    BAD_BELOW, fit, flag_costs, leave_one_out, leave_one_out_intercept, predict, scores, with_intercept_from,
+    BAD_BELOW, fit, flag_costs, leave_one_out, leave_one_out_intercept, predict, scores, slopes_from, with_intercept_from,
 )
-
-REFERENCE = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "reference"
-ATLAS_SIZE = 64
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
-
 
 def _retired_confidence(p: np.ndarray) -> float:
     band = (p > 0.05) & (p < 0.95) | (p > 0.5)
     return float(np.abs(2.0 * p[band] - 1.0).mean()) if band.any() else 0.0
 
 
-def _boxed(mask: np.ndarray) -> np.ndarray:
-    rows, cols = np.nonzero(mask)
-    if not len(rows):
-        return np.zeros((ATLAS_SIZE, ATLAS_SIZE), bool)
-    crop = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].astype(np.float32)
-    return resize(crop, (ATLAS_SIZE, ATLAS_SIZE)).numpy() > 0.5
-
-
-def _atlas() -> dict[str, list[np.ndarray]]:
-    import imageio.v3 as iio
-
-    return {c: [_boxed(np.asarray(iio.imread(f)) > 0) for f in sorted((REFERENCE / c).glob("*.png"))]
-            for c in ("lung-fields", "whole-lung")}
-
-
-def _shape(labels: np.ndarray) -> list[float]:
-    from scipy import ndimage
-    from skimage.morphology import convex_hull_image
-
-    lungs = [labels == k for k in (1, 2) if np.any(labels == k)]
-    solidity = [np.count_nonzero(m) / max(np.count_nonzero(convex_hull_image(m)), 1) for m in lungs] or [0.0]
-    areas = sorted(np.count_nonzero(m) for m in lungs) + [0, 0]
-    return [float(np.mean(solidity)), float(min(solidity)), areas[0] / max(areas[-3], 1) if len(lungs) == 2 else 0.0,
-            np.count_nonzero(labels) / labels.size, float(ndimage.label(labels > 0)[1])]
+SITES = ("covid_v7labs", "shenzhen")
+SITE_BASE = Path(__file__).resolve().parents[1] / "cache" / "site-base"  # git-ignored bench weights
 
 
 def _half(case_id: str) -> bool:
@@ -100,9 +74,9 @@ def main() -> None:
     card = loaded.card
     data = validation_outputs(loaded)
     dice, conv, n = data["dice"].astype(np.float64), data["convention"], len(data["dice"])
-    atlas = _atlas()
+    references = atlas()
     names = list(FEATURE_NAMES)
-    cheap, retired, self_dice, extra, rca, shape = [], [], [], [], [], []
+    cheap, retired, self_dice, extra, rca, shapes, richer = [], [], [], [], [], [], []
     for i in range(n):
         p = data["prob"][i].astype(np.float32)
         values = quality_features(p, str(conv[i]), card.threshold)
@@ -110,15 +84,27 @@ def main() -> None:
         retired.append(_retired_confidence(p))
         self_dice.append(values["self_dice"])
         mask = clean_mask(p > card.threshold)
-        extra.append([_dice(mask > 0, data["flip"][i] > 0.5), _dice(p > 0.5, data["other"][i] > 0.5)])
-        boxed = _boxed(mask > 0)
-        rca.append([max(_dice(boxed, ref) for ref in atlas[str(conv[i])]), float(conv[i] == WHOLE_LUNG)])
-        shape.append(_shape(mask))
+        extra.append([overlap(mask > 0, data["flip"][i] > 0.5), overlap(p > 0.5, data["other"][i] > 0.5)])
+        rca.append([max(overlap(boxed(mask > 0), ref) for ref in references[str(conv[i])]), float(conv[i] == WHOLE_LUNG)])
+        shapes.append(shape(mask))
+        richer.append(extra_features(p, str(conv[i]), references))
     x = np.array(cheap)
     train = validation_outputs(loaded, split="train")
     x_train = np.array([feature_vector(quality_features(p.astype(np.float32), str(c), card.threshold), names)
                         for p, c in zip(train["prob"], train["convention"])])
     slopes = fit(x_train, train["dice"].astype(np.float64), names, card.version)
+    train_richer = np.array([extra_features(p.astype(np.float32), str(c), references) for p, c in zip(train["prob"], train["convention"])])
+    # out-of-sample errors: each leave-one-site-out model (scripts/train_site_base.sh) on every case of the site it never saw
+    site_x, site_richer, site_dice = [], [], []
+    for site in SITES:
+        folder = SITE_BASE / site / "stage3" / "best"
+        if not folder.is_dir():
+            continue
+        out = validation_outputs(load_model(folder), split="all", datasets=(site,))
+        for p, c in zip(out["prob"], out["convention"]):
+            site_x.append(feature_vector(quality_features(p.astype(np.float32), str(c), card.threshold), names))
+            site_richer.append(extra_features(p.astype(np.float32), str(c), references))
+        site_dice += out["dice"].astype(np.float64).tolist()
     chosen = leave_one_out_intercept(slopes, x, dice)
     val_only = leave_one_out(x, dice)
     rows = [
@@ -132,8 +118,20 @@ def main() -> None:
         ("(b) atlas RCA vs the 32 CC BY reference masks (bounding-box aligned), calibrated", leave_one_out(
             np.array(rca), dice), "1"),
         ("(c) shape plausibility: solidity ×2, lungs' ratio, area, components", leave_one_out(
-            np.array(shape), dice), "1"),
+            np.array(shapes), dice), "1"),
+        (f"(e) (a)'s four plus ten more ({', '.join(EXTRA_NAMES)}), slopes from the training split, level from validation",
+         slopes_from(np.column_stack([x_train, train_richer]), train["dice"].astype(np.float64),
+                     np.column_stack([x, richer]), dice), "1"),
     ]
+    if site_dice:
+        site_d = np.array(site_dice)
+        rows += [
+            (f"(d) (a)'s four, slopes from {len(site_d)} out-of-sample cases (the leave-one-site-out models on the "
+             f"site each never saw: {', '.join(SITES)}), level from validation", slopes_from(np.array(site_x), site_d, x, dice), "1"),
+            ("(d+e) the fourteen of (e), slopes from the training split and those out-of-sample cases", slopes_from(
+                np.vstack([np.column_stack([x_train, train_richer]), np.column_stack([site_x, site_richer])]),
+                np.concatenate([train["dice"].astype(np.float64), site_d]), np.column_stack([x, richer]), dice), "1"),
+        ]
     bad = int(np.count_nonzero(dice < BAD_BELOW))
     lines = [
         f"Validation split of {card.version} ({n} cases: " + ", ".join(

@@ -62,10 +62,23 @@ def with_intercept_from(calibration: QualityCalibration, x: np.ndarray, dice: np
 
 def leave_one_out_intercept(calibration: QualityCalibration, x: np.ndarray, dice: np.ndarray) -> np.ndarray:
     """Each held-out case's estimate with the intercept re-fitted on all the other held-out cases."""
+    z = (x - np.array(calibration.mean)) / np.array(calibration.scale)
+    return _level_left_out(z @ np.array(calibration.coef), dice)
+
+
+def slopes_from(x_fit: np.ndarray, dice_fit: np.ndarray, x: np.ndarray, dice: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+    """Like :func:`leave_one_out_intercept` for any features: slopes fitted on (x_fit, dice_fit), each case
+    of (x, dice) estimated with the level fitted on the others (candidates the product lacks too)."""
+    mean, scale, w = _solve(x_fit, dice_fit, ridge)
+    return _level_left_out(((x - mean) / scale) @ w[1:], dice)
+
+
+def _level_left_out(slope_part: np.ndarray, dice: np.ndarray) -> np.ndarray:
     out = np.empty(len(dice))
+    residual = _log_error(dice) - slope_part
     for i in range(len(dice)):
-        keep = np.arange(len(dice)) != i
-        out[i] = predict(with_intercept_from(calibration, x[keep], dice[keep]), x[i : i + 1])[0]
+        level = float(np.mean(np.delete(residual, i)))
+        out[i] = np.clip(1.0 - np.exp(level + slope_part[i]), 0.0, 1.0)
     return out
 
 
