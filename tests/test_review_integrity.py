@@ -20,6 +20,7 @@ import pytest
 from qtpy.QtCore import QTimer
 
 from napari_lung_unet.store.corrections import CorrectionsStore
+from napari_lung_unet.widget import strings
 from review_machine import (
     CONVENTIONS, PLUGIN, SETTLE_S, VERSIONS, WARDS, WIDGET, Delays, dock_question, make_wards, press_shift_a, settle,
     two_convention_models,
@@ -208,3 +209,19 @@ def test_a_damaged_worklist_json_opens_with_a_message(dock, qtbot, wards: Path, 
     settled(qtbot, widget)
     (record, _mask), = records(widget)
     assert record.convention in CONVENTIONS, record.convention
+
+
+def test_a_reset_while_a_refine_runs_leaves_no_refining_line(dock, qtbot, wards: Path, slow):
+    """The bench's open status race (docs/reliability.md): chase(refine, reset, 45 ms) left "Refining…" on
+    screen with nothing running, because the dropped refine said nothing."""
+    widget = dock
+    open_ward(qtbot, widget, wards / WARDS[0])
+    lungs = widget.lungs_layer()
+    centre = tuple(int(v) for v in np.argwhere(lungs.data == 1).mean(axis=0))
+    widget.review.refine.click(*centre, False)  # its answer comes 0.4 s late
+    assert widget.status_label.text() == strings.REFINING
+    widget.review.reset_to_proposal()  # nothing edited yet: no question, the proposal is back at once
+    settled(qtbot, widget)
+    assert widget.review.refine.worker is None
+    assert widget.status_label.text() == strings.REFINE_DROPPED_REPLACED
+    assert np.array_equal(lungs.data, widget.state.proposal())  # the dropped refine wrote nothing

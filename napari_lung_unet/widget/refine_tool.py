@@ -232,3 +232,7 @@ class RefineTool(QObject):
     def _finished(self) -> None:
         self.worker = None
         self._run_next()
+        if self.worker is None and self.state.last_status == strings.REFINING:
+            # its answer was dropped (Reset, a new proposal or mask while it ran) and nothing said so since:
+            # the line never tells of work that has ended
+            self.state.status.emit(strings.REFINE_DROPPED_REPLACED)

@@ -221,3 +221,4 @@ HELD_TEXT = "{case_id} is {line}. Accept it anyway? Your mask replaces any they 
 HELD_YES = "Accept anyway"
 HELD_KEEP = "Cancel"
 REFINE_DROPPED = "A refine was dropped: the mask changed while it ran. Click again."
+REFINE_DROPPED_REPLACED = "A refine was dropped: its mask was replaced while it ran."
