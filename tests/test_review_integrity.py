@@ -225,3 +225,36 @@ def test_a_reset_while_a_refine_runs_leaves_no_refining_line(dock, qtbot, wards:
     assert widget.review.refine.worker is None
     assert widget.status_label.text() == strings.REFINE_DROPPED_REPLACED
     assert np.array_equal(lungs.data, widget.state.proposal())  # the dropped refine wrote nothing
+
+
+def answer_replace(widget) -> None:  # noqa: ANN001
+    """Click "replace" on the open question."""
+    from qtpy.QtWidgets import QMessageBox
+
+    box = dock_question(widget)
+    assert box is not None, "no question was asked"
+    [act] = [b for b in box.buttons() if box.buttonRole(b) == QMessageBox.ButtonRole.DestructiveRole]
+    act.click()
+
+
+def test_a_replace_answer_covers_no_stroke_made_after_it(dock, qtbot, wards: Path, slow):
+    """The bench's open no-silent-loss race (docs/reliability.md): 'replace' answered for a convention switch
+    while a proposal ran; the switch's proposal, owed until that one ended, took a stroke painted after the answer."""
+    widget = dock
+    open_ward(qtbot, widget, wards / WARDS[0])
+    paint_an_edit(widget.lungs_layer())
+    widget.review.propose()  # over the edits: asked
+    answer_replace(widget)
+    assert widget.state.running  # its answer comes 0.4 s late
+    combo = widget.convention.combo
+    combo.setCurrentIndex(combo.findData(CONVENTIONS[1]))  # still edited: asked again
+    answer_replace(widget)  # whole-lung is owed once the running proposal ends
+    layer = widget.lungs_layer()
+    at = (layer.data.shape[0] // 2, 3 * layer.data.shape[1] // 4)
+    layer.brush_size = 30
+    layer.paint(at, 1 if layer.data[at] != 1 else 2)  # a stroke after the answer, while the proposal runs
+    after = np.array(layer.data, copy=True)
+    keep = answer_keep_when_asked(widget)
+    settled(qtbot, widget)
+    keep.stop()
+    np.testing.assert_array_equal(widget.lungs_layer().data, after, err_msg="a stroke made after 'replace' was replaced")

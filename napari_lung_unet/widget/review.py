@@ -43,7 +43,9 @@ class ReviewController(QObject):
         self.display = Display(state, self.edits.watch)
         self.navigation = Navigator(state, self.display, self.edits, self._propose_case)
         # (case id, whether over its mask) a proposal the open case is owed once the running one ends
-        self._owed: tuple[Case, bool] | None = None  # the open case owed a proposal (the object: names repeat across worklists)
+        # the open case owed a proposal (the object: names repeat across worklists), whether it may replace the mask,
+        # and the mask's generation when that was allowed (an answer 'replace' covers no stroke made after it)
+        self._owed: tuple[Case, bool, int] | None = None
         self._written: ProposalResult | None = None  # the last proposal put into a mask
         self._kept: int | None = None  # the token of a case whose edits were kept through a convention switch
         self.decide = Decide(state, lambda case: self.navigation.advance(leaving=case))
@@ -223,7 +225,18 @@ class ReviewController(QObject):
     def _propose_case(self) -> None:
         """The open case needs a proposal: now, or once the running one ends (the latest case wins)."""
         if self.runner.propose() is None and self.state.running and self.state.case is not None:
-            self._owed = (self.state.case, False)
+            self._owed = (self.state.case, False, self.state.life.generation(self.state.image_id or ""))
+
+    def _ask_again(self) -> None:
+        """The owed proposal would replace strokes made after the clinician's 'replace': ask about those."""
+        state, token = self.state, self.state.life.token
+        convention = state.convention or "the model's own"
+
+        def keep() -> None:
+            self._kept = token  # this case keeps its mask and the convention it was drawn in
+            self._say_kept()
+
+        ask_to_replace(state, strings.WHAT_CONVENTION.format(convention=convention), self.runner.propose, keep)
 
     def _on_convention_changed(self, _convention: object) -> None:
         """The open case is proposed again in the worklist's new convention, now or after the running one
@@ -231,7 +244,7 @@ class ReviewController(QObject):
         if not (self.state.reviewing_case() and self.state.auto_propose) or self._kept == self.state.life.token:
             return
         if self.state.running:  # its result is dropped (_current); the last choice is proposed after it
-            self._owed = (self.state.case, True)
+            self._owed = (self.state.case, True, self.state.life.generation(self.state.image_id or ""))
         else:
             self.runner.propose()
 
@@ -244,6 +257,9 @@ class ReviewController(QObject):
         if result is not None and result is self._written and self._case_of(result) is case:
             return  # the run that ended was this case's, and it is shown
         over_mask = owed[1]
+        if over_mask and state.life.generation(state.image_id or "") != owed[2] and state.has_edits():
+            self._ask_again()  # painted after the answer that allowed the replacement: it did not cover these strokes
+            return
         layer = state.labels_layer()
         if not over_mask and (state.proposal() is not None or (layer is not None and layer.data.any())):
             return  # it has a mask by now (painted meanwhile): nothing to propose over
