@@ -12,7 +12,8 @@ data; for a look on this machine, not for committing.
 The refine shot is a CC BY 4.0 X-ray shipped with the package (``napari_lung_unet/reference``,
 attributed in its ``attribution.csv`` and the README) with the bundled model's lung-fields
 proposal and one positive click inside the largest region V7 Labs' whole-lung mask has and the
-proposal misses (the lung behind the heart): the click the simulated reviewer would make.
+proposal misses (the lung behind the heart): the click the simulated reviewer would make. The
+quality-hint shot is another shipped CC BY X-ray with "Show where unsure" ticked.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from launch import dismiss_toasts  # noqa: E402 - the launcher's own screenshot 
 
 SIZES = ((1366, 768), (1920, 1080))
 REFINE_CASE = "41182_2020_203_Fig3_HTML"  # CC BY 4.0 (reference/attribution.csv); never a Montgomery/Shenzhen image
+UNSURE_CASE = "3fd337c1"  # CC BY 3.0 (reference/attribution.csv): the bundled model doubts its left lung
 WAIT_S = 300.0
 
 
@@ -141,6 +143,20 @@ def shoot_refine(out: Path, device: str, size: tuple[int, int] = (1366, 768)) ->
     return take(viewer, app, out / f"refine_{size[0]}x{size[1]}.png")
 
 
+def shoot_unsure(out: Path, device: str, size: tuple[int, int] = (1366, 768)) -> Path:
+    """The dock's quality hint on a CC BY X-ray the bundled model doubts: the model line and "Show where unsure"."""
+    from napari_lung_unet.images.read import read_xray
+
+    reference = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "reference"
+    viewer, app, widget, finished = window(size, device)
+    viewer.add_image(read_xray(reference / "images" / f"{UNSURE_CASE}.png").pixels, name=UNSURE_CASE, colormap="gray")
+    widget.propose()
+    wait_until(lambda: finished, app)
+    widget.unsure.toggle.setChecked(True)
+    widget.scroll.ensureWidgetVisible(widget.unsure.toggle)  # the model line and the box, on a laptop's height
+    return take(viewer, app, out / f"unsure_{size[0]}x{size[1]}.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from napari_lung_unet.settings import HOME_ENV
@@ -152,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = case_folder(work / f"{size[0]}x{size[1]}", args.real)  # a fresh worklist each: its first proposal is shown
         print(f"screenshots: wrote {shoot(size, folder, args.out, args.device)}")
     print(f"screenshots: wrote {shoot_refine(args.out, args.device)}")
+    print(f"screenshots: wrote {shoot_unsure(args.out, args.device)}")
     return 0
 
 
