@@ -182,8 +182,8 @@ def test_a_worker_that_died_between_images_costs_no_image(tmp_path: Path, tiny_m
     settings.output.mkdir()
     jobs, _ = plan_outputs(inputs, settings.output, overlay=False)
     with start_workers(2) as pool:
-        _wait(lambda: len(_workers(psutil.Process())) == 2, 60, "two workers")
-        _workers(psutil.Process())[0].kill()
+        _wait(lambda: len(pool.pids()) == 2, 60, "two workers")
+        psutil.Process(pool.pids()[0]).kill()
         _wait(lambda: _refuses_work(pool), 30, "the pool to notice its dead worker")
         outcomes = list(run_local(jobs, predictor, loaded.path, settings, plan(2, torch.device("cpu")), 1, pool))
     assert sorted(job.path for job, _ in outcomes) == sorted(inputs)

@@ -74,6 +74,10 @@ class Workers:
         self._start()
         return lost
 
+    def pids(self) -> list[int]:
+        """The process ids of the pool's workers started so far (for a monitor: ps, a test's kill)."""
+        return [process.pid for process in list((getattr(self._pool, "_processes", None) or {}).values())]
+
     def kill(self) -> None:
         """Stop now: queued work is dropped and running work is killed, as a SIGKILL of the run would."""
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
