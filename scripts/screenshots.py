@@ -123,18 +123,26 @@ def deepest_missed(truth, labels) -> tuple[int, int]:
     return int(row), int(col)
 
 
+REFERENCE = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "reference"
+
+
+def proposed_reference(case: str, device: str, size: tuple[int, int]):  # noqa: ANN201 - napari and Qt types load lazily
+    """A window with one shipped CC BY reference X-ray and the bundled model's proposal in."""
+    from napari_lung_unet.images.read import read_xray
+
+    viewer, app, widget, finished = window(size, device)
+    viewer.add_image(read_xray(REFERENCE / "images" / f"{case}.png").pixels, name=case, colormap="gray")
+    widget.propose()
+    wait_until(lambda: finished, app)
+    return viewer, app, widget
+
+
 def shoot_refine(out: Path, device: str, size: tuple[int, int] = (1366, 768)) -> Path:
     import imageio.v3 as iio
     import numpy as np
 
-    from napari_lung_unet.images.read import read_xray
-
-    reference = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "reference"
-    viewer, app, widget, finished = window(size, device)
-    viewer.add_image(read_xray(reference / "images" / f"{REFINE_CASE}.png").pixels, name=REFINE_CASE, colormap="gray")
-    widget.propose()
-    wait_until(lambda: finished, app)
-    truth = iio.imread(reference / "whole-lung" / f"{REFINE_CASE}.png") > 0
+    viewer, app, widget = proposed_reference(REFINE_CASE, device, size)
+    truth = iio.imread(REFERENCE / "whole-lung" / f"{REFINE_CASE}.png") > 0
     refined: list[object] = []
     widget.review.refine.refined.connect(refined.append)
     widget.controls.refine.click()  # Refine mode, as Shift-F
@@ -145,13 +153,7 @@ def shoot_refine(out: Path, device: str, size: tuple[int, int] = (1366, 768)) ->
 
 def shoot_unsure(out: Path, device: str, size: tuple[int, int] = (1366, 768)) -> Path:
     """The dock's quality hint on a CC BY X-ray the bundled model doubts: the model line and "Show where unsure"."""
-    from napari_lung_unet.images.read import read_xray
-
-    reference = Path(__file__).resolve().parents[1] / "napari_lung_unet" / "reference"
-    viewer, app, widget, finished = window(size, device)
-    viewer.add_image(read_xray(reference / "images" / f"{UNSURE_CASE}.png").pixels, name=UNSURE_CASE, colormap="gray")
-    widget.propose()
-    wait_until(lambda: finished, app)
+    viewer, app, widget = proposed_reference(UNSURE_CASE, device, size)
     widget.unsure.toggle.setChecked(True)
     widget.scroll.ensureWidgetVisible(widget.unsure.toggle)  # the model line and the box, on a laptop's height
     return take(viewer, app, out / f"unsure_{size[0]}x{size[1]}.png")
