@@ -42,9 +42,11 @@ def test_the_unsure_overlay_follows_the_case_and_comes_back_with_its_cached_prop
     wait_case_open(qtbot, widget, CASES[0])
     assert _overlays(viewer) == []  # off until asked: the review shows the X-ray and its mask only
 
+    image, mask = widget.state.image(), widget.state.labels_layer()
     widget.unsure.toggle.setChecked(True)
     [overlay] = _overlays(viewer)
-    image, mask = widget.state.image(), widget.state.labels_layer()
+    assert widget.state.image().unique_id == image.unique_id  # still the X-ray under review, not the overlay
+    assert [widget.image_combo.itemData(i) for i in range(widget.image_combo.count())] == [image.unique_id]
     # the worker's own doubt map for this X-ray, and where it lies: over the X-ray, edge to edge
     expected = quality_hint(Predictor.from_registry(device="cpu").predict(read_xray(folder / f"{CASES[0]}.png"))).heat
     assert expected.max() > 0  # the model doubts part of this X-ray

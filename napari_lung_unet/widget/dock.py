@@ -52,7 +52,7 @@ from .proposals import ProposalRunner
 from .qt_bits import RefreshingComboBox, column, device_available, group, narrow, wrapping
 from .readouts import ReadoutsLabel
 from .review import ReviewController
-from .unsure_overlay import UnsureOverlay
+from .unsure_overlay import UnsureOverlay, is_overlay
 from .worklist_panel import WorklistPanel
 from .warm_up import warm_up
 from .writer import DiskWriter
@@ -288,7 +288,7 @@ class LungUNetWidget(QWidget):
 
     # -- choices ---------------------------------------------------------------
     def image_layers(self) -> list[Image]:
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image) and not is_overlay(layer)]
 
     def refresh_image_layers(self, select: Image | None = None) -> None:
         """Re-list Image layers, keeping the current choice (even if renamed) unless ``select`` is given.
@@ -311,7 +311,7 @@ class LungUNetWidget(QWidget):
     def _on_layers_changed(self, event: Any = None) -> None:
         inserted = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
         # a newly added image is almost always the one the user wants to segment next
-        self.refresh_image_layers(select=inserted if isinstance(inserted, Image) else None)
+        self.refresh_image_layers(select=inserted if isinstance(inserted, Image) and not is_overlay(inserted) else None)
 
     def _on_active_layer(self, event: Any = None) -> None:
         """Selecting an image's mask in the layer list makes that image the one reviewed."""

@@ -45,7 +45,7 @@ class UnsureOverlay(QObject):
 
     def layer(self) -> Any | None:
         for layer in self.state.viewer.layers:
-            if layer.metadata.get(KEY):
+            if is_overlay(layer):
                 return layer
         return None
 
@@ -105,6 +105,11 @@ class UnsureOverlay(QObject):
 
 
 KEY = "lung_unet_unsure"  # the overlay layer's metadata mark
+
+
+def is_overlay(layer: Any) -> bool:
+    """Whether ``layer`` is this overlay: an Image layer, but never an X-ray to review."""
+    return bool(getattr(layer, "metadata", {}).get(KEY))
 
 
 def _read_heat(path: Path, labels: np.ndarray) -> tuple[np.ndarray, str] | None:
