@@ -57,9 +57,10 @@ class UnsureOverlay(QObject):
                 viewer.layers.remove(layer)
             return
         entry, image = self.state.reviewed_proposal(), self.state.image()
-        if entry is None or entry.heat is None or image is None or tuple(image.data.shape[-2:]) != entry.labels.shape[-2:]:
+        if (entry is None or entry.heat is None or image is None or not image.visible
+                or tuple(image.data.shape[-2:]) != entry.labels.shape[-2:]):
             if layer is not None:
-                layer.visible = False  # nothing known for this image (yet): never another image's map
+                layer.visible = False  # nothing known for this image (yet), or it left the screen: never another patient's map
             return
         heat = entry.heat
         factor = np.array(entry.labels.shape[-2:], float) / np.array(heat.shape, float)
