@@ -177,3 +177,5 @@ def test_a_fine_tune_keeps_its_parents_calibration(isolated_home: Path, tmp_path
                                      forgetting_budget=TINY_BUDGET))
     card = registry.card(result.version)
     assert card.parent == "base" and card.quality == calibration and card.quality.model_version == "base"
+    assert result.summary[-1] == (f"Expected Dice: {result.version} keeps base's calibration (fitted on base's outputs); "
+                                  "a fine-tune does not re-fit it.")

@@ -220,7 +220,8 @@ def concat(parts: list[ArrayData]) -> ArrayData:
                      torch.cat([p.outputs if p.outputs is not None else torch.zeros(len(p), dtype=torch.int64) for p in parts]))
 
 
-def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str, version: str, ewc: float) -> list[str]:
+def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str, version: str, ewc: float,
+             quality_of: str | None = None) -> list[str]:
     n_corr = len(inputs.train_pairs) + (0 if inputs.holdout_trained else len(inputs.holdout_pairs))
     trained = f"Trained {version} from {parent} on {len(inputs.train_pairs)} of your {n_corr} corrections"
     if not inputs.holdout_trained:
@@ -244,6 +245,9 @@ def _summary(inputs: Inputs, checks: list[gate.Check], reason: str, parent: str,
                      f"only those accepted as {inputs.train_pairs[0].convention} were asked for (--convention).")
     lines += [c.line() for c in checks]
     lines.append(reason[0].upper() + reason[1:] + ".")
+    if quality_of:  # issue 29: a fine-tune re-calibrates expected Dice, or says it did not
+        lines.append(f"Expected Dice: {version} keeps {parent}'s calibration (fitted on {quality_of}'s outputs); "
+                     "a fine-tune does not re-fit it.")
     return lines
 
 
@@ -352,7 +356,8 @@ def _finetune(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, inpu
             cand_card.status, cand_card.notes = "rejected", reason
             registry.update_card(cand_card)
     result = FinetuneResult(version, card.version, status, reason, [c.to_dict() for c in checks],
-                            _summary(inputs, checks, reason, card.version, version, cfg.ewc), before, after,
+                            _summary(inputs, checks, reason, card.version, version, cfg.ewc,
+                                     card.quality.model_version if card.quality is not None else None), before, after,
                             time.perf_counter() - t0, len(inputs.train_pairs), len(inputs.holdout_pairs),
                             snapshot=inputs.snapshot_line())
     emit({"stage": "done", "result": result})
