@@ -4,7 +4,9 @@ With --rollback VERSION, make VERSION current again (for example after a fine-tu
 turned out worse); the weights stay on disk, so any version can be made current later.
 With --promote VERSION, accept a fine-tuned version that the gate kept "unverified" (the
 original validation data was not on this computer): it becomes current only if its parent
-still is, so a rollback made meanwhile is not undone.
+still is, so a rollback made meanwhile is not undone. With --recheck VERSION, score a kept
+candidate against the current model on the corrections accepted since it was made: where the
+verdict could not yet measure a small gain, later corrections can.
 """
 
 from __future__ import annotations
@@ -35,11 +37,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--rollback", metavar="VERSION", help="make VERSION the current model")
     group.add_argument("--promote", metavar="VERSION", help="accept an unverified fine-tuned VERSION as the current model")
+    group.add_argument("--recheck", metavar="VERSION", help="score a kept fine-tuned VERSION against the current model on "
+                       "the corrections accepted since it was made (the verdict's paired test)")
+    p.add_argument("--corrections", metavar="DIR", help="corrections store for --recheck (default: the widget's store)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     registry = Registry()
+    if args.recheck:
+        from pathlib import Path
+
+        from training.recheck import recheck  # lazy: it loads torch models; listing versions does not
+
+        print(printable(recheck(args.recheck, Path(args.corrections) if args.corrections else corrections_dir(), registry).line()))
+        return 0
     if args.promote:
         card = registry.card(args.promote)
         if not card.parent:
