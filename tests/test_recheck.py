@@ -49,7 +49,7 @@ def _accept(store: CorrectionsStore, case_id: str, seed: int, minutes: float) ->
               CorrectionRecord(case_id, f"/x/{case_id}.png", "0" * 64, "base", 0.1, accepted=accepted))
 
 
-def test_the_candidate_is_scored_on_the_corrections_accepted_since_it_was_made(registry: Registry, tmp_path: Path) -> None:
+def test_the_candidate_is_scored_on_the_corrections_accepted_since_it_was_made(registry: Registry, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     store = CorrectionsStore(tmp_path / "corrections")
     _accept(store, "before0", 40, -5)  # accepted before the candidate: it may have trained on it
     _accept(store, "trained0", 41, 5)  # a re-accept of a case it trained on
@@ -69,11 +69,13 @@ def test_the_candidate_is_scored_on_the_corrections_accepted_since_it_was_made(r
     assert line.startswith(f"On your 4 corrections accepted since cand was made: base {np.mean(result.before):.4f}, "
                            f"cand {np.mean(result.after):.4f}")
     assert result.test.n == 4 and abs(result.test.mean_gain - (np.mean(result.after) - np.mean(result.before))) < 1e-9
-    if not result.test.gained:
-        assert "lung-unet models --rollback" not in line
+    assert line.endswith("a gain beyond their noise (" + result.test.method + ").") == result.test.gained
 
+    capsys.readouterr()
     code = main(["models", "--recheck", "cand", "--corrections", str(store.root)])
-    assert code == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0 and printed[0] == line
+    assert printed[1:] == (["Make it current: lung-unet models --rollback cand"] if result.test.gained else [])
 
 
 def test_a_recheck_that_cannot_run_says_why(registry: Registry, tmp_path: Path, capsys) -> None:  # noqa: ANN001

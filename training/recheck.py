@@ -42,7 +42,7 @@ class Recheck:
         head = (f"On your {n} correction{'s' * (n != 1)} accepted since {self.version} was made: "
                 f"{self.current} {before:.4f}, {self.version} {after:.4f} ({100 * (after - before):+.2f} points)")
         if self.test.gained:
-            return f"{head}: a gain beyond their noise ({self.test.method}). Make it current: lung-unet models --rollback {self.version}"
+            return f"{head}: a gain beyond their noise ({self.test.method})."
         if self.test.worse:
             return f"{head}: worse; keep {self.current}."
         more = ("" if self.test.needed is None or self.test.needed - n > MAX_SUGGESTED

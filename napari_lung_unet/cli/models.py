@@ -50,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
         from training.recheck import recheck  # lazy: it loads torch models; listing versions does not
 
-        print(printable(recheck(args.recheck, Path(args.corrections) if args.corrections else corrections_dir(), registry).line()))
+        result = recheck(args.recheck, Path(args.corrections) if args.corrections else corrections_dir(), registry)
+        print(printable(result.line()))
+        if result.test.gained:
+            print(printable(f"Make it current: lung-unet models --rollback {result.version}"))
         return 0
     if args.promote:
         card = registry.card(args.promote)

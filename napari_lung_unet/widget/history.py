@@ -13,6 +13,11 @@ points CURRENT at them, and waits for the registry's lock (up to 60 s while a fi
 Meanwhile the panel shows a wait and refuses a second switch; the rows and the model box follow
 once it is done.
 
+**Recheck on later cases** runs ``lung-unet models --recheck VERSION`` in its own process (it loads two
+models and reads the store): the selected candidate against the current model on the corrections
+accepted since it was made. Its line is shown under the buttons; a gain there is made current with
+the button above, which asks first for a version the gate kept out.
+
 Below the rows, the loop's payoff on the clinician's own cases (:mod:`.payoff_view`): per proposing
 version, the cases accepted and how much of each proposal was changed. It is read from the store's
 records on the same worker, after every accept and every change of the registry.
@@ -21,6 +26,8 @@ records on the same worker, after every accept and every change of the registry.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -70,6 +77,7 @@ def row_text(card: ModelCard) -> str:
 class HistoryPanel(QWidget):
     current_changed = Signal(str)  # the version made current by a rollback
     payoff_shown = Signal()  # the payoff rows were read and shown
+    rechecked = Signal(str)  # the recheck's line (or its error), once shown
 
     def __init__(self, store_dir: Path | None = None) -> None:
         super().__init__()
@@ -106,10 +114,20 @@ class HistoryPanel(QWidget):
         self.rollback = QPushButton(strings.ROLLBACK)
         self.rollback.setToolTip(strings.ROLLBACK_TIP)
         self.rollback.clicked.connect(self.make_selected_current)
+        self.recheck = QPushButton(strings.RECHECK)
+        self.recheck.setToolTip(strings.RECHECK_TIP)
+        self.recheck.clicked.connect(self.recheck_selected)
+        self.recheck.setVisible(store_dir is not None)
+        self.recheck_result = QLabel("")
+        self.recheck_result.setWordWrap(True)  # a long line wraps in the 240-px dock
+        self.recheck_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.recheck_result.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
         layout.addWidget(self.rollback)
+        layout.addWidget(self.recheck)
+        layout.addWidget(self.recheck_result)
         layout.addWidget(self.wait_label)
         layout.addWidget(self.wait_bar)
         layout.addWidget(self.payoff)
@@ -193,6 +211,33 @@ class HistoryPanel(QWidget):
             self._ask(card)
             return False
         return self._make_current(version)
+
+    def recheck_selected(self) -> bool:
+        """Recheck the selected version in a process of its own; True once started (:attr:`rechecked` says the line)."""
+        version = self.selected_version()
+        if version is None or self.store_dir is None:
+            return False
+        self.recheck.setEnabled(False)
+        self.recheck_result.setText(strings.RECHECKING.format(version=version))
+        self.recheck_result.setVisible(True)
+        self._pool.submit(self._run_recheck, version, self.store_dir)
+        return True
+
+    def _run_recheck(self, version: str, store_dir: Path) -> None:
+        """On the worker: the product's own command line (the widget never imports the training package)."""
+        args = [sys.executable, "-m", "napari_lung_unet.cli", "models", "--recheck", version, "--corrections", str(store_dir)]
+        try:
+            done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=1800)
+            # the finding is the first line (the next one gives the command a terminal user would type)
+            line = (done.stdout.strip().splitlines()[:1] or done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"])[0]
+        except (OSError, subprocess.SubprocessError) as exc:
+            line = f"error: could not run the recheck: {exc}"
+        on_gui_thread(self, lambda: self._on_rechecked(line))
+
+    def _on_rechecked(self, line: str) -> None:
+        self.recheck.setEnabled(True)
+        self.recheck_result.setText(line)
+        self.rechecked.emit(line)
 
     def _ask(self, card: ModelCard) -> None:
         why = card.notes or strings.ASK_NO_REASON

@@ -190,6 +190,10 @@ ROLLBACK_TIP = "Roll back (or forward) to the selected model version; new propos
 ROLLED_BACK = "{version} is now the current model."
 HISTORY_SWITCHING = "Making {version} current: loading its weights…"
 HISTORY_BUSY = "Still making {version} current; try again when it is."
+RECHECK = "Recheck on later cases"
+RECHECK_TIP = ("Score the selected fine-tuned version against the current model on the cases you accepted since it was "
+               "made (neither trained on them): a small gain the fine-tune's own held-out cases could not show may show now.")
+RECHECKING = "Rechecking {version} on the cases accepted since it was made…"
 ASK_TITLE = "Make a {status} model current?"
 ASK_TEXT = "{version} is {status}: {why}.\n\nMake it the current model anyway? New proposals will use it."
 ASK_NO_REASON = "the fine-tune check did not make it current"
