@@ -60,8 +60,10 @@ class Workers:
         Survivors the broken pool ended itself (SIGTERM) are not named: their jobs may run again.
         """
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
-        for process in processes:
-            process.join(timeout=10)  # the broken pool has ended them all; their exit codes say how
+        # The broken pool's own thread SIGTERMs the survivors and joins every worker: wait for it, then read
+        # the exit codes it collected. Joining a worker beside it made two readers of the forkserver's one
+        # status pipe per worker, and the loser read "exit code 255" for a survivor it had ended (CI, flaky).
+        self._pool.shutdown(wait=True, cancel_futures=True)
         held = {self._slots[2 * i]: self._slots[2 * i + 1] for i in range(self.n) if self._slots[2 * i]}
         lost = {}
         for process in processes:
@@ -69,7 +71,6 @@ class Workers:
             code = process.exitcode
             if token != IDLE and code is not None and code != -signal.SIGTERM:
                 lost[token] = death_reason(code)
-        self._pool.shutdown(wait=False, cancel_futures=True)
         self.replaced += 1
         self._start()
         return lost
