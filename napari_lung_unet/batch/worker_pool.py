@@ -59,7 +59,7 @@ class Workers:
 
         Survivors the broken pool ended itself (SIGTERM) are not named: their jobs may run again.
         """
-        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        processes = self._processes()
         # The broken pool's own thread SIGTERMs the survivors and joins every worker: wait for it, then read
         # the exit codes it collected. Joining a worker beside it made two readers of the forkserver's one
         # status pipe per worker, and the loser read "exit code 255" for a survivor it had ended (CI, flaky).
@@ -77,11 +77,15 @@ class Workers:
 
     def pids(self) -> list[int]:
         """The process ids of the pool's workers started so far (for a monitor: ps, a test's kill)."""
-        return [process.pid for process in list((getattr(self._pool, "_processes", None) or {}).values())]
+        return [process.pid for process in self._processes()]
+
+    def _processes(self) -> list[Any]:
+        """The pool's worker processes started so far (the executor keeps them in a private dict)."""
+        return list((getattr(self._pool, "_processes", None) or {}).values())
 
     def kill(self) -> None:
         """Stop now: queued work is dropped and running work is killed, as a SIGKILL of the run would."""
-        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        processes = self._processes()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.kill()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ..nn.card import ModelCard
@@ -46,8 +47,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     registry = Registry()
     if args.recheck:
-        from pathlib import Path
-
         from training.recheck import recheck  # lazy: it loads torch models; listing versions does not
 
         result = recheck(args.recheck, Path(args.corrections) if args.corrections else corrections_dir(), registry)

@@ -90,6 +90,8 @@ class HistoryPanel(QWidget):
         self.confirm: QMessageBox | None = None  # the open "make it current anyway?" question
         self.switching: str | None = None  # the version being made current (on the worker)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lung-unet-registry")
+        # a recheck takes minutes: on a thread of its own, so a rollback or a payoff read never waits behind it
+        self._recheck_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lung-unet-recheck")
         prepare()  # the worker hands its result back through the dispatcher
         self.wait_label = QLabel("")
         self.wait_label.setWordWrap(True)
@@ -220,7 +222,7 @@ class HistoryPanel(QWidget):
         self.recheck.setEnabled(False)
         self.recheck_result.setText(strings.RECHECKING.format(version=version))
         self.recheck_result.setVisible(True)
-        self._pool.submit(self._run_recheck, version, self.store_dir)
+        self._recheck_pool.submit(self._run_recheck, version, self.store_dir)
         return True
 
     def _run_recheck(self, version: str, store_dir: Path) -> None:

@@ -225,7 +225,15 @@ class ReviewController(QObject):
     def _propose_case(self) -> None:
         """The open case needs a proposal: now, or once the running one ends (the latest case wins)."""
         if self.runner.propose() is None and self.state.running and self.state.case is not None:
-            self._owed = (self.state.case, False, self.state.life.generation(self.state.image_id or ""))
+            self._owe(over_mask=False)
+
+    def _owe(self, over_mask: bool) -> None:
+        assert self.state.case is not None
+        self._owed = (self.state.case, over_mask, self._generation())
+
+    def _generation(self) -> int:
+        """The reviewed mask's generation: it changes with every stroke, proposal and refine written into it."""
+        return self.state.life.generation(self.state.image_id or "")
 
     def _ask_again(self) -> None:
         """The owed proposal would replace strokes made after the clinician's 'replace': ask about those."""
@@ -244,7 +252,7 @@ class ReviewController(QObject):
         if not (self.state.reviewing_case() and self.state.auto_propose) or self._kept == self.state.life.token:
             return
         if self.state.running:  # its result is dropped (_current); the last choice is proposed after it
-            self._owed = (self.state.case, True, self.state.life.generation(self.state.image_id or ""))
+            self._owe(over_mask=True)
         else:
             self.runner.propose()
 
@@ -257,7 +265,7 @@ class ReviewController(QObject):
         if result is not None and result is self._written and self._case_of(result) is case:
             return  # the run that ended was this case's, and it is shown
         over_mask = owed[1]
-        if over_mask and state.life.generation(state.image_id or "") != owed[2] and state.has_edits():
+        if over_mask and self._generation() != owed[2] and state.has_edits():
             self._ask_again()  # painted after the answer that allowed the replacement: it did not cover these strokes
             return
         layer = state.labels_layer()
