@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
             registry = Registry(home)
             current = registry.current_version()
             row = {"label": args.label or "lung-unet finetune", "k": k, "version": current, "status": result["status"],
-                   "verdict": _verdict(result), "time": seconds, **scorer.score(registry.load(current))}
+                   "verdict": _verdict(result), "time": seconds, **scorer.score(registry.load(current)),
+                   "checks": result.get("checks", [])}
             if current != result["version"]:
                 row["candidate_dice"] = scorer.score(registry.load(result["version"]), effort=False)["dice"]
             rows.append(row)

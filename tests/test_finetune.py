@@ -68,16 +68,28 @@ def test_without_base_data_a_good_candidate_waits_for_a_yes(trained_parent: Regi
     assert "explicit yes" in yes.reason
 
 
-def test_a_fine_tune_keeps_every_batchnorm_statistic_and_learns_in_their_scales(trained_parent: Registry, store: Path) -> None:
+@pytest.mark.parametrize("layers", ["decoder", "all"])
+def test_a_fine_tune_keeps_every_batchnorm_statistic_and_learns_in_their_scales(trained_parent: Registry, store: Path, layers: str) -> None:
     """Running statistics replaced by a few batches of windows moved every output; the decoder's
-    normalisation scales and shifts still train."""
-    result = finetune(_cfg(store))
+    normalisation scales and shifts still train. With the encoder free too (a trained parent)."""
+    result = finetune(_cfg(store, train_layers=layers))
     parent, candidate = (trained_parent.load(v).model.state_dict() for v in ("parent", result.version))
     stats = [k for k in parent if k.endswith(("running_mean", "running_var"))]
     assert any(k.startswith("decoders.") for k in stats)
     assert all(torch.equal(parent[k], candidate[k]) for k in stats)
     scales = [k for k in parent if k.startswith("decoders.") and k.endswith(".weight") and parent[k].ndim == 1]
     assert scales and any(not torch.equal(parent[k], candidate[k]) for k in scales)
+
+
+def test_a_tail_fine_tune_frees_only_the_encoders_deepest_block(trained_parent: Registry, store: Path) -> None:
+    """`--train-layers tail`: the decoder and the encoder's last block learn, on features cached below it."""
+    result = finetune(_cfg(store, train_layers="tail"))
+    parent, candidate = (trained_parent.load(v).model.state_dict() for v in ("parent", result.version))
+    deepest = max(int(k.split(".")[1]) for k in parent if k.startswith("encoders."))
+    changed = {k for k in parent if not torch.equal(parent[k], candidate[k])}
+    assert any(k.startswith(f"encoders.{deepest}.") for k in changed)
+    assert not any(k.startswith("encoders.") and not k.startswith(f"encoders.{deepest}.") for k in changed)
+    assert not any(k.endswith(("running_mean", "running_var")) for k in changed)
 
 
 def test_with_base_data_a_good_candidate_is_promoted(base_registry: Registry, tmp_path: Path) -> None:

@@ -70,6 +70,9 @@ TRAINABLE = {
     # the decoder's normalisation scales and shifts only (a few thousand numbers)
     "norm": lambda name: name.startswith("decoders.") and ".conv." in name and name.rsplit(".", 2)[-2] in ("1", "4"),
     "last": lambda name: name.startswith(("head.", "decoders.3.")),  # the full-resolution stage and the head
+    # the decoder and the encoder's deepest block (set free in train_candidate: its index is the
+    # model's depth); the shallower blocks stay cached
+    "tail": lambda name: not name.startswith("encoders."),
 }
 
 
@@ -91,6 +94,19 @@ def freeze_statistics(model: torch.nn.Module) -> None:
             m.eval()
 
 
+def _has_statistics(model: torch.nn.Module) -> bool:
+    return any(int(m.num_batches_tracked) > 0 for m in model.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.num_batches_tracked is not None)
+
+
+def _set_trainable(model: torch.nn.Module, layers: str) -> None:
+    freeze_encoder(model)
+    for name, p in model.named_parameters():
+        p.requires_grad_(TRAINABLE[layers](name))
+    if layers == "tail":
+        model.encoders[-1].requires_grad_(True)
+
+
 def train_candidate(
     parent: torch.nn.Module, corrections: ArrayData, replay: ArrayData | None, reference: Reference | None,
     s: LoopSettings, device: torch.device, emit: Callable[[dict], None], stop: Callable[[], bool],
@@ -102,9 +118,12 @@ def train_candidate(
         model = model.to(memory_format=torch.channels_last)
     model.train()
     if s.train_layers != "all":
-        freeze_encoder(model)
-        for name, p in model.named_parameters():
-            p.requires_grad_(TRAINABLE[s.train_layers](name))
+        _set_trainable(model, s.train_layers)
+    elif _has_statistics(parent):
+        # The parent's BatchNorm statistics with the encoder free too: 100 steps' batches replaced
+        # them and moved the old cases of every convention (docs/benchmarks.md, "the encoder free").
+        # An untrained parent has none worth keeping.
+        freeze_statistics(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=s.lr)
     # Cosine decay to zero: at a constant lr the last few steps decide where the weights land, and
@@ -125,7 +144,7 @@ def train_candidate(
         model.eval()  # still the parent's weights: its own masks in the other conventions
         others = in_other_conventions(model, corr_cache, device) if s.keep_others else None
         model.train()
-        freeze_encoder(model)
+        _set_trainable(model, s.train_layers)
     else:
         corr_ds = AugmentedDataset(corrections, AugmentConfig(), s.seed)
         replay_ds = AugmentedDataset(replay, AugmentConfig(), s.seed + 1) if replay is not None and s.replay_per_batch else None
@@ -149,7 +168,7 @@ def train_candidate(
             pools = [(corr_cache, picks), (replay_cache, replay_picks)]
             if others is not None:
                 pools.append((others, torch.randint(len(others), (s.keep_others,), generator=gen).tolist()))
-            loss, _ = _cached_step(model, pools, opt, scaler, amp, device, pull, s.crop, gen)
+            loss, _ = _cached_step(model, pools, opt, scaler, amp, device, pull, s.crop, gen, s.train_layers == "tail")
         else:
             corr_ds.epoch = step
             items = [corr_ds[i] for i in picks]
@@ -171,13 +190,21 @@ def train_candidate(
 def _cached_step(
     model: torch.nn.Module, pools: list[tuple[FeatureCache | None, list[int]]],
     opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, amp: torch.dtype | None, device: torch.device,
-    pull: Callable[[], torch.Tensor] | None, crop: int = 0, gen: torch.Generator | None = None,
+    pull: Callable[[], torch.Tensor] | None, crop: int = 0, gen: torch.Generator | None = None, tail: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step on cached features: each pool's picks (corrections, replay, other conventions) as one batch."""
     parts = [cache.batch(picks, device, crop, gen) for cache, picks in pools if cache is not None and picks]
     feats = [torch.cat(level) for level in zip(*(p[0] for p in parts))]
     y, outputs = torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])
-    return optimise_step(lambda: model.decode(feats, outputs), y, opt, scaler, amp, device, pull, outputs)
+
+    def forward() -> torch.Tensor:
+        if not tail:
+            return model.decode(feats, outputs)
+        # the deepest level again, through the encoder's last block as it is now
+        deepest = model.encoders[-1](torch.nn.functional.max_pool2d(feats[-2], 2))
+        return model.decode([*feats[:-1], deepest], outputs)
+
+    return optimise_step(forward, y, opt, scaler, amp, device, pull, outputs)
 
 
 @torch.no_grad()

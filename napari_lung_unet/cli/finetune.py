@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay-match", type=of_range(LIMITS["replay_match"]), default=d.replay_match,
                    help="share of the replayed base images drawn in the corrections' convention (default %(default)s)")
     p.add_argument("--train-layers", choices=sorted(TRAINABLE), default=d.train_layers,
-                   help="weights to train: decoder (default), all, norm (decoder normalisation only), last (last stage + head)")
+                   help="weights to train: decoder (default), tail (decoder + the encoder's deepest block), all, norm (decoder normalisation only), last (last stage + head)")
     p.add_argument("--tolerance", type=of_range(LIMITS["tolerance"]), default=d.tolerance, help="allowed base-validation Dice loss")
     p.add_argument("--dataset-tolerance", type=of_range(LIMITS["dataset_tolerance"]), default=d.dataset_tolerance,
                    help="allowed Dice loss on any one base dataset (e.g. Montgomery alone)")
