@@ -239,3 +239,16 @@ def test_killed_finetune_leaves_registry_loadable(base_registry: Registry, store
     assert fresh.current_version() == "base"
     assert fresh.load().card.version == "base"
     assert [c.version for c in fresh.cards()] == [fresh.bundled_version, "base"]
+
+
+def test_the_seed_decides_the_candidate(trained_parent: Registry, store: Path) -> None:
+    """`lung-unet finetune --seed N`: the same seed trains the same weights (a bench repeats a lever
+    with other seeds to tell it from noise); another seed, other weights."""
+    from napari_lung_unet.cli.dispatch import build_parser
+    from napari_lung_unet.cli.finetune import config_from_args
+
+    args = build_parser().parse_args(["finetune", "--corrections", str(store), "--seed", "3"])
+    assert config_from_args(args).seed == 3
+    weights = [trained_parent.load(finetune(_cfg(store, steps=8, seed=seed)).version).model.state_dict() for seed in (3, 3, 4)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert any(not torch.equal(weights[0][k], weights[2][k]) for k in weights[0])

@@ -29,14 +29,3 @@ def test_a_share_larger_than_the_convention_has_takes_all_it_has() -> None:
     assert len(matched) == 40 and sum(p.convention == "whole-lung" for p in matched) == 10
     assert replay_subset(BASE, 200, {"whole-lung"}, 0.5) == BASE  # asked for more than there is: all of it
     assert replay_subset(BASE, 20, {"sideways"}, 0.5) == replay_subset(BASE, 20, {"sideways"}, 0.0)
-
-
-def test_a_fair_spread_replays_a_small_dataset_as_much_as_a_large_one() -> None:
-    """The gate checks each dataset alone: with 60 Shenzhen cases beside 12 Montgomery, an even spread
-    of the rest (14) replays Montgomery 3 times; a fair one, 7 (half)."""
-    base = _pairs(12, "montgomery", "lung-fields") + _pairs(60, "shenzhen", "lung-fields") + _pairs(10, "shenzhen-wl", "whole-lung")
-    even = replay_subset(base, 24, {"whole-lung"}, 0.5)
-    fair = replay_subset(base, 24, {"whole-lung"}, 0.5, fair=True)
-    assert len(fair) == len(set(fair)) == 24 and sum(p.convention == "whole-lung" for p in fair) == 10
-    assert sum(p.dataset == "montgomery" for p in even) == 3
-    assert sum(p.dataset == "montgomery" for p in fair) == 7

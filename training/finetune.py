@@ -67,7 +67,6 @@ class FinetuneConfig:
     # and was rejected for the old whole-lung cases (0.942 -> 0.935); with 0.5 the same gain was promoted,
     # Montgomery +0.3 points
     replay_match: float = 0.5
-    replay_fair: bool = False  # the rest of the replay shared between datasets (finetune_data.replay_subset)
     replay: list[str] | None = None  # base dataset folders; default: the parent's training data if found
     unlabeled: list[str] | None = None  # the user's uncorrected X-rays: pseudo-labelled replay and an agreement check
     max_unlabeled: int = 24
@@ -184,7 +183,7 @@ def _gather(cfg: FinetuneConfig, registry: Registry, parent: LoadedModel, emit: 
     size, norm = card.input_size, card.normalisation
     corrections = load_arrays(train_pairs, size, norm, show_progress=False, conventions=known)
     n_replay = min(len(base_train), math.ceil(len(train_pairs) * cfg.replay_ratio * 4))
-    chosen = replay_subset(base_train, n_replay, {p.convention for p in train_pairs}, cfg.replay_match, cfg.replay_fair)
+    chosen = replay_subset(base_train, n_replay, {p.convention for p in train_pairs}, cfg.replay_match)
     replay = load_arrays(chosen, size, norm, show_progress=False, conventions=known) if n_replay else None
     unlabeled = unlabeled_images(cfg.unlabeled, pairs, cfg.max_unlabeled) if cfg.unlabeled else []
     return Inputs(store, train_pairs, holdout_pairs, holdout_trained, corrections, replay, n_replay,

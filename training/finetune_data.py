@@ -200,21 +200,20 @@ def every(pairs: list, limit: int) -> list:
     return [pairs[int(i * step)] for i in range(limit)]
 
 
-def replay_subset(pairs: list[Pair], limit: int, conventions: set[str], match: float, fair: bool = False) -> list[Pair]:
+def replay_subset(pairs: list[Pair], limit: int, conventions: set[str], match: float) -> list[Pair]:
     """``limit`` base cases to replay, evenly spread; a share ``match`` of them drawn in ``conventions``
     (the corrections'), where the base data has that many. Those are the base cases the gate checks
     the corrections' convention on: an even spread gave a new site's 7 whole-lung corrections only a
-    few of them, and the candidate lost 0.7-1.0 points there (docs/benchmarks.md). ``fair``: the rest
-    shared between datasets (:func:`fair_subset`), so a small one (Montgomery) is replayed as often as
-    the gate checks it alone."""
-    spread = fair_subset if fair else every
+    few of them, and the candidate lost 0.7-1.0 points there (docs/benchmarks.md). The rest is spread
+    evenly: sharing it between datasets (Montgomery replayed as often as Shenzhen) was measured and did
+    not keep Montgomery (docs/benchmarks.md, "round 3")."""
     same = [p for p in pairs if p.convention in conventions]
     n_same = min(len(same), round(match * limit))
     if n_same == 0 or len(pairs) <= limit or len(same) == len(pairs):  # nothing to favour: the even spread
-        return spread(pairs, limit)
+        return every(pairs, limit)
     chosen = every(same, n_same)
     taken = set(chosen)
-    return chosen + spread([p for p in pairs if p not in taken], limit - n_same)
+    return chosen + every([p for p in pairs if p not in taken], limit - n_same)
 
 
 def fair_subset(pairs: list[Pair], limit: int) -> list[Pair]:

@@ -61,7 +61,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--forgetting-budget", type=of_range(LIMITS["forgetting_budget"]), default=d.forgetting_budget,
                    help="allowed estimated drift of predictions on the original training X-rays (Fisher check, nats per pixel)")
     p.add_argument("--device", default=d.device)
-    p.add_argument("--replay-fair", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the augmentations and batches (default: %(default)s)")
     p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")
     p.set_defaults(run=run)
@@ -73,7 +72,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         replay=[] if args.no_replay else args.replay, replay_ratio=args.replay_ratio, replay_match=args.replay_match, unlabeled=args.unlabeled, ewc=args.ewc,
         train_layers=args.train_layers, tolerance=args.tolerance, dataset_tolerance=args.dataset_tolerance,
         forgetting_budget=args.forgetting_budget, promote=args.promote, device=args.device, convention=args.convention,
-        crop=args.crop, keep_others=args.keep_others, seed=args.seed, replay_fair=args.replay_fair,
+        crop=args.crop, keep_others=args.keep_others, seed=args.seed,
     )
 
 
