@@ -61,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--forgetting-budget", type=of_range(LIMITS["forgetting_budget"]), default=d.forgetting_budget,
                    help="allowed estimated drift of predictions on the original training X-rays (Fisher check, nats per pixel)")
     p.add_argument("--device", default=d.device)
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the augmentations and batches (default: %(default)s)")
+    p.add_argument("--seed", type=of_range(LIMITS["seed"]), default=d.seed, help="seed of the augmentations and batches (default: %(default)s)")
     p.add_argument("--json-progress", action="store_true", help="print progress as JSON lines (for the napari widget)")
     p.set_defaults(run=run)
 
