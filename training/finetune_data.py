@@ -206,7 +206,7 @@ def replay_subset(pairs: list[Pair], limit: int, conventions: set[str], match: f
     the corrections' convention on: an even spread gave a new site's 7 whole-lung corrections only a
     few of them, and the candidate lost 0.7-1.0 points there (docs/benchmarks.md). The rest is spread
     evenly: sharing it between datasets (Montgomery replayed as often as Shenzhen) was measured and did
-    not keep Montgomery (docs/benchmarks.md, "round 3")."""
+    not keep Montgomery (docs/benchmarks.md, "Fine-tune levers at a new site, round 3")."""
     same = [p for p in pairs if p.convention in conventions]
     n_same = min(len(same), round(match * limit))
     if n_same == 0 or len(pairs) <= limit or len(same) == len(pairs):  # nothing to favour: the even spread

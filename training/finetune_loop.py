@@ -121,7 +121,7 @@ def train_candidate(
         _set_trainable(model, s.train_layers)
     elif _has_statistics(parent):
         # The parent's BatchNorm statistics with the encoder free too: 100 steps' batches replaced
-        # them and moved the old cases of every convention (docs/benchmarks.md, "the encoder free").
+        # them and moved the old cases of every convention (docs/benchmarks.md, "Fine-tune levers at a new site, round 3").
         # An untrained parent has none worth keeping.
         freeze_statistics(model)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -67,7 +67,7 @@ def base_checks(before: dict[Group, float], after: dict[Group, float], counts: d
     A convention whose cases all come from one dataset has no mean of its own: it is that dataset's
     check, on the same cases, with the tolerance for one dataset's few cases. Held to the pooled
     mean's, 6 old whole-lung Shenzhen cases at -0.66 points rejected a candidate that gained 5 points
-    at a new site while every other check held (docs/benchmarks.md, "one dataset's cases")."""
+    at a new site while every other check held (docs/benchmarks.md, "Half the new site at once, and one dataset's cases")."""
     datasets: dict[str, int] = {}
     for dataset, convention in counts:
         datasets[convention] = datasets.get(convention, 0) + bool(dataset)
