@@ -56,6 +56,9 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--data", nargs="+", default=["base"], choices=["base", "none"], help="with the base data, without, or both")
     ap.add_argument("--lr", type=float, default=FinetuneConfig.lr, help="the fine-tune's learning rate (default: its own)")
+    ap.add_argument("--train-layers", default=FinetuneConfig.train_layers, help="the fine-tune's --train-layers (default: its own)")
+    ap.add_argument("--steps", type=int, default=None, help="the fine-tune's --steps (default: its own)")
+    ap.add_argument("--replay-ratio", type=float, default=FinetuneConfig.replay_ratio, help="the fine-tune's --replay-ratio (default: its own)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     parent = load_model(bundled_model_dir())  # a fresh registry's current model: what a new user fine-tunes
@@ -80,7 +83,8 @@ def main() -> None:
                 os.environ[DATA_ENV] = str(data_dir() if mode == "base" else work / "no_data")
                 try:
                     result = finetune(FinetuneConfig(corrections=str(folder), convention=CONVENTION, home=str(home), device="cpu",
-                                                     lr=args.lr))
+                                                     lr=args.lr, train_layers=args.train_layers, steps=args.steps,
+                                                     replay_ratio=args.replay_ratio))
                 finally:
                     _restore(data)
                 candidate = Registry(home).load(result.version)
@@ -96,7 +100,8 @@ def main() -> None:
                 print(lines[-1], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    lines += ["", f"Parent `{parent.card.version}`, lr {args.lr:g}; {n} corrections a window, of {len(val)} covid_v7labs validation cases "
+    lines += ["", f"Parent `{parent.card.version}`, lr {args.lr:g}, --train-layers {args.train_layers}, steps {args.steps or 'default'}, "
+              f"replay ratio {args.replay_ratio:g}; {n} corrections a window, of {len(val)} covid_v7labs validation cases "
               "(patients it never trained on); ✗: the check failed. 'next cases': the validation cases outside the window, "
               "scored with the candidate whether or not it was promoted."]
     publish(f"Fine-tune promotion at a site the model already draws well (bench/finetune_promotion.py), {parent.card.version}",
