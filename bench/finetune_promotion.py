@@ -31,6 +31,7 @@ from napari_lung_unet.nn.registry import Registry  # noqa: E402
 from napari_lung_unet.settings import DATA_ENV, bundled_model_dir, data_dir  # noqa: E402
 from training.data import split_of_run  # noqa: E402
 from training.evaluate import load_cases, mean_dice, score_cases  # noqa: E402
+from training.finetune_loop import TRAINABLE  # noqa: E402
 from training.finetune import FinetuneConfig, finetune  # noqa: E402
 
 CONVENTION = "whole-lung"
@@ -56,7 +57,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--data", nargs="+", default=["base"], choices=["base", "none"], help="with the base data, without, or both")
     ap.add_argument("--lr", type=float, default=FinetuneConfig.lr, help="the fine-tune's learning rate (default: its own)")
-    ap.add_argument("--train-layers", default=FinetuneConfig.train_layers, help="the fine-tune's --train-layers (default: its own)")
+    ap.add_argument("--train-layers", choices=sorted(TRAINABLE), default=FinetuneConfig.train_layers, help="the fine-tune's --train-layers (default: its own)")
     ap.add_argument("--steps", type=int, default=None, help="the fine-tune's --steps (default: its own)")
     ap.add_argument("--replay-ratio", type=float, default=FinetuneConfig.replay_ratio, help="the fine-tune's --replay-ratio (default: its own)")
     ap.add_argument("--no-record", action="store_true")

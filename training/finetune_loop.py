@@ -63,16 +63,16 @@ class LoopSettings:
     keep_others: int = 1
 
 
-# Which weights a fine-tune may change (the rest keep the parent's values):
-TRAINABLE = {
-    "all": lambda name: True,
-    "decoder": lambda name: not name.startswith("encoders."),
+# Which weights a fine-tune may change (the rest keep the parent's values), by parameter name and
+# the index of the encoder's deepest block:
+TRAINABLE: dict[str, Callable[[str, int], bool]] = {
+    "all": lambda name, deepest: True,
+    "decoder": lambda name, deepest: not name.startswith("encoders."),
     # the decoder's normalisation scales and shifts only (a few thousand numbers)
-    "norm": lambda name: name.startswith("decoders.") and ".conv." in name and name.rsplit(".", 2)[-2] in ("1", "4"),
-    "last": lambda name: name.startswith(("head.", "decoders.3.")),  # the full-resolution stage and the head
-    # the decoder and the encoder's deepest block (set free in train_candidate: its index is the
-    # model's depth); the shallower blocks stay cached
-    "tail": lambda name: not name.startswith("encoders."),
+    "norm": lambda name, deepest: name.startswith("decoders.") and ".conv." in name and name.rsplit(".", 2)[-2] in ("1", "4"),
+    "last": lambda name, deepest: name.startswith(("head.", "decoders.3.")),  # the full-resolution stage and the head
+    # the decoder and the encoder's deepest block; the shallower blocks stay cached
+    "tail": lambda name, deepest: not name.startswith("encoders.") or name.startswith(f"encoders.{deepest}."),
 }
 
 
@@ -101,10 +101,9 @@ def _has_statistics(model: torch.nn.Module) -> bool:
 
 def _set_trainable(model: torch.nn.Module, layers: str) -> None:
     freeze_encoder(model)
+    deepest = len(model.encoders) - 1
     for name, p in model.named_parameters():
-        p.requires_grad_(TRAINABLE[layers](name))
-    if layers == "tail":
-        model.encoders[-1].requires_grad_(True)
+        p.requires_grad_(TRAINABLE[layers](name, deepest))
 
 
 def train_candidate(
